@@ -1,0 +1,53 @@
+from fastio._core.packet cimport Encoded
+
+
+cdef enum ConnState:
+    ST_OPEN = 1
+    ST_CLOSING = 2
+    ST_CLOSED = 3
+
+
+cdef class WSTransport:
+    """A WebSocket that carries a Conn: the native protocol, or an integration's adapter."""
+    cdef public bint ws_paused
+    cpdef ws_write(self, bytes data)
+    cpdef ws_close(self, int code=*, str reason=*)
+
+
+cdef class Flusher:
+    cdef list dirty
+    cdef bint scheduled
+    cdef object loop
+    cdef object _run_cb
+    cdef int mark(self, Conn conn) except -1
+
+
+cdef class Conn:
+    cdef readonly str sid
+    cdef public object handler
+    cdef public object on_message
+    cdef public WSTransport ws
+    cdef readonly bint upgraded
+    cdef public object environ
+    cdef public object data
+    cdef public object poll_waiter
+    cdef public double next_ping
+    cdef public double pong_deadline
+    cdef public Py_ssize_t max_buffer
+    cdef readonly int state
+    cdef readonly str close_reason
+    cdef list wq
+    cdef Py_ssize_t wq_bytes
+    cdef list pollq
+    cdef Flusher flusher
+    cdef bint dirty
+
+    cdef int _mark(self) except -1
+    cdef int _queue_ws(self, bytes frames) except -1
+    cdef int _queue_poll(self, bytes item) except -1
+    cdef int send_encoded(self, Encoded enc) except -1
+    cpdef send_eio(self, bytes pkt)
+    cpdef send_binary(self, object data)
+    cpdef on_packet(self, int ptype, bytes data, bint binary)
+    cpdef flush(self)
+    cpdef close(self, str reason, bint notify_peer=*)

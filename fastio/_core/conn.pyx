@@ -1,0 +1,298 @@
+# cython: language_level=3
+"""Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep.
+
+A ``Conn`` is one Engine.IO session, whichever transport carries it (HTTP long-polling, then
+maybe WebSocket).  Writes never go straight to the socket: they are queued on the ``Conn`` and
+the ``Flusher`` writes every dirty connection once per event-loop iteration, so a read batch or a
+broadcast costs one ``transport.write`` per connection.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from fastio._core.wsframe cimport build_frame_c, OP_TEXT, OP_BINARY
+from fastio._core.packet cimport Encoded
+from fastio._core.eio cimport poll_binary, encode_payload
+
+import base64
+import time
+
+cdef object _monotonic = time.monotonic
+cdef object _b64decode = base64.b64decode
+
+# Engine.IO packet type characters
+cdef enum:
+    C_OPEN = 48
+    C_CLOSE = 49
+    C_PING = 50
+    C_PONG = 51
+    C_MESSAGE = 52
+    C_UPGRADE = 53
+    C_NOOP = 54
+
+
+cdef class WSTransport:
+    """Base of every WebSocket that can carry a ``Conn``.
+
+    The native protocol implements it in C; integrations (ASGI, aiohttp) subclass it in Python.
+    """
+
+    cpdef ws_write(self, bytes data):
+        """Write already-framed bytes to the peer."""
+        raise NotImplementedError
+
+    cpdef ws_close(self, int code=1000, str reason=""):
+        """Send a close frame with ``code`` and close the connection."""
+        raise NotImplementedError
+
+
+@cython.final
+cdef class Flusher:
+    """Writes every connection that has pending output once, at the end of the loop iteration."""
+
+    def __cinit__(self, loop):
+        self.dirty = []
+        self.scheduled = False
+        self.loop = loop
+        self._run_cb = self.run
+
+    cdef int mark(self, Conn conn) except -1:
+        self.dirty.append(conn)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._run_cb)
+        return 0
+
+    def run(self):
+        """Flush all connections marked since the last run."""
+        cdef list dirty = self.dirty
+        cdef Conn c
+        self.dirty = []
+        self.scheduled = False
+        for c in dirty:
+            try:
+                c.flush()
+            except Exception as exc:  # a broken transport must not stop the others
+                c.close("transport error", False)
+
+
+cdef class Conn:
+    """One Engine.IO session.
+
+    ``handler`` is the engine object; it receives ``_on_close(conn, reason)`` and
+    ``_answer_poll(conn, request, body)``; ``on_message(conn, data, binary)`` receives messages.
+    """
+
+    def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=16 * 1024 * 1024):
+        self.sid = sid
+        self.handler = handler
+        self.on_message = handler._on_message
+        self.flusher = flusher
+        self.max_buffer = max_buffer
+        self.wq = []
+        self.wq_bytes = 0
+        self.pollq = []
+        self.state = ST_OPEN
+        self.upgraded = False
+        self.ws = None
+        self.poll_waiter = None
+        self.close_reason = None
+        self.next_ping = 0.0
+        self.pong_deadline = 0.0
+
+    @property
+    def transport(self):
+        """'websocket' once upgraded, else 'polling'."""
+        return "websocket" if self.upgraded else "polling"
+
+    @property
+    def closed(self):
+        """True once the session has ended."""
+        return self.state != ST_OPEN
+
+    @property
+    def pending(self):
+        """Bytes queued for this connection and not yet handed to the transport."""
+        return self.wq_bytes
+
+    cdef int _mark(self) except -1:
+        if not self.dirty:
+            self.dirty = True
+            self.flusher.mark(self)
+        return 0
+
+    cdef int _queue_ws(self, bytes frames) except -1:
+        self.wq.append(frames)
+        self.wq_bytes += PyBytes_GET_SIZE(frames)
+        if self.wq_bytes > self.max_buffer:
+            # A peer that does not read: drop what is queued and end the session.
+            self.wq = []
+            self.wq_bytes = 0
+            self.handler._overflow(self)
+            return 0
+        return self._mark()
+
+    cdef int _queue_poll(self, bytes item) except -1:
+        self.pollq.append(item)
+        self.wq_bytes += PyBytes_GET_SIZE(item)
+        if self.wq_bytes > self.max_buffer:
+            self.pollq = []
+            self.wq_bytes = 0
+            self.handler._overflow(self)
+            return 0
+        if self.poll_waiter is not None:
+            self._mark()
+        return 0
+
+    cdef int send_encoded(self, Encoded enc) except -1:
+        """Queue one shared, already-encoded Socket.IO packet."""
+        cdef bytes item
+        if self.state != ST_OPEN:
+            return 0
+        if self.upgraded:
+            return self._queue_ws(enc.ws_frames())
+        for item in enc.poll_items():
+            self._queue_poll(item)
+        return 0
+
+    def send_packet(self, Encoded enc):
+        """Queue an encoded Socket.IO packet (Python entry point of ``send_encoded``)."""
+        self.send_encoded(enc)
+
+    cpdef send_eio(self, bytes pkt):
+        """Queue a text Engine.IO packet given with its type character, e.g. ``b"4hello"``."""
+        if self.state != ST_OPEN:
+            return
+        if self.upgraded:
+            self._queue_ws(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(pkt),
+                                         PyBytes_GET_SIZE(pkt)))
+        else:
+            self._queue_poll(pkt)
+
+    cpdef send_binary(self, object data):
+        """Queue a binary Engine.IO message."""
+        cdef bytes b = data if type(data) is bytes else bytes(data)
+        if self.state != ST_OPEN:
+            return
+        if self.upgraded:
+            self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b),
+                                         PyBytes_GET_SIZE(b)))
+        else:
+            self._queue_poll(poll_binary(b))
+
+    cpdef on_packet(self, int ptype, bytes data, bint binary):
+        """Handle one Engine.IO packet from the peer (any transport)."""
+        if self.state != ST_OPEN:
+            return
+        if binary or ptype == 4:
+            self.on_message(self, data, binary)
+        elif ptype == 3:  # pong
+            self.pong_deadline = 0.0
+            self.next_ping = _monotonic() + self.handler._ping_interval
+        elif ptype == 1:
+            self.close("client disconnect", False)
+        elif ptype == 6:
+            pass
+        elif ptype == 2:  # a ping from an older peer: answer it
+            self.send_eio(b"3" + data)
+        else:
+            self.handler._protocol_error(self, "unexpected packet type %d" % ptype)
+
+    cpdef flush(self):
+        """Hand everything queued to the transport (one write), or answer a waiting poll."""
+        cdef object req
+        cdef bytes data
+        self.dirty = False
+        if self.upgraded:
+            if not self.wq or self.ws is None or self.ws.ws_paused:
+                return
+            if len(self.wq) == 1:
+                data = self.wq[0]
+            else:
+                data = b"".join(self.wq)
+            self.wq = []
+            self.wq_bytes = 0
+            self.ws.ws_write(data)
+        elif self.poll_waiter is not None and self.pollq:
+            req = self.poll_waiter
+            self.poll_waiter = None
+            data = encode_payload(self.pollq)
+            self.pollq = []
+            self.wq_bytes = 0
+            self.handler._answer_poll(self, req, data)
+
+    def take_poll(self):
+        """Return the queued polling payload (or None) and clear the queue."""
+        cdef bytes data
+        if not self.pollq:
+            return None
+        data = encode_payload(self.pollq)
+        self.pollq = []
+        self.wq_bytes = 0
+        return data
+
+    def resume(self):
+        """The transport can take writes again: flush what accumulated."""
+        if self.wq:
+            self._mark()
+
+    def upgrade(self, WSTransport ws):
+        """Make ``ws`` this session's transport; queued polling packets move to it."""
+        cdef bytes item
+        cdef list pending = self.pollq
+        self.pollq = []
+        self.wq_bytes = 0
+        self.ws = ws
+        self.upgraded = True
+        for item in pending:
+            if item[:1] == b"b":
+                self.send_binary(_b64decode(item[1:]))
+            else:
+                self.send_eio(item)
+
+    cpdef close(self, str reason, bint notify_peer=False):
+        """End the session once: tell the peer if asked, close the transport, notify the engine."""
+        cdef object req
+        if self.state != ST_OPEN:
+            return
+        self.state = ST_CLOSING
+        self.close_reason = reason
+        if self.upgraded:
+            if self.ws is not None:
+                try:
+                    if notify_peer:
+                        self.wq.append(build_frame_c(OP_TEXT, <const unsigned char*>b"1", 1))
+                    if self.wq and not self.ws.ws_paused:
+                        self.ws.ws_write(b"".join(self.wq))
+                    self.ws.ws_close(1000, "")
+                except Exception:
+                    pass
+            self.wq = []
+            self.wq_bytes = 0
+        else:
+            if notify_peer:
+                self.pollq.append(b"1")
+                self.wq_bytes += 1
+            if self.poll_waiter is not None:
+                req = self.poll_waiter
+                self.poll_waiter = None
+                self.handler._answer_poll(self, req, encode_payload(self.pollq) if self.pollq else b"1")
+                self.pollq = []
+                self.wq_bytes = 0
+        self.state = ST_CLOSED
+        self.handler._on_close(self, reason)
+
+
+def sweep(object conns, double now, double interval, double timeout):
+    """Heartbeat for every session at once: send due pings, return sessions past their deadline."""
+    cdef list expired = []
+    cdef Conn c
+    for c in conns:
+        if c.state != ST_OPEN:
+            continue
+        if c.pong_deadline > 0.0:
+            if now >= c.pong_deadline:
+                expired.append(c)
+        elif now >= c.next_ping:
+            c.send_eio(b"2")
+            c.pong_deadline = now + timeout
+    return expired

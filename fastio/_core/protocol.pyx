@@ -1,0 +1,405 @@
+# cython: language_level=3
+"""The native server's per-connection protocol: HTTP/1.1 (httptools) that can become a WebSocket.
+
+One ``HttpProtocol`` per TCP connection.  Requests are parsed by httptools and served one at a
+time in arrival order (pipelined requests wait their turn behind a long poll).  A WebSocket
+upgrade switches the same object to RFC 6455 frames, and it then carries an Engine.IO session
+(``Conn``) as its ``WSTransport``.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from fastio._core.conn cimport Conn, WSTransport
+from fastio._core.wsframe cimport FrameReader, build_frame_c, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+
+import collections
+import httptools
+
+from fastio._core.wsframe import WebSocketError, accept_key, build_close, parse_close
+
+cdef object _HttpParserUpgrade = httptools.HttpParserUpgrade
+cdef object _HttpParserError = httptools.HttpParserError
+cdef object _HttpRequestParser = httptools.HttpRequestParser
+cdef object _parse_url = httptools.parse_url
+cdef object _deque = collections.deque
+
+cdef dict _REASONS = {
+    101: b"Switching Protocols", 200: b"OK", 204: b"No Content", 301: b"Moved Permanently",
+    302: b"Found", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
+    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 413: b"Payload Too Large",
+    431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+cdef enum:
+    MAX_HEADER_BYTES = 65536
+
+
+cdef inline bytes _b(object v):
+    if type(v) is bytes:
+        return <bytes>v
+    if isinstance(v, str):
+        return (<str>v).encode("latin-1")
+    return bytes(v)
+
+
+def status_line(int status):
+    """The HTTP/1.1 status line for ``status``, CRLF included."""
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+@cython.final
+cdef class Request:
+    """One parsed HTTP request on a native connection, answered with ``respond``."""
+    cdef public str method
+    cdef public bytes url
+    cdef public str path
+    cdef public bytes query_string
+    cdef public list headers
+    cdef public bytes body
+    cdef public bint keep_alive
+    cdef public bint upgrade
+    cdef public str http_version
+    cdef public bint responded
+    cdef public object on_abort
+    cdef HttpProtocol proto
+
+    def header(self, bytes name, default=None):
+        """The value of header ``name`` (lower-case bytes), or ``default``."""
+        cdef tuple h
+        for h in self.headers:
+            if h[0] == name:
+                return h[1]
+        return default
+
+    @property
+    def client(self):
+        """(host, port) of the peer."""
+        return self.proto.peername
+
+    @property
+    def server(self):
+        """(host, port) this connection was accepted on."""
+        return self.proto.sockname
+
+    @property
+    def protocol(self):
+        """The connection's protocol object."""
+        return self.proto
+
+    def respond(self, int status, list headers, body=b""):
+        """Send the response.  ``headers`` is a list of (name, value) pairs, str or bytes."""
+        cdef list parts
+        cdef bytes b = _b(body)
+        if self.responded:
+            return
+        self.responded = True
+        parts = [status_line(status)]
+        for k, v in headers:
+            parts.append(_b(k) + b": " + _b(v) + b"\r\n")
+        parts.append(b"Content-Length: %d\r\n" % PyBytes_GET_SIZE(b))
+        if not self.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        parts.append(b)
+        self.proto._respond_done(self, b"".join(parts))
+
+    def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
+        """Answer the upgrade with 101 and switch this connection to WebSocket frames.
+
+        ``conn`` is the session it will carry (``probe``: an upgrade from polling, not active
+        until the client sends the upgrade packet).  Returns the protocol (a ``WSTransport``).
+        """
+        cdef bytes key = self.header(b"sec-websocket-key")
+        cdef list parts
+        if self.responded:
+            return None
+        self.responded = True
+        parts = [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+                 b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n"]
+        if extra_headers:
+            for k, v in extra_headers:
+                parts.append(_b(k) + b": " + _b(v) + b"\r\n")
+        parts.append(b"\r\n")
+        self.proto._switch_to_ws(self, b"".join(parts), conn, probe)
+        return self.proto
+
+
+cdef class HttpProtocol(WSTransport):
+    """asyncio protocol for one TCP connection of the native server."""
+    cdef object transport
+    cdef object parser
+    cdef public object app
+    cdef public object peername
+    cdef public object sockname
+    cdef bint closed
+    cdef bint ws_mode
+    cdef bint close_sent
+    cdef public bint probing
+    cdef public Conn conn
+    cdef FrameReader reader
+    cdef object pending
+    cdef Request active
+    cdef Request cur
+    cdef bytearray cur_url
+    cdef list cur_headers
+    cdef bytearray cur_body
+    cdef Py_ssize_t header_bytes
+    cdef public Py_ssize_t max_body
+    cdef public Py_ssize_t max_message
+    cdef bytes upgrade_rest
+    cdef bint parse_failed
+
+    def __init__(self, app, Py_ssize_t max_body=1_000_000, Py_ssize_t max_message=1_000_000):
+        self.app = app
+        self.max_body = max_body
+        self.max_message = max_message
+        self.pending = _deque()
+        self.ws_paused = False
+
+    # -- asyncio protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        self.sockname = transport.get_extra_info("sockname")
+        self.parser = _HttpRequestParser(self)
+        self.app._connection_made(self)
+
+    def connection_lost(self, exc):
+        cdef Request r
+        self.closed = True
+        self.app._connection_lost(self)
+        if self.ws_mode:
+            if self.conn is not None and not self.probing and self.conn.ws is self:
+                self.conn.close("transport close" if exc is None or self.close_sent else "transport error")
+            self.conn = None
+            return
+        r = self.active
+        self.active = None
+        if r is not None and not r.responded and r.on_abort is not None:
+            r.on_abort(r)
+        self.pending.clear()
+
+    def pause_writing(self):
+        self.ws_paused = True
+
+    def resume_writing(self):
+        self.ws_paused = False
+        if self.ws_mode and self.conn is not None and not self.probing:
+            self.conn.resume()
+
+    def eof_received(self):
+        return False
+
+    def data_received(self, data):
+        if self.ws_mode:
+            self._ws_data(data)
+            return
+        if self.parse_failed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except _HttpParserUpgrade as exc:
+            self.upgrade_rest = bytes(data[exc.args[0]:]) if exc.args else b""
+        except _HttpParserError as exc:
+            self._bad_http(400, "Malformed HTTP request")
+            return
+        except _TooLarge as exc:
+            self._bad_http(exc.args[0], exc.args[1])
+            return
+        self._next()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self):
+        self.cur_url = bytearray()
+        self.cur_headers = []
+        self.cur_body = None
+        self.header_bytes = 0
+
+    def on_url(self, url):
+        self.cur_url += url
+        self.header_bytes += len(url)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _TooLarge(431, "Request header fields too large")
+
+    def on_header(self, name, value):
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _TooLarge(431, "Request header fields too large")
+        self.cur_headers.append((bytes(name).lower(), bytes(value)))
+
+    def on_body(self, body):
+        if self.cur_body is None:
+            self.cur_body = bytearray(body)
+        else:
+            self.cur_body += body
+        if len(self.cur_body) > self.max_body:
+            raise _TooLarge(413, "Request body too large")
+
+    def on_message_complete(self):
+        cdef Request r = Request.__new__(Request)
+        cdef bytes url = bytes(self.cur_url)
+        parsed = _parse_url(url)
+        r.proto = self
+        r.method = self.parser.get_method().decode("latin-1")
+        r.url = url
+        r.path = parsed.path.decode("latin-1") if parsed.path else "/"
+        r.query_string = parsed.query or b""
+        r.headers = self.cur_headers
+        r.body = bytes(self.cur_body) if self.cur_body is not None else b""
+        r.keep_alive = self.parser.should_keep_alive()
+        r.upgrade = self.parser.should_upgrade()
+        r.http_version = self.parser.get_http_version()
+        r.responded = False
+        self.pending.append(r)
+
+    # -- request scheduling ----------------------------------------------------------------------
+
+    cdef _next(self):
+        cdef Request r
+        while self.active is None and self.pending and not self.closed and not self.ws_mode:
+            r = self.pending.popleft()
+            self.active = r
+            try:
+                self.app.handle_request(r)
+            except Exception as exc:
+                self.app._log_exception("request handler failed", exc)
+                if not r.responded:
+                    r.keep_alive = False
+                    r.respond(500, [(b"Content-Type", b"text/plain")], b"Internal Server Error")
+
+    cdef _bad_http(self, int status, str reason):
+        self.parse_failed = True
+        if self.transport is None or self.closed:
+            return
+        body = ('{"code":3,"message":"%s"}' % reason).encode()
+        self.transport.write(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        self.transport.close()
+
+    def _respond_done(self, Request r, bytes data):
+        if self.closed:
+            return
+        self.transport.write(data)
+        if r is self.active:
+            self.active = None
+            if not r.keep_alive or r.upgrade:
+                self.transport.close()
+                self.closed = True
+                return
+            self._next()
+
+    cdef _switch_to_ws(self, Request r, bytes head, Conn conn, bint probe):
+        cdef bytes rest
+        if self.closed:
+            return
+        self.transport.write(head)
+        self.ws_mode = True
+        self.active = None
+        self.pending.clear()
+        self.parser = None
+        self.reader = FrameReader(self.max_message, True)
+        self.conn = conn
+        self.probing = probe
+        rest = self.upgrade_rest
+        self.upgrade_rest = None
+        if rest:
+            self._ws_data(rest)
+
+    # -- WebSocket -----------------------------------------------------------------------------
+
+    cpdef ws_write(self, bytes data):
+        if not self.closed and not self.close_sent:
+            self.transport.write(data)
+
+    cpdef ws_close(self, int code=1000, str reason=""):
+        if self.closed:
+            return
+        if not self.close_sent:
+            self.close_sent = True
+            self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == 1005
+                                 else _frame(OP_CLOSE, build_close(code, reason)))
+        self.transport.close()
+
+    def close_transport(self):
+        """Close this connection (a WebSocket with 1001 'going away')."""
+        if self.closed or self.transport is None:
+            return
+        if self.ws_mode:
+            self.ws_close(1001, "server shutdown")
+        else:
+            self.transport.close()
+
+    cdef _ws_data(self, data):
+        cdef list frames
+        cdef tuple f
+        cdef int op
+        cdef bytes payload
+        cdef Conn conn
+        try:
+            frames = self.reader.feed(data)
+        except WebSocketError as exc:
+            self._ws_fail(exc.args[0], exc.args[1])
+            return
+        for f in frames:
+            if self.closed:
+                return
+            op = f[0]
+            payload = f[1]
+            conn = self.conn
+            if op == OP_TEXT:
+                if PyBytes_GET_SIZE(payload) == 0:
+                    self._ws_fail(1002, "empty Engine.IO packet")
+                    return
+                if self.probing:
+                    self._probe_packet(payload)
+                elif conn is not None:
+                    conn.on_packet(<int>(<unsigned char>PyBytes_AS_STRING(payload)[0]) - 48,
+                                   payload[1:], False)
+            elif op == OP_BINARY:
+                if conn is not None and not self.probing:
+                    conn.on_packet(4, payload, True)
+            elif op == OP_PING:
+                self.transport.write(_frame(OP_PONG, payload))
+            elif op == OP_CLOSE:
+                try:
+                    code, reason = parse_close(payload)
+                except WebSocketError as exc:
+                    self._ws_fail(exc.args[0], exc.args[1])
+                    return
+                # RFC 6455 5.5.1: answer a close with a close, echoing the code.
+                self.ws_close(code, "")
+                if conn is not None and not self.probing and conn.ws is self:
+                    conn.close("transport close")
+                return
+
+    cdef _probe_packet(self, bytes payload):
+        cdef Conn conn = self.conn
+        if conn is None or conn.closed or conn.upgraded:
+            self.ws_close(1000, "")
+            return
+        if payload == b"2probe":
+            self.transport.write(_frame(OP_TEXT, b"3probe"))
+            # A noop answers the pending long poll so the client can pause polling.
+            conn.send_eio(b"6")
+        elif payload == b"5":
+            self.probing = False
+            self.app._upgraded(conn, self)
+            conn.upgrade(self)
+        # anything else during the probe is ignored, as Engine.IO servers do
+
+    cdef _ws_fail(self, int code, str reason):
+        cdef Conn conn = self.conn
+        self.app._log_ws_error(self, code, reason)
+        self.ws_close(code, reason)
+        if conn is not None and not self.probing and conn.ws is self:
+            conn.close("transport error")
+
+
+cdef inline bytes _frame(int op, bytes payload):
+    return build_frame_c(op, <const unsigned char*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+
+
+class _TooLarge(Exception):
+    pass

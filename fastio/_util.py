@@ -1,0 +1,74 @@
+"""Small helpers shared by the Python layers: eager handler calls and logging set-up."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any, Callable
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+async def _drive(coro: Any, yielded: Any) -> Any:
+    """Continue a coroutine that was started eagerly and suspended on ``yielded``."""
+    while True:
+        if yielded is None:
+            await asyncio.sleep(0)
+        else:
+            yielded._asyncio_future_blocking = False
+            try:
+                await yielded
+            except BaseException:
+                # The coroutine itself sees the outcome when it resumes (Future.result()).
+                pass
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
+def start_eagerly(result: Any) -> Any:
+    """Run a handler's coroutine up to its first suspension, synchronously.
+
+    Returns the coroutine's value when it finished without suspending (no task is created,
+    which is the common case for handlers that only emit), else a Task that finishes it.
+    A non-coroutine ``result`` is returned as is.
+    """
+    if not inspect.iscoroutine(result):
+        return result
+    try:
+        yielded = result.send(None)
+    except StopIteration as stop:
+        return stop.value
+    task = asyncio.get_running_loop().create_task(_drive(result, yielded))
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+def then(result: Any, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any]) -> None:
+    """Call ``callback(value)`` with the outcome of ``start_eagerly``: now, or when its task ends."""
+    if isinstance(result, asyncio.Task):
+        def done(task: asyncio.Task[Any]) -> None:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                on_error(exc)
+            else:
+                callback(task.result())
+        result.add_done_callback(done)
+    else:
+        callback(result)
+
+
+def make_logger(name: str, logger: Any) -> logging.Logger:
+    """python-socketio's ``logger=`` semantics: a Logger object, True (INFO) or False (ERROR)."""
+    if not isinstance(logger, bool):
+        return logger
+    log = logging.getLogger(name)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO if logger else logging.ERROR)
+        if not log.handlers and not logging.getLogger().handlers:
+            log.addHandler(logging.StreamHandler())
+    return log

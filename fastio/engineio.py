@@ -1,0 +1,621 @@
+"""Engine.IO v4 server: sessions, handshake, long-polling, upgrade and the heartbeat sweep.
+
+``AsyncServer`` here has python-engineio's ``AsyncServer`` API (``on``, ``send``, ``disconnect``,
+sessions), so python-engineio users get a drop-in; fastio's Socket.IO server is built on it.
+Transport work (HTTP parsing, frames, write coalescing) is in the compiled core; this module only
+decides what each request means.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import logging
+import secrets
+import time
+import zlib
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+import orjson
+
+from fastio._core.conn import Conn, Flusher, sweep
+from fastio._core.eio import decode_payload
+from fastio._util import make_logger, start_eagerly, then
+
+__all__ = ["AsyncServer"]
+
+default_logger = logging.getLogger("fastio.engineio")
+
+# Node engine.io's error codes, sent as {"code": N, "message": "..."} with HTTP 400.
+UNKNOWN_TRANSPORT = 0
+UNKNOWN_SID = 1
+BAD_HANDSHAKE_METHOD = 2
+BAD_REQUEST = 3
+FORBIDDEN = 4
+UNSUPPORTED_PROTOCOL_VERSION = 5
+_ERROR_MESSAGES = {
+    UNKNOWN_TRANSPORT: "Transport unknown",
+    UNKNOWN_SID: "Session ID unknown",
+    BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    BAD_REQUEST: "Bad request",
+    FORBIDDEN: "Forbidden",
+    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
+
+
+class AsyncServer:
+    """An Engine.IO v4 server with python-engineio's ``AsyncServer`` interface.
+
+    Options keep python-engineio's names and defaults: ``ping_interval`` (seconds, or a tuple
+    ``(interval, grace)``), ``ping_timeout``, ``max_http_buffer_size``, ``allow_upgrades``,
+    ``http_compression``, ``compression_threshold``, ``cookie``, ``cors_allowed_origins``,
+    ``cors_credentials``, ``logger``, ``json``, ``async_handlers``, ``monitor_clients``,
+    ``transports``; plus ``engineio_path``, the URL path it serves (default ``engine.io``), and
+    ``max_write_buffer``, the bytes queued for a client that does not read before it is
+    disconnected.
+    """
+
+    class reason:
+        """Disconnection reasons, as python-engineio names them."""
+
+        SERVER_DISCONNECT = "server disconnect"
+        CLIENT_DISCONNECT = "client disconnect"
+        PING_TIMEOUT = "ping timeout"
+        TRANSPORT_CLOSE = "transport close"
+        TRANSPORT_ERROR = "transport error"
+
+    valid_transports = ["polling", "websocket"]
+    event_names = ["connect", "disconnect", "message"]
+
+    def __init__(
+        self,
+        async_mode: str | None = None,
+        ping_interval: float | tuple[float, float] = 25,
+        ping_timeout: float = 20,
+        max_http_buffer_size: int = 1_000_000,
+        allow_upgrades: bool = True,
+        http_compression: bool = True,
+        compression_threshold: int = 1024,
+        cookie: str | dict[str, Any] | None = None,
+        cors_allowed_origins: str | list[str] | Callable[..., bool] | None = None,
+        cors_credentials: bool = True,
+        logger: logging.Logger | bool = False,
+        json: Any = None,
+        async_handlers: bool = True,
+        monitor_clients: bool | None = None,
+        transports: str | list[str] | None = None,
+        engineio_path: str = "engine.io",
+        max_write_buffer: int = 16 * 1024 * 1024,
+        **kwargs: Any,
+    ) -> None:
+        if async_mode not in (None, "asgi", "aiohttp", "fastio", "native"):
+            raise ValueError("Invalid async_mode specified")
+        self.async_mode = async_mode or "fastio"
+        if isinstance(ping_interval, tuple):
+            self.ping_interval = float(ping_interval[0])
+            self.ping_interval_grace_period = float(ping_interval[1])
+        else:
+            self.ping_interval = float(ping_interval)
+            self.ping_interval_grace_period = 0.0
+        self.ping_timeout = float(ping_timeout)
+        self.max_http_buffer_size = int(max_http_buffer_size)
+        self.allow_upgrades = allow_upgrades
+        self.http_compression = http_compression
+        self.compression_threshold = compression_threshold
+        self.cookie = cookie
+        self.cors_allowed_origins = cors_allowed_origins
+        self.cors_credentials = cors_credentials
+        self.async_handlers = async_handlers
+        self.monitor_clients = True if monitor_clients is None else monitor_clients
+        if transports is not None:
+            if isinstance(transports, str):
+                transports = [transports]
+            transports = [t for t in transports if t in self.valid_transports]
+            if not transports:
+                raise ValueError("No valid transports provided")
+        self.transports = transports or list(self.valid_transports)
+        self.engineio_path = engineio_path.strip("/")
+        self.max_write_buffer = max_write_buffer
+        self.json = json
+        self.logger = make_logger("fastio.engineio", logger)
+        self.handlers: dict[str, Callable[..., Any]] = {}
+        self.sockets: dict[str, Conn] = {}
+        self._draining: dict[str, tuple[Conn, float]] = {}
+        self._flusher: Flusher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
+        self._connect_sink: Callable[..., Any] | None = None
+        self._disconnect_sink: Callable[[str, str], Any] | None = None
+        self._upgrade_sink: Callable[[Conn], Any] | None = None
+        # Values the compiled connection reads.
+        self._ping_interval = self.ping_interval + self.ping_interval_grace_period
+
+    # -- public API (python-engineio) -------------------------------------------------------------
+
+    def is_asyncio_based(self) -> bool:
+        """Always True: fastio runs on asyncio."""
+        return True
+
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """Register a handler for ``'connect'``, ``'message'`` or ``'disconnect'`` (decorator too)."""
+        if event not in self.event_names:
+            raise ValueError("Invalid event")
+
+        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
+            self.handlers[event] = h
+            return h
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
+    async def send(self, sid: str, data: str | bytes | bytearray | memoryview) -> None:
+        """Send a message to a client: str as text, bytes-like as binary."""
+        self.send_nowait(sid, data)
+
+    def send_nowait(self, sid: str, data: str | bytes | bytearray | memoryview) -> None:
+        """Queue a message to a client without awaiting."""
+        conn = self.sockets.get(sid)
+        if conn is None:
+            self.logger.warning("Cannot send to sid %s", sid)
+            return
+        if isinstance(data, str):
+            conn.send_eio(b"4" + data.encode())
+        else:
+            conn.send_binary(data)
+
+    async def get_session(self, sid: str) -> dict[str, Any]:
+        """Return the user session dictionary of a client."""
+        conn = self._get(sid)
+        if conn.data is None:
+            conn.data = {}
+        return conn.data
+
+    async def save_session(self, sid: str, session: dict[str, Any]) -> None:
+        """Store the user session dictionary of a client."""
+        self._get(sid).data = session
+
+    def session(self, sid: str) -> Any:
+        """Async context manager giving the client's session dict, saved on exit."""
+        server = self
+
+        class _SessionContext:
+            async def __aenter__(self) -> dict[str, Any]:
+                self.session = await server.get_session(sid)
+                return self.session
+
+            async def __aexit__(self, *args: Any) -> None:
+                await server.save_session(sid, self.session)
+
+        return _SessionContext()
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        """Close one client's session, or every session when ``sid`` is None."""
+        if sid is None:
+            for conn in list(self.sockets.values()):
+                conn.close(self.reason.SERVER_DISCONNECT, True)
+        else:
+            conn = self.sockets.get(sid)
+            if conn is not None:
+                conn.close(self.reason.SERVER_DISCONNECT, True)
+
+    def transport(self, sid: str) -> str:
+        """'websocket' or 'polling'."""
+        return self._get(sid).transport
+
+    def get_environ(self, sid: str) -> dict[str, Any] | None:
+        """The environ dictionary of a connected client."""
+        conn = self.sockets.get(sid)
+        return conn.environ if conn is not None else None
+
+    async def shutdown(self) -> None:
+        """Close every session (telling each client) and stop the heartbeat."""
+        await self.disconnect()
+        if self._flusher is not None:
+            self._flusher.run()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            self._heartbeat_task = None
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        """Run ``target(*args, **kwargs)`` as an asyncio task."""
+        return asyncio.ensure_future(target(*args, **kwargs))
+
+    async def sleep(self, seconds: float = 0) -> None:
+        """asyncio.sleep."""
+        await asyncio.sleep(seconds)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
+        """An asyncio.Queue."""
+        return asyncio.Queue(*args, **kwargs)
+
+    def get_queue_empty_exception(self) -> type[Exception]:
+        """asyncio.QueueEmpty."""
+        return asyncio.QueueEmpty
+
+    def create_event(self, *args: Any, **kwargs: Any) -> asyncio.Event:
+        """An asyncio.Event."""
+        return asyncio.Event(*args, **kwargs)
+
+    def generate_id(self) -> str:
+        """A new random, URL-safe session id."""
+        return base64.urlsafe_b64encode(secrets.token_bytes(15)).decode()
+
+    # -- request handling ---------------------------------------------------------------------------
+
+    def handles_path(self, path: str) -> bool:
+        """True when ``path`` is under this server's Engine.IO path."""
+        p = self.engineio_path
+        return path == "/" + p or path.startswith("/" + p + "/")
+
+    def handle_request(self, req: Any) -> None:
+        """Serve one HTTP request under the Engine.IO path (native protocol's ``Request``)."""
+        self._ensure_started()
+        method = req.method
+        if method == "OPTIONS":
+            req.respond(200, self._cors_headers(req) + [("Content-Type", "text/plain")], b"")
+            return
+        if not self._origin_allowed(req):
+            self._error(req, BAD_REQUEST, "Not an accepted origin.", status=400)
+            return
+        query = parse_qs(req.query_string.decode("latin-1"))
+        if query.get("EIO", [None])[0] != "4":
+            self._error(req, UNSUPPORTED_PROTOCOL_VERSION)
+            return
+        transport = query.get("transport", [None])[0]
+        if transport not in self.valid_transports or transport not in self.transports:
+            self._error(req, UNKNOWN_TRANSPORT)
+            return
+        sid = query.get("sid", [None])[0]
+        if sid is None:
+            if transport == "websocket" and not req.upgrade:
+                self._error(req, BAD_REQUEST)
+            elif method != "GET":
+                self._error(req, BAD_HANDSHAKE_METHOD)
+            else:
+                self._handshake(req, transport)
+            return
+        conn = self.sockets.get(sid)
+        if conn is None:
+            drained = self._draining.pop(sid, None)
+            if drained is not None and method == "GET" and transport == "polling":
+                self._poll_response(req, drained[0].take_poll() or b"1")
+                return
+            self._error(req, UNKNOWN_SID)
+            return
+        if transport == "websocket":
+            self._websocket_upgrade(req, conn)
+        else:
+            self._polling(req, conn, method)
+
+    def _handshake(self, req: Any, transport: str) -> None:
+        sid = self.generate_id()
+        conn = Conn(sid, self, self._flusher, self.max_write_buffer)
+        conn.on_message = self._message_sink
+        conn.environ = self._environ(req)
+        conn.next_ping = time.monotonic() + self._ping_interval
+        upgrades = ["websocket"] if (self.allow_upgrades and transport == "polling"
+                                     and "websocket" in self.transports) else []
+        conn.send_eio(b"0" + orjson.dumps({
+            "sid": sid,
+            "upgrades": upgrades,
+            "pingInterval": round(self._ping_interval * 1000),
+            "pingTimeout": round(self.ping_timeout * 1000),
+            "maxPayload": self.max_http_buffer_size,
+        }))
+        self.sockets[sid] = conn
+        result = self._trigger("connect", sid, conn.environ)
+
+        def finish(ret: Any) -> None:
+            if ret is not None and ret is not True:
+                self.sockets.pop(sid, None)
+                self.logger.warning("Application rejected connection")
+                body = orjson.dumps(ret if ret is not False else "Unauthorized")
+                req.respond(401, self._cors_headers(req) + [("Content-Type", "application/json")], body)
+                return
+            if conn.closed:
+                self._error(req, BAD_REQUEST)
+                return
+            self.logger.info("%s: new %s connection", sid, transport)
+            if transport == "websocket":
+                ws = req.accept_websocket(conn, False)
+                if ws is None:
+                    conn.close(self.reason.TRANSPORT_CLOSE, False)
+                    return
+                conn.upgrade(ws)
+            else:
+                headers = self._cors_headers(req) + self._cookie_headers(sid)
+                self._poll_response(req, conn.take_poll() or b"6", headers)
+
+        def failed(exc: BaseException) -> None:
+            self.logger.error("connect handler failed", exc_info=exc)
+            finish(False)
+
+        then(result, finish, failed)
+
+    def _websocket_upgrade(self, req: Any, conn: Conn) -> None:
+        if not req.upgrade:
+            self._error(req, BAD_REQUEST)
+            return
+        if conn.upgraded:
+            # A second WebSocket for an upgraded session: accept it at the HTTP level, then close.
+            ws = req.accept_websocket(None, True)
+            if ws is not None:
+                ws.ws_close(1000, "")
+            return
+        if not self.allow_upgrades:
+            self._error(req, BAD_REQUEST)
+            return
+        req.accept_websocket(conn, True)
+
+    def _polling(self, req: Any, conn: Conn, method: str) -> None:
+        if conn.upgraded:
+            self._error(req, BAD_REQUEST)
+            return
+        if conn.pong_deadline and time.monotonic() >= conn.pong_deadline:
+            conn.close(self.reason.PING_TIMEOUT, False)
+            self._error(req, UNKNOWN_SID)
+            return
+        if method == "GET":
+            if conn.poll_waiter is not None:
+                self.logger.info("%s: a second concurrent poll; closing the session", conn.sid)
+                self._error(req, BAD_REQUEST)
+                conn.close(self.reason.TRANSPORT_ERROR, True)
+                return
+            data = conn.take_poll()
+            if data is not None:
+                self._poll_response(req, data)
+            else:
+                req.on_abort = self._poll_aborted
+                conn.poll_waiter = req
+        elif method == "POST":
+            if len(req.body) > self.max_http_buffer_size:
+                self._error(req, BAD_REQUEST, "Payload too large", status=413)
+                conn.close(self.reason.TRANSPORT_ERROR, True)
+                return
+            try:
+                packets = decode_payload(req.body)
+            except ValueError as exc:
+                self.logger.info("%s: bad polling payload: %s", conn.sid, exc)
+                self._error(req, BAD_REQUEST, "Bad request: %s" % exc)
+                conn.close(self.reason.TRANSPORT_ERROR, True)
+                return
+            req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
+            for ptype, data, binary in packets:
+                conn.on_packet(ptype, data, binary)
+                if conn.closed:
+                    break
+        else:
+            self._error(req, BAD_REQUEST)
+
+    def _poll_aborted(self, req: Any) -> None:
+        for conn in self.sockets.values():
+            if conn.poll_waiter is req:
+                conn.poll_waiter = None
+                conn.close(self.reason.TRANSPORT_CLOSE, False)
+                return
+
+    # -- responses ------------------------------------------------------------------------------------
+
+    def _error(self, req: Any, code: int, message: str | None = None, status: int = 400) -> None:
+        body = orjson.dumps({"code": code, "message": message or _ERROR_MESSAGES[code]})
+        req.respond(status, self._cors_headers(req) + [("Content-Type", "application/json")], body)
+
+    def _poll_response(self, req: Any, body: bytes, headers: list[Any] | None = None) -> None:
+        if headers is None:
+            headers = self._cors_headers(req)
+        headers = headers + [("Content-Type", "text/plain; charset=UTF-8")]
+        if self.http_compression and len(body) >= self.compression_threshold:
+            accept = (req.header(b"accept-encoding") or b"").decode("latin-1")
+            encodings = [e.split(";")[0].strip() for e in accept.split(",")]
+            if "gzip" in encodings:
+                body = gzip.compress(body)
+                headers.append(("Content-Encoding", "gzip"))
+            elif "deflate" in encodings:
+                body = zlib.compress(body)
+                headers.append(("Content-Encoding", "deflate"))
+        req.respond(200, headers, body)
+
+    def _answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
+        req.on_abort = None
+        self._poll_response(req, body)
+
+    def _cookie_headers(self, sid: str) -> list[tuple[str, str]]:
+        if not self.cookie:
+            return []
+        attrs = self.cookie if isinstance(self.cookie, dict) else {
+            "name": self.cookie, "path": "/", "SameSite": "Lax"}
+        cookie = attrs.get("name", "io") + "=" + sid
+        for k, v in attrs.items():
+            if k == "name":
+                continue
+            if callable(v):
+                v = v()
+            cookie += "; " + k if v is True else "; %s=%s" % (k, v)
+        return [("Set-Cookie", cookie)]
+
+    def _allowed_origins(self, req: Any) -> list[str] | None:
+        """None means any origin; a list names the allowed ones."""
+        allowed = self.cors_allowed_origins
+        if allowed is None:
+            host = req.header(b"host")
+            origins = []
+            if host is not None:
+                origins.append("http://" + host.decode("latin-1"))
+                proto = req.header(b"x-forwarded-proto")
+                fhost = req.header(b"x-forwarded-host")
+                if proto is not None or fhost is not None:
+                    scheme = (proto or b"http").decode("latin-1").split(",")[0].strip()
+                    h = (fhost or host).decode("latin-1").split(",")[0].strip()
+                    origins.append(scheme + "://" + h)
+            return origins
+        if allowed == "*":
+            return None
+        if isinstance(allowed, str):
+            return [allowed]
+        if callable(allowed):
+            origin = req.header(b"origin")
+            origin_s = origin.decode("latin-1") if origin is not None else None
+            try:
+                ok = allowed(origin_s, self._environ(req))
+            except TypeError:
+                ok = allowed(origin_s)
+            return [origin_s] if ok and origin_s else []
+        if "*" in allowed:
+            return None
+        return list(allowed)
+
+    def _origin_allowed(self, req: Any) -> bool:
+        if self.cors_allowed_origins == []:
+            return True  # CORS handling disabled altogether
+        origin = req.header(b"origin")
+        if origin is None:
+            return True
+        allowed = self._allowed_origins(req)
+        return allowed is None or origin.decode("latin-1") in allowed
+
+    def _cors_headers(self, req: Any) -> list[tuple[str, str]]:
+        if self.cors_allowed_origins == []:
+            return []
+        headers: list[tuple[str, str]] = []
+        origin = req.header(b"origin")
+        if origin is not None:
+            allowed = self._allowed_origins(req)
+            o = origin.decode("latin-1")
+            if allowed is None or o in allowed:
+                headers.append(("Access-Control-Allow-Origin", o))
+        if req.method == "OPTIONS":
+            headers.append(("Access-Control-Allow-Methods", "OPTIONS, GET, POST"))
+        acrh = req.header(b"access-control-request-headers")
+        if acrh is not None:
+            headers.append(("Access-Control-Allow-Headers", acrh.decode("latin-1")))
+        if self.cors_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        return headers
+
+    def _environ(self, req: Any) -> dict[str, Any]:
+        environ = getattr(req, "environ", None)
+        if environ is not None:
+            return environ
+        client = req.client or ("", 0)
+        server = req.server or ("", 0)
+        env: dict[str, Any] = {
+            "REQUEST_METHOD": req.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": req.path,
+            "QUERY_STRING": req.query_string.decode("latin-1"),
+            "RAW_URI": req.url.decode("latin-1"),
+            "SERVER_PROTOCOL": "HTTP/" + req.http_version,
+            "REMOTE_ADDR": client[0],
+            "REMOTE_PORT": str(client[1]),
+            "SERVER_NAME": server[0],
+            "SERVER_PORT": str(server[1]),
+            "wsgi.url_scheme": "http",
+            "fastio.request": req,
+        }
+        for name, value in req.headers:
+            key = name.decode("latin-1").upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            v = value.decode("latin-1")
+            env[key] = env[key] + "," + v if key in env else v
+        return env
+
+    # -- called by the compiled core -------------------------------------------------------------
+
+    def _on_close(self, conn: Conn, reason: str) -> None:
+        sid = conn.sid
+        self.sockets.pop(sid, None)
+        if not conn.upgraded and conn.pending:
+            # The close packet waits for the client's next poll.
+            self._draining[sid] = (conn, time.monotonic() + self.ping_timeout)
+        self.logger.info("%s: closed (%s)", sid, reason)
+        res = self._trigger("disconnect", sid, reason)
+        if isinstance(res, asyncio.Task):
+            pass
+
+    def _overflow(self, conn: Conn) -> None:
+        self.logger.warning("%s: write buffer over %d bytes; disconnecting a client that does not read",
+                            conn.sid, self.max_write_buffer)
+        asyncio.get_running_loop().call_soon(conn.close, self.reason.TRANSPORT_ERROR, False)
+
+    def _protocol_error(self, conn: Conn, message: str) -> None:
+        self.logger.info("%s: protocol error: %s", conn.sid, message)
+        conn.close(self.reason.TRANSPORT_ERROR, True)
+
+    def _dispatch_message(self, conn: Conn, data: bytes, binary: bool) -> None:
+        if not binary:
+            try:
+                text: Any = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._protocol_error(conn, "invalid UTF-8 in a text message")
+                return
+        else:
+            text = data
+        self._trigger("message", conn.sid, text)
+
+    def _upgraded(self, conn: Conn, ws: Any) -> None:
+        self.logger.info("%s: upgraded to websocket", conn.sid)
+        if self._upgrade_sink is not None:
+            self._upgrade_sink(conn)
+
+    def _trigger(self, event: str, *args: Any) -> Any:
+        handler = self.handlers.get(event)
+        if handler is None:
+            return None
+        try:
+            result = handler(*args)
+        except TypeError:
+            if event == "disconnect" and len(args) == 2:
+                try:
+                    result = handler(args[0])
+                except Exception:
+                    self.logger.exception("%s handler error", event)
+                    return False if event == "connect" else None
+            else:
+                self.logger.exception("%s handler error", event)
+                return False if event == "connect" else None
+        except Exception:
+            self.logger.exception("%s handler error", event)
+            return False if event == "connect" else None
+        try:
+            return start_eagerly(result)
+        except Exception:
+            self.logger.exception("%s handler error", event)
+            return False if event == "connect" else None
+
+    def _get(self, sid: str) -> Conn:
+        conn = self.sockets.get(sid)
+        if conn is None:
+            raise KeyError("Session not found")
+        return conn
+
+    # -- heartbeat ----------------------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self._flusher is None or self._loop is not asyncio.get_running_loop():
+            self._loop = asyncio.get_running_loop()
+            self._flusher = Flusher(self._loop)
+            self._heartbeat_task = None
+        if self._heartbeat_task is None and self.monitor_clients:
+            self._heartbeat_task = self._loop.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        interval = self._ping_interval
+        timeout = self.ping_timeout
+        tick = min(max(min(interval, timeout) / 10.0, 0.005), 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            try:
+                for conn in sweep(list(self.sockets.values()), now, interval, timeout):
+                    conn.close(self.reason.PING_TIMEOUT, False)
+                if self._draining:
+                    for sid, (_, deadline) in list(self._draining.items()):
+                        if now >= deadline:
+                            del self._draining[sid]
+            except Exception:  # the sweep must survive anything a handler does
+                self.logger.exception("heartbeat sweep failed")
