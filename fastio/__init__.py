@@ -2,7 +2,14 @@
 
 A drop-in for python-socketio's asyncio server: ``import fastio as socketio``.
 """
+from fastio import exceptions
 from fastio._version import __version__
-from fastio.native import run, serve, Server
+from fastio.manager import AsyncManager
+from fastio.namespace import AsyncNamespace
+from fastio.native import Server, run, serve
+from fastio.server import AsyncServer
 
-__all__ = ["__version__", "run", "serve", "Server"]
+__all__ = [
+    "__version__", "AsyncServer", "AsyncNamespace", "AsyncManager", "exceptions",
+    "run", "serve", "Server",
+]

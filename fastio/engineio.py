@@ -126,8 +126,7 @@ class AsyncServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
-        self._connect_sink: Callable[..., Any] | None = None
-        self._disconnect_sink: Callable[[str, str], Any] | None = None
+        self._close_sink: Callable[[Conn, str], Any] | None = None
         self._upgrade_sink: Callable[[Conn], Any] | None = None
         # Values the compiled connection reads.
         self._ping_interval = self.ping_interval + self.ping_interval_grace_period
@@ -533,9 +532,12 @@ class AsyncServer:
             # The close packet waits for the client's next poll.
             self._draining[sid] = (conn, time.monotonic() + self.ping_timeout)
         self.logger.info("%s: closed (%s)", sid, reason)
-        res = self._trigger("disconnect", sid, reason)
-        if isinstance(res, asyncio.Task):
-            pass
+        if self._close_sink is not None:
+            try:
+                self._close_sink(conn, reason)
+            except Exception:
+                self.logger.exception("error while closing %s", sid)
+        self._trigger("disconnect", sid, reason)
 
     def _overflow(self, conn: Conn) -> None:
         self.logger.warning("%s: write buffer over %d bytes; disconnecting a client that does not read",

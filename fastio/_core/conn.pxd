@@ -30,6 +30,7 @@ cdef class Conn:
     cdef readonly bint upgraded
     cdef public object environ
     cdef public object data
+    cdef public object ext
     cdef public object poll_waiter
     cdef public double next_ping
     cdef public double pong_deadline

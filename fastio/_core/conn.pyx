@@ -85,7 +85,7 @@ cdef class Conn:
     def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=16 * 1024 * 1024):
         self.sid = sid
         self.handler = handler
-        self.on_message = handler._on_message
+        self.on_message = handler._message_sink
         self.flusher = flusher
         self.max_buffer = max_buffer
         self.wq = []

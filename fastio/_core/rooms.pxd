@@ -1,0 +1,14 @@
+from fastio._core.conn cimport Conn
+from fastio._core.packet cimport Encoded
+
+
+cdef class RoomTable:
+    cdef dict ns_rooms      # namespace -> {room -> {sid -> Conn}}
+    cdef dict ns_members    # namespace -> {sid -> set of rooms}
+
+    cpdef enter(self, str namespace, object room, str sid, Conn conn)
+    cpdef bint leave(self, str namespace, object room, str sid)
+    cpdef list leave_all(self, str namespace, str sid)
+    cpdef list close_room(self, str namespace, object room)
+    cpdef list rooms_of(self, str namespace, str sid)
+    cpdef Py_ssize_t fanout(self, str namespace, object to, object skip, Encoded enc) except -1

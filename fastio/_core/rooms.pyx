@@ -1,0 +1,188 @@
+# cython: language_level=3
+"""Rooms and fan-out.
+
+``RoomTable`` keeps namespace -> room -> members and namespace -> member -> rooms, so joining,
+leaving and a member's disconnect are O(its rooms).  ``fanout`` resolves the recipients of one
+emit and hands each the same ``Encoded`` in C: no task, no encode and no Python object per
+recipient; the connection queues the shared frames and writes once per loop iteration.
+
+Following python-socketio, every member of a namespace is in room ``None`` (everyone) and in
+the room named by its own sid.
+"""
+cimport cython
+
+from fastio._core.conn cimport Conn
+from fastio._core.packet cimport Encoded
+
+
+cdef inline bint _is_many(object to):
+    return isinstance(to, (list, tuple, set, frozenset))
+
+
+@cython.final
+cdef class RoomTable:
+    """Room membership of every Socket.IO client, by namespace."""
+
+    def __cinit__(self):
+        self.ns_rooms = {}
+        self.ns_members = {}
+
+    cpdef enter(self, str namespace, object room, str sid, Conn conn):
+        """Add ``sid`` (carried by ``conn``) to ``room``."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
+        cdef dict memberships
+        cdef set mine
+        if rooms is None:
+            rooms = self.ns_rooms[namespace] = {}
+            self.ns_members[namespace] = {}
+        members = rooms.get(room)
+        if members is None:
+            members = rooms[room] = {}
+        members[sid] = conn
+        memberships = self.ns_members[namespace]
+        mine = memberships.get(sid)
+        if mine is None:
+            mine = memberships[sid] = set()
+        mine.add(room)
+
+    cpdef bint leave(self, str namespace, object room, str sid):
+        """Remove ``sid`` from ``room``; True if it was there."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
+        cdef set mine
+        if rooms is None:
+            return False
+        members = rooms.get(room)
+        if members is None or sid not in members:
+            return False
+        del members[sid]
+        if not members:
+            del rooms[room]
+        mine = (<dict>self.ns_members[namespace]).get(sid)
+        if mine is not None:
+            mine.discard(room)
+            if not mine:
+                del self.ns_members[namespace][sid]
+        return True
+
+    cpdef list leave_all(self, str namespace, str sid):
+        """Remove ``sid`` from every room of ``namespace``; returns the rooms it left."""
+        cdef dict memberships = self.ns_members.get(namespace)
+        cdef dict rooms
+        cdef dict members
+        cdef set mine
+        if memberships is None:
+            return []
+        mine = memberships.pop(sid, None)
+        if mine is None:
+            return []
+        rooms = self.ns_rooms[namespace]
+        for room in mine:
+            members = rooms.get(room)
+            if members is not None:
+                members.pop(sid, None)
+                if not members:
+                    del rooms[room]
+        return list(mine)
+
+    cpdef list close_room(self, str namespace, object room):
+        """Remove every member from ``room``; returns the sids that were in it."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
+        cdef dict memberships
+        cdef set mine
+        if rooms is None:
+            return []
+        members = rooms.pop(room, None)
+        if members is None:
+            return []
+        memberships = self.ns_members[namespace]
+        for sid in members:
+            mine = memberships.get(sid)
+            if mine is not None:
+                mine.discard(room)
+        return list(members)
+
+    cpdef list rooms_of(self, str namespace, str sid):
+        """The rooms ``sid`` is in (its own sid room included, the everyone room excluded)."""
+        cdef dict memberships = self.ns_members.get(namespace)
+        cdef set mine
+        if memberships is None:
+            return []
+        mine = memberships.get(sid)
+        if mine is None:
+            return []
+        return [r for r in mine if r is not None]
+
+    def members(self, str namespace, object room=None):
+        """{sid: Conn} of ``room`` (a copy)."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        if rooms is None:
+            return {}
+        return dict(rooms.get(room, {}))
+
+    def conn_of(self, str namespace, str sid):
+        """The connection carrying ``sid`` in ``namespace``, or None."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
+        if rooms is None:
+            return None
+        members = rooms.get(sid)
+        if members is None:
+            return None
+        return members.get(sid)
+
+    def namespaces(self):
+        """Namespaces that have members."""
+        return [ns for ns, rooms in self.ns_rooms.items() if rooms]
+
+    def room_names(self, str namespace):
+        """Every room of ``namespace`` with at least one member."""
+        return list(self.ns_rooms.get(namespace, {}))
+
+    cpdef Py_ssize_t fanout(self, str namespace, object to, object skip, Encoded enc) except -1:
+        """Queue ``enc`` for every member of ``to`` (None: everyone; a room; or a list of rooms),
+        except the sids in ``skip`` (None, a sid, or a list of sids).  Returns the count."""
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
+        cdef object skip_set = None
+        cdef str skip_one = None
+        cdef set seen
+        cdef Py_ssize_t n = 0
+        cdef Conn c
+        if rooms is None:
+            return 0
+        if skip is not None:
+            if _is_many(skip):
+                skip_set = set(skip)
+            else:
+                skip_one = skip
+        if not _is_many(to):
+            members = rooms.get(to)
+            if members is None:
+                return 0
+            for sid, conn in members.items():
+                if skip_one is not None and (<str>sid) == skip_one:
+                    continue
+                if skip_set is not None and sid in skip_set:
+                    continue
+                (<Conn>conn).send_encoded(enc)
+                n += 1
+            return n
+        seen = set()
+        for room in to:
+            members = rooms.get(room)
+            if members is None:
+                continue
+            for sid, conn in members.items():
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                if skip_one is not None and (<str>sid) == skip_one:
+                    continue
+                if skip_set is not None and sid in skip_set:
+                    continue
+                (<Conn>conn).send_encoded(enc)
+                n += 1
+        return n
