@@ -1,0 +1,23 @@
+# The two everyday commands: `make demo` runs the demo server, `make test` runs every test.
+# Both set the project up first on a fresh machine (scripts/bootstrap).
+.PHONY: demo test build bench clean
+
+PY := .venv/bin/python
+
+.venv/.bootstrapped: pyproject.toml setup.py package-lock.json
+	bash scripts/bootstrap
+
+build: .venv/.bootstrapped
+	$(PY) setup.py -q build_ext --inplace
+
+demo: build
+	.venv/bin/fastio demo --host 127.0.0.1 --port 8000
+
+test: build
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build fastio/_core/*.c fastio/_core/*.so fastio/_core/*.html

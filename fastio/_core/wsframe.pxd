@@ -1,0 +1,74 @@
+cimport cython
+from libc.stdint cimport uint64_t
+
+
+cdef enum:
+    OP_CONT = 0
+    OP_TEXT = 1
+    OP_BINARY = 2
+    OP_CLOSE = 8
+    OP_PING = 9
+    OP_PONG = 10
+
+
+cdef struct FrameHeader:
+    int fin
+    int opcode
+    int masked
+    unsigned char key[4]
+    uint64_t length
+    Py_ssize_t header_len
+
+
+@cython.final
+cdef class FrameReader:
+    cdef readonly Py_ssize_t max_message_size
+    cdef readonly bint require_mask
+
+    # Partial header carried over between feeds.
+    cdef unsigned char _hbuf[14]
+    cdef Py_ssize_t _hlen
+
+    # Frame whose payload is still arriving; it is unmasked straight into its
+    # destination (_dest, or the message accumulator when _dest is None).
+    cdef FrameHeader _cur
+    cdef Py_ssize_t _need          # payload bytes still expected; 0 when none
+    cdef Py_ssize_t _got
+    cdef object _dest
+    cdef unsigned char* _dptr
+
+    # Fragmented data message being reassembled.
+    cdef unsigned char* _msg
+    cdef Py_ssize_t _msg_len
+    cdef Py_ssize_t _msg_cap
+    cdef int _msg_opcode           # 0 when no fragmented message is in progress
+
+    cdef int _error_code
+    cdef str _error_reason
+
+    cpdef list feed(self, data)
+    cdef int _fail(self, int code, str reason) except -1
+    cdef void _release_buffers(self) noexcept
+    cdef int _consume(self, const unsigned char* p, Py_ssize_t n, list out) except -1
+    cdef Py_ssize_t _parse_header(self, const unsigned char* p, Py_ssize_t n,
+                                  FrameHeader* h) except -1
+    cdef int _msg_reserve(self, Py_ssize_t n) except -1
+    cdef int _complete_message(self, list out) except -1
+    cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
+                           list out) except -1
+    cdef int _begin_payload(self, FrameHeader* h) except -1
+    cdef Py_ssize_t _stream_payload(self, const unsigned char* p, Py_ssize_t n,
+                                    list out) except -1
+    cdef Py_ssize_t _feed_pending(self, const unsigned char* p, Py_ssize_t n,
+                                  list out) except -1
+    cdef int _feed_direct(self, const unsigned char* p, Py_ssize_t n,
+                          list out) except -1
+
+
+cdef bint validate_utf8(const unsigned char* s, Py_ssize_t n) noexcept nogil
+cdef void unmask_copy(unsigned char* dst, const unsigned char* src, Py_ssize_t n,
+                      const unsigned char* key) noexcept nogil
+cdef bytes build_frame_c(int opcode, const unsigned char* data, Py_ssize_t n)
+cpdef bytes build_frame(int opcode, object payload, bint fin=*, object mask_key=*)
+cpdef bytes build_close(int code=*, str reason=*)
+cpdef tuple parse_close(bytes payload)

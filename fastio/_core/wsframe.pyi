@@ -1,0 +1,108 @@
+"""RFC 6455 WebSocket framing: an incremental frame reader and frame builders.
+
+Server side by default (client frames must be masked); a client mode
+(``require_mask=False``) exists for test and benchmark tools.
+"""
+
+from typing import Final
+
+OP_CONT: Final[int]
+"""Continuation frame opcode (0)."""
+OP_TEXT: Final[int]
+"""Text frame opcode (1); payloads must be valid UTF-8."""
+OP_BINARY: Final[int]
+"""Binary frame opcode (2)."""
+OP_CLOSE: Final[int]
+"""Close frame opcode (8)."""
+OP_PING: Final[int]
+"""Ping frame opcode (9)."""
+OP_PONG: Final[int]
+"""Pong frame opcode (10)."""
+
+class WebSocketError(Exception):
+    """A WebSocket protocol violation.
+
+    ``code`` is the close code to send to the peer (1002 protocol error,
+    1007 invalid UTF-8, 1009 message too big, 1011 internal error) and
+    ``reason`` a short human readable explanation. ``args == (code, reason)``.
+    """
+
+    code: int
+    reason: str
+    def __init__(self, code: int, reason: str = "") -> None: ...
+
+class FrameReader:
+    """Incremental parser for a stream of WebSocket frames.
+
+    Feed it the bytes read from the socket, split in any way; it returns the
+    complete data messages (fragments joined) and control frames found so far
+    and keeps any trailing partial frame for the next call.
+
+    ``max_message_size`` bounds a whole data message (the sum of its
+    fragments); a frame header announcing more fails with close code 1009
+    before any of the payload is buffered. Pass ``sys.maxsize`` for no limit.
+    With ``require_mask=True`` (server) every frame must be masked; with
+    ``require_mask=False`` (client) no frame may be masked.
+
+    After a ``WebSocketError`` the reader is unusable: every later ``feed``
+    raises the same error again.
+    """
+
+    max_message_size: int
+    """Largest accepted data message, in bytes (read-only)."""
+    require_mask: bool
+    """Whether frames must be masked, i.e. whether this is the server side (read-only)."""
+
+    def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
+        """Parse more of the stream.
+
+        Returns one ``(opcode, payload)`` tuple per complete data message
+        (``OP_TEXT`` or ``OP_BINARY``, the opcode of its first fragment,
+        payload unmasked and joined; text is validated as UTF-8 but returned
+        as bytes) and per control frame (``OP_PING``, ``OP_PONG``,
+        ``OP_CLOSE`` with the raw payload), in stream order. Control frames
+        received between the fragments of a message come before it.
+
+        Raises ``WebSocketError`` on a protocol violation; messages decoded
+        earlier in the same call are not returned in that case.
+        """
+
+def build_frame(
+    opcode: int,
+    payload: bytes | bytearray | memoryview | str,
+    fin: bool = True,
+    mask_key: bytes | bytearray | memoryview | None = None,
+) -> bytes:
+    """Return one complete frame (header and payload in a single bytes object).
+
+    A ``str`` payload is encoded as UTF-8. The frame is unmasked (server to
+    client) unless a 4-byte ``mask_key`` is given (client to server).
+    Raises ``ValueError`` for an unknown opcode, a bad mask key, or a control
+    frame that is fragmented or has more than 125 bytes of payload.
+    """
+
+def build_close(code: int = 1000, reason: str = "") -> bytes:
+    """Return the payload of a close frame: the 2-byte big-endian code and the UTF-8 reason.
+
+    Code 1005 ("no status") yields an empty payload. A reason longer than
+    123 bytes of UTF-8 is cut at a character boundary so the payload fits in
+    a control frame. Raises ``ValueError`` for a code that must not be sent
+    (anything but 1000-1003, 1007-1014 and 3000-4999, apart from 1005).
+    Wrap the result with ``build_frame(OP_CLOSE, ...)`` to get a frame.
+    """
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Decode a received close frame payload into ``(code, reason)``.
+
+    An empty payload gives ``(1005, "")``. Raises ``WebSocketError`` with
+    1002 for a 1-byte payload or a code a peer may not send, and 1007 when
+    the reason is not valid UTF-8.
+    """
+
+def accept_key(key: str | bytes) -> str:
+    """Return the ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key``.
+
+    ``base64(sha1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))``; a ``str``
+    key is encoded as Latin-1, the way HTTP header bytes map to text.
+    """

@@ -1,0 +1,655 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""RFC 6455 WebSocket framing: an incremental frame reader and frame builders."""
+cimport cython
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
+
+from binascii import b2a_base64
+from hashlib import sha1
+
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+    bint PyUnicode_Check(object o)
+
+
+globals().update(
+    OP_CONT=OP_CONT,
+    OP_TEXT=OP_TEXT,
+    OP_BINARY=OP_BINARY,
+    OP_CLOSE=OP_CLOSE,
+    OP_PING=OP_PING,
+    OP_PONG=OP_PONG,
+)
+
+cdef enum:
+    _SHRINK_ABOVE = 65536       # free a larger reassembly buffer once its message is done
+    _MIN_ALLOC = 256
+    _MAX_CLOSE_REASON = 123     # 125-byte control payload minus the 2-byte code
+    _MAX_HEADER = 14
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WebSocketError(Exception):
+    """A protocol violation; ``code`` is the close code to send to the peer."""
+
+    def __init__(self, code, reason=""):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------
+# C helpers
+
+
+cdef void unmask_copy(unsigned char* dst, const unsigned char* src, Py_ssize_t n,
+                      const unsigned char* key) noexcept nogil:
+    cdef uint32_t k32
+    cdef uint64_t k64, w0, w1, w2, w3
+    cdef Py_ssize_t i = 0
+    memcpy(&k32, key, 4)
+    # Both halves hold the key in memory order, so this is endian-neutral.
+    k64 = (<uint64_t>k32 << 32) | k32
+    while i + 32 <= n:
+        memcpy(&w0, src + i, 8)
+        memcpy(&w1, src + i + 8, 8)
+        memcpy(&w2, src + i + 16, 8)
+        memcpy(&w3, src + i + 24, 8)
+        w0 ^= k64
+        w1 ^= k64
+        w2 ^= k64
+        w3 ^= k64
+        memcpy(dst + i, &w0, 8)
+        memcpy(dst + i + 8, &w1, 8)
+        memcpy(dst + i + 16, &w2, 8)
+        memcpy(dst + i + 24, &w3, 8)
+        i += 32
+    while i + 8 <= n:
+        memcpy(&w0, src + i, 8)
+        w0 ^= k64
+        memcpy(dst + i, &w0, 8)
+        i += 8
+    while i < n:
+        dst[i] = src[i] ^ key[i & 3]
+        i += 1
+
+
+cdef bint validate_utf8(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    cdef uint64_t w0, w1
+    cdef unsigned char c, c1
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            while i + 16 <= n:
+                memcpy(&w0, s + i, 8)
+                memcpy(&w1, s + i + 8, 8)
+                if (w0 | w1) & 0x8080808080808080ULL:
+                    break
+                i += 16
+            if i + 8 <= n:
+                memcpy(&w0, s + i, 8)
+                if (w0 & 0x8080808080808080ULL) == 0:
+                    i += 8
+            while i < n and s[i] < 0x80:
+                i += 1
+            continue
+        if c < 0xC2:
+            # stray continuation byte, or C0/C1 (always an overlong 2-byte form)
+            return False
+        elif c < 0xE0:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return False
+            i += 2
+        elif c < 0xF0:
+            if i + 2 >= n:
+                return False
+            c1 = s[i + 1]
+            if c == 0xE0:
+                if c1 < 0xA0 or c1 > 0xBF:      # overlong
+                    return False
+            elif c == 0xED:
+                if c1 < 0x80 or c1 > 0x9F:      # UTF-16 surrogates U+D800..U+DFFF
+                    return False
+            elif (c1 & 0xC0) != 0x80:
+                return False
+            if (s[i + 2] & 0xC0) != 0x80:
+                return False
+            i += 3
+        elif c < 0xF5:
+            if i + 3 >= n:
+                return False
+            c1 = s[i + 1]
+            if c == 0xF0:
+                if c1 < 0x90 or c1 > 0xBF:      # overlong
+                    return False
+            elif c == 0xF4:
+                if c1 < 0x80 or c1 > 0x8F:      # above U+10FFFF
+                    return False
+            elif (c1 & 0xC0) != 0x80:
+                return False
+            if (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
+                return False
+            i += 4
+        else:
+            return False
+    return True
+
+
+cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept nogil:
+    cdef Py_ssize_t size = 2
+    if n >= 65536:
+        size = 10
+    elif n >= 126:
+        size = 4
+    if masked:
+        size += 4
+    return size
+
+
+cdef inline Py_ssize_t _write_header(unsigned char* o, unsigned char b0, Py_ssize_t n,
+                                     const unsigned char* key) noexcept nogil:
+    cdef unsigned char mbit = 0x80 if key != NULL else 0
+    cdef uint64_t v
+    cdef Py_ssize_t pos, k
+    o[0] = b0
+    if n < 126:
+        o[1] = mbit | <unsigned char>n
+        pos = 2
+    elif n < 65536:
+        o[1] = mbit | 126
+        o[2] = <unsigned char>(n >> 8)
+        o[3] = <unsigned char>n
+        pos = 4
+    else:
+        o[1] = mbit | 127
+        v = <uint64_t>n
+        for k in range(8):
+            o[2 + k] = <unsigned char>(v >> (56 - 8 * k))
+        pos = 10
+    if key != NULL:
+        memcpy(o + pos, key, 4)
+        pos += 4
+    return pos
+
+
+cdef inline bint _valid_close_code(int code) noexcept nogil:
+    # Codes a peer may put on the wire (RFC 6455 7.4 plus the IANA registry);
+    # 1004/1005/1006/1015 are reserved and must never be sent.
+    if 1000 <= code <= 1003 or 1007 <= code <= 1014:
+        return True
+    return 3000 <= code <= 4999
+
+
+cdef inline Py_ssize_t _grow_capacity(Py_ssize_t cap, Py_ssize_t need,
+                                      Py_ssize_t limit) noexcept nogil:
+    cdef Py_ssize_t new_cap
+    if cap > PY_SSIZE_T_MAX // 2:
+        new_cap = PY_SSIZE_T_MAX
+    else:
+        new_cap = cap * 2
+    if new_cap < _MIN_ALLOC:
+        new_cap = _MIN_ALLOC
+    if limit >= need and new_cap > limit:
+        new_cap = limit
+    if new_cap < need:
+        new_cap = need
+    return new_cap
+
+
+# ---------------------------------------------------------------------------
+# Reader
+
+
+@cython.final
+cdef class FrameReader:
+    """Incremental RFC 6455 frame parser; see the .pyi for the contract."""
+
+    def __init__(self, Py_ssize_t max_message_size=1_000_000, bint require_mask=True):
+        if max_message_size < 0:
+            raise ValueError("max_message_size must be >= 0")
+        self.max_message_size = max_message_size
+        self.require_mask = require_mask
+        self._release_buffers()
+        self._hlen = 0
+        self._need = 0
+        self._got = 0
+        self._dest = None
+        self._dptr = NULL
+        self._msg_len = 0
+        self._msg_opcode = 0
+        self._error_code = 0
+        self._error_reason = None
+
+    def __dealloc__(self):
+        self._release_buffers()
+
+    cdef void _release_buffers(self) noexcept:
+        free(self._msg)
+        self._msg = NULL
+        self._msg_cap = 0
+
+    cdef int _fail(self, int code, str reason) except -1:
+        self._error_code = code
+        self._error_reason = reason
+        self._dest = None
+        raise WebSocketError(code, reason)
+
+    cpdef list feed(self, data):
+        cdef list out = []
+        cdef Py_buffer view
+        if self._error_code:
+            raise WebSocketError(self._error_code, self._error_reason)
+        if PyBytes_CheckExact(data):
+            self._consume(<const unsigned char*>PyBytes_AS_STRING(data),
+                          PyBytes_GET_SIZE(data), out)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                self._consume(<const unsigned char*>view.buf, view.len, out)
+            finally:
+                PyBuffer_Release(&view)
+        return out
+
+    cdef int _consume(self, const unsigned char* p, Py_ssize_t n, list out) except -1:
+        cdef Py_ssize_t pos = 0
+        if n == 0:
+            return 0
+        try:
+            if self._hlen > 0 or self._need > 0:
+                pos = self._feed_pending(p, n, out)
+            if pos < n:
+                self._feed_direct(p + pos, n - pos, out)
+        except WebSocketError:
+            raise
+        except BaseException:
+            # e.g. MemoryError: the stream position is lost, so stop here.
+            if not self._error_code:
+                self._error_code = 1011
+                self._error_reason = "internal error while reading frames"
+                self._dest = None
+            raise
+        return 0
+
+    cdef Py_ssize_t _parse_header(self, const unsigned char* p, Py_ssize_t n,
+                                  FrameHeader* h) except -1:
+        """Validate and decode a frame header; 0 if more bytes are needed.
+
+        The rules that depend only on the first two bytes are checked as soon
+        as those are available, the length limits once the header is whole.
+        """
+        cdef unsigned char b0, b1, len7
+        cdef int opcode
+        cdef Py_ssize_t hl, off, k
+        cdef uint64_t length, room
+        if n < 2:
+            return 0
+        b0 = p[0]
+        b1 = p[1]
+        if b0 & 0x70:
+            self._fail(1002, "reserved bits set without a negotiated extension")
+        opcode = b0 & 0x0F
+        len7 = b1 & 0x7F
+        if opcode >= OP_CLOSE:
+            if opcode > OP_PONG:
+                self._fail(1002, f"unknown opcode {opcode}")
+            if not (b0 & 0x80):
+                self._fail(1002, "fragmented control frame")
+            if len7 > 125:
+                self._fail(1002, "control frame payload longer than 125 bytes")
+        elif opcode > OP_BINARY:
+            self._fail(1002, f"unknown opcode {opcode}")
+        elif opcode == OP_CONT:
+            if self._msg_opcode == 0:
+                self._fail(1002, "continuation frame without a message in progress")
+        elif self._msg_opcode != 0:
+            self._fail(1002, "new data frame while a fragmented message is in progress")
+        if (b1 >> 7) != self.require_mask:
+            if self.require_mask:
+                self._fail(1002, "unmasked frame from client")
+            self._fail(1002, "masked frame from server")
+
+        if len7 == 126:
+            hl = 4
+        elif len7 == 127:
+            hl = 10
+        else:
+            hl = 2
+        off = hl
+        if b1 & 0x80:
+            hl += 4
+        if n < hl:
+            return 0
+
+        if len7 == 126:
+            length = (<uint64_t>p[2] << 8) | p[3]
+        elif len7 == 127:
+            length = 0
+            for k in range(8):
+                length = (length << 8) | p[2 + k]
+            if length >> 63:
+                self._fail(1002, "64-bit payload length with the high bit set")
+        else:
+            length = len7
+
+        if opcode < OP_CLOSE:
+            room = <uint64_t>self.max_message_size
+            if opcode == OP_CONT:
+                room -= <uint64_t>self._msg_len
+            if length > room or length > <uint64_t>(PY_SSIZE_T_MAX - _MAX_HEADER):
+                self._fail(1009, "message too big")
+
+        h.fin = b0 >> 7
+        h.opcode = opcode
+        h.masked = b1 >> 7
+        if h.masked:
+            memcpy(h.key, p + off, 4)
+        h.length = length
+        h.header_len = hl
+        return hl
+
+    cdef int _msg_reserve(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t need = self._msg_len + n
+        cdef Py_ssize_t new_cap
+        cdef unsigned char* nb
+        if need > self._msg_cap:
+            new_cap = _grow_capacity(self._msg_cap, need, self.max_message_size)
+            nb = <unsigned char*>realloc(self._msg, new_cap)
+            if nb == NULL:
+                raise MemoryError()
+            self._msg = nb
+            self._msg_cap = new_cap
+        return 0
+
+    cdef int _complete_message(self, list out) except -1:
+        cdef int opcode = self._msg_opcode
+        cdef bytes res
+        if opcode == OP_TEXT and not validate_utf8(self._msg, self._msg_len):
+            self._fail(1007, "invalid UTF-8 in text message")
+        res = PyBytes_FromStringAndSize(<char*>self._msg, self._msg_len)
+        self._msg_opcode = 0
+        self._msg_len = 0
+        if self._msg_cap > _SHRINK_ABOVE:
+            free(self._msg)
+            self._msg = NULL
+            self._msg_cap = 0
+        out.append((opcode, res))
+        return 0
+
+    cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
+                           list out) except -1:
+        """Process a frame whose whole payload is at ``payload``."""
+        cdef int opcode = h.opcode
+        cdef Py_ssize_t n = <Py_ssize_t>h.length
+        cdef bytes res
+        cdef unsigned char* dst
+        if opcode == OP_CONT or not h.fin:
+            if opcode != OP_CONT:
+                self._msg_opcode = opcode
+                self._msg_len = 0
+            if n:
+                self._msg_reserve(n)
+                if h.masked:
+                    unmask_copy(self._msg + self._msg_len, payload, n, h.key)
+                else:
+                    memcpy(self._msg + self._msg_len, payload, n)
+                self._msg_len += n
+            if h.fin:
+                self._complete_message(out)
+            return 0
+
+        res = PyBytes_FromStringAndSize(NULL, n)
+        if n:
+            dst = <unsigned char*>PyBytes_AS_STRING(res)
+            if h.masked:
+                unmask_copy(dst, payload, n, h.key)
+            else:
+                memcpy(dst, payload, n)
+            if opcode == OP_TEXT and not validate_utf8(dst, n):
+                self._fail(1007, "invalid UTF-8 in text message")
+        out.append((opcode, res))
+        return 0
+
+    cdef int _begin_payload(self, FrameHeader* h) except -1:
+        """Set up the destination of a frame whose payload is incomplete."""
+        cdef Py_ssize_t n = <Py_ssize_t>h.length
+        self._cur = h[0]
+        if h.opcode == OP_CONT or not h.fin:
+            if h.opcode != OP_CONT:
+                self._msg_opcode = h.opcode
+                self._msg_len = 0
+            self._msg_reserve(n)
+            self._dest = None
+            self._dptr = self._msg + self._msg_len
+        else:
+            self._dest = PyBytes_FromStringAndSize(NULL, n)
+            self._dptr = <unsigned char*>PyBytes_AS_STRING(self._dest)
+        self._need = n
+        self._got = 0
+        return 0
+
+    cdef Py_ssize_t _stream_payload(self, const unsigned char* p, Py_ssize_t n,
+                                    list out) except -1:
+        """Move up to ``n`` payload bytes into place; returns bytes taken."""
+        cdef Py_ssize_t take = self._need
+        cdef unsigned char key[4]
+        cdef int k, phase
+        cdef bytes res
+        cdef int opcode
+        if take > n:
+            take = n
+        if self._cur.masked:
+            # The mask continues where the previous piece stopped.
+            phase = self._got & 3
+            for k in range(4):
+                key[k] = self._cur.key[(k + phase) & 3]
+            unmask_copy(self._dptr + self._got, p, take, key)
+        else:
+            memcpy(self._dptr + self._got, p, take)
+        self._got += take
+        self._need -= take
+        if self._need:
+            return take
+
+        self._dptr = NULL
+        if self._dest is None:
+            self._msg_len += self._got
+            if self._cur.fin:
+                self._complete_message(out)
+        else:
+            res = <bytes>self._dest
+            self._dest = None
+            opcode = self._cur.opcode
+            if opcode == OP_TEXT and not validate_utf8(
+                    <const unsigned char*>PyBytes_AS_STRING(res), self._got):
+                self._fail(1007, "invalid UTF-8 in text message")
+            out.append((opcode, res))
+        return take
+
+    cdef Py_ssize_t _feed_pending(self, const unsigned char* p, Py_ssize_t n,
+                                  list out) except -1:
+        """Finish the partial header or payload left by the previous feed."""
+        cdef FrameHeader h
+        cdef Py_ssize_t pos = 0, take, need, hl
+        cdef unsigned char b1
+        if self._hlen > 0:
+            if self._hlen < 2:
+                self._hbuf[1] = p[0]
+                self._hlen = 2
+                pos = 1
+            # Take exactly the rest of this header, never bytes beyond it.
+            b1 = self._hbuf[1]
+            need = 2
+            if (b1 & 0x7F) == 126:
+                need = 4
+            elif (b1 & 0x7F) == 127:
+                need = 10
+            if b1 & 0x80:
+                need += 4
+            take = need - self._hlen
+            if take > n - pos:
+                take = n - pos
+            memcpy(self._hbuf + self._hlen, p + pos, take)
+            self._hlen += take
+            pos += take
+            hl = self._parse_header(self._hbuf, self._hlen, &h)
+            if hl == 0:
+                return pos
+            self._hlen = 0
+            if h.length == 0:
+                self._handle_frame(&h, NULL, out)
+                return pos
+            self._begin_payload(&h)
+        if pos < n:
+            pos += self._stream_payload(p + pos, n - pos, out)
+        return pos
+
+    cdef int _feed_direct(self, const unsigned char* p, Py_ssize_t n,
+                          list out) except -1:
+        cdef FrameHeader h
+        cdef Py_ssize_t pos = 0, hl
+        while pos < n:
+            hl = self._parse_header(p + pos, n - pos, &h)
+            if hl == 0:
+                # an incomplete header is shorter than _MAX_HEADER bytes
+                memcpy(self._hbuf, p + pos, n - pos)
+                self._hlen = n - pos
+                return 0
+            pos += hl
+            if h.length <= <uint64_t>(n - pos):
+                self._handle_frame(&h, p + pos, out)
+                pos += <Py_ssize_t>h.length
+            else:
+                self._begin_payload(&h)
+                self._stream_payload(p + pos, n - pos, out)
+                return 0
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# Builders
+
+
+cdef bytes build_frame_c(int opcode, const unsigned char* data, Py_ssize_t n):
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, _header_size(n, False) + n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t hl = _write_header(o, <unsigned char>(0x80 | opcode), n, NULL)
+    if n:
+        memcpy(o + hl, data, n)
+    return out
+
+
+cpdef bytes build_frame(int opcode, object payload, bint fin=True, object mask_key=None):
+    cdef Py_buffer pview
+    cdef Py_buffer kview
+    cdef bint have_view = False
+    cdef const unsigned char* data
+    cdef const unsigned char* key = NULL
+    cdef unsigned char keybuf[4]
+    cdef Py_ssize_t n, hl
+    cdef bytes out
+    cdef unsigned char* o
+
+    if not (OP_CONT <= opcode <= OP_BINARY or OP_CLOSE <= opcode <= OP_PONG):
+        raise ValueError(f"invalid opcode {opcode}")
+    if mask_key is not None:
+        PyObject_GetBuffer(mask_key, &kview, PyBUF_SIMPLE)
+        try:
+            if kview.len != 4:
+                raise ValueError("mask_key must be exactly 4 bytes")
+            memcpy(keybuf, kview.buf, 4)
+        finally:
+            PyBuffer_Release(&kview)
+        key = keybuf
+
+    if PyBytes_CheckExact(payload):
+        data = <const unsigned char*>PyBytes_AS_STRING(payload)
+        n = PyBytes_GET_SIZE(payload)
+    elif PyUnicode_Check(payload):
+        data = <const unsigned char*>PyUnicode_AsUTF8AndSize(payload, &n)
+    else:
+        PyObject_GetBuffer(payload, &pview, PyBUF_SIMPLE)
+        have_view = True
+        data = <const unsigned char*>pview.buf
+        n = pview.len
+    try:
+        if opcode >= OP_CLOSE:
+            if n > 125:
+                raise ValueError("control frame payload longer than 125 bytes")
+            if not fin:
+                raise ValueError("control frames cannot be fragmented")
+        out = PyBytes_FromStringAndSize(NULL, _header_size(n, key != NULL) + n)
+        o = <unsigned char*>PyBytes_AS_STRING(out)
+        hl = _write_header(o, <unsigned char>((0x80 if fin else 0) | opcode), n, key)
+        if n:
+            if key != NULL:
+                unmask_copy(o + hl, data, n, key)
+            else:
+                memcpy(o + hl, data, n)
+    finally:
+        if have_view:
+            PyBuffer_Release(&pview)
+    return out
+
+
+cpdef bytes build_close(int code=1000, str reason=""):
+    cdef const unsigned char* r = NULL
+    cdef Py_ssize_t rn = 0
+    cdef bytes out
+    cdef unsigned char* o
+    if code == 1005:
+        return b""
+    if not _valid_close_code(code):
+        raise ValueError(f"close code {code} cannot be sent")
+    if reason:
+        r = <const unsigned char*>PyUnicode_AsUTF8AndSize(reason, &rn)
+        if rn > _MAX_CLOSE_REASON:
+            # Cut at a character boundary so the reason stays valid UTF-8.
+            rn = _MAX_CLOSE_REASON
+            while rn > 0 and (r[rn] & 0xC0) == 0x80:
+                rn -= 1
+    out = PyBytes_FromStringAndSize(NULL, 2 + rn)
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    o[0] = <unsigned char>(code >> 8)
+    o[1] = <unsigned char>code
+    if rn:
+        memcpy(o + 2, r, rn)
+    return out
+
+
+cpdef tuple parse_close(bytes payload):
+    cdef const unsigned char* p
+    cdef Py_ssize_t n
+    cdef int code
+    if payload is None:
+        raise TypeError("payload must be bytes, not None")
+    p = <const unsigned char*>PyBytes_AS_STRING(payload)
+    n = PyBytes_GET_SIZE(payload)
+    if n == 0:
+        return (1005, "")
+    if n == 1:
+        raise WebSocketError(1002, "close frame payload of 1 byte")
+    code = (p[0] << 8) | p[1]
+    if not _valid_close_code(code):
+        raise WebSocketError(1002, f"invalid close code {code}")
+    if not validate_utf8(p + 2, n - 2):
+        raise WebSocketError(1007, "invalid UTF-8 in close reason")
+    return (code, PyUnicode_DecodeUTF8(<char*>p + 2, n - 2, NULL))
+
+
+def accept_key(key):
+    if isinstance(key, str):
+        key = key.encode("latin-1")
+    else:
+        key = bytes(key)
+    return b2a_base64(sha1(key + _GUID).digest(), newline=False).decode("ascii")
