@@ -4,12 +4,13 @@ A drop-in for python-socketio's asyncio server: ``import fastio as socketio``.
 """
 from fastio import exceptions
 from fastio._version import __version__
+from fastio.asgi import ASGIApp
 from fastio.manager import AsyncManager
 from fastio.namespace import AsyncNamespace
 from fastio.native import Server, run, serve
 from fastio.server import AsyncServer
 
 __all__ = [
-    "__version__", "AsyncServer", "AsyncNamespace", "AsyncManager", "exceptions",
+    "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "exceptions",
     "run", "serve", "Server",
 ]

@@ -137,6 +137,12 @@ class AsyncServer:
         """Always True: fastio runs on asyncio."""
         return True
 
+    def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
+        """Serve Engine.IO from an aiohttp ``web.Application`` under ``/<engineio_path>/``."""
+        from fastio.aiohttp import attach
+
+        attach(self, app, engineio_path)
+
     def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register a handler for ``'connect'``, ``'message'`` or ``'disconnect'`` (decorator too)."""
         if event not in self.event_names:
@@ -376,7 +382,7 @@ class AsyncServer:
                 conn.close(self.reason.TRANSPORT_ERROR, True)
                 return
             try:
-                packets = decode_payload(req.body)
+                packets = decode_payload(req.body, 0)
             except ValueError as exc:
                 self.logger.info("%s: bad polling payload: %s", conn.sid, exc)
                 self._error(req, BAD_REQUEST, "Bad request: %s" % exc)

@@ -90,6 +90,12 @@ class AsyncServer:
         """Always True."""
         return True
 
+    def attach(self, app: Any, socketio_path: str = "socket.io") -> None:
+        """Serve Socket.IO from an aiohttp ``web.Application`` under ``/<socketio_path>/``."""
+        from fastio.aiohttp import attach
+
+        attach(self, app, socketio_path)
+
     def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
         """Register an event handler, as a decorator or directly (``'*'`` catches all)."""
         namespace = namespace or "/"

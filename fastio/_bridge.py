@@ -1,0 +1,196 @@
+"""What the integrations (ASGI, aiohttp) share: a request object the engine understands, and a
+WebSocket that carries an Engine.IO session over a framework's message-based WebSocket API.
+
+The native server frames WebSocket messages itself; a framework frames them for us, so the
+frames the engine queues are split back into messages here (in C, by the frame reader) and each
+connection has one writer task that hands them to the framework in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote
+
+from fastio._core.conn import Conn, WSTransport
+from fastio._core.wsframe import OP_BINARY, OP_TEXT, FrameReader
+
+__all__ = ["BridgeRequest", "BridgeWebSocket"]
+
+Sender = Callable[[Any], Awaitable[None]]
+
+
+class BridgeRequest:
+    """An HTTP request from a framework, with the interface the engine serves."""
+
+    def __init__(self, method: str, path: str, query_string: bytes, headers: list[tuple[bytes, bytes]],
+                 body: bytes, client: tuple[str, int] | None, server: tuple[str, int] | None,
+                 upgrade: bool, environ: dict[str, Any], http_version: str = "1.1",
+                 scheme: str = "http") -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        self.client = client
+        self.server = server
+        self.upgrade = upgrade
+        self.environ = environ
+        self.http_version = http_version
+        self.scheme = scheme
+        self.url = quote(path).encode() + (b"?" + query_string if query_string else b"")
+        self.keep_alive = True
+        self.responded = False
+        self.on_abort: Callable[[Any], None] | None = None
+        self.response: asyncio.Future[tuple[int, list[Any], bytes]] = asyncio.get_running_loop().create_future()
+        self.websocket: BridgeWebSocket | None = None
+
+    def header(self, name: bytes, default: Any = None) -> Any:
+        """The value of header ``name`` (lower-case bytes), or ``default``."""
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def respond(self, status: int, headers: list[Any], body: bytes = b"") -> None:
+        """Deliver the response (the framework sends it)."""
+        if self.responded:
+            return
+        self.responded = True
+        if not self.response.done():
+            self.response.set_result((status, headers, bytes(body)))
+
+    def accept_websocket(self, conn: Conn | None, probe: bool, extra_headers: list[Any] | None = None) -> "BridgeWebSocket | None":
+        """Accept the WebSocket; it carries ``conn`` (``probe``: an upgrade still being probed)."""
+        if self.responded:
+            return None
+        self.responded = True
+        ws = BridgeWebSocket(conn, probe)
+        self.websocket = ws
+        if not self.response.done():
+            self.response.set_result((101, extra_headers or [], b""))
+        return ws
+
+
+class BridgeWebSocket(WSTransport):
+    """A framework WebSocket carrying an Engine.IO session.
+
+    ``attach(send_text, send_bytes, close)`` connects it to the framework once accepted; inbound
+    messages go to ``receive_text`` / ``receive_bytes``.
+    """
+
+    def __init__(self, conn: Conn | None, probe: bool) -> None:
+        super().__init__()
+        self.conn = conn
+        self.probing = probe
+        self.closed = False
+        self._reader = FrameReader(1 << 62, False)
+        self._out: collections.deque[Any] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._send_text: Callable[[str], Awaitable[None]] | None = None
+        self._send_bytes: Callable[[bytes], Awaitable[None]] | None = None
+        self._close: Callable[[int], Awaitable[None]] | None = None
+        self.done = asyncio.get_running_loop().create_future()
+        self.ws_paused = False
+
+    def attach(self, send_text: Callable[[str], Awaitable[None]], send_bytes: Callable[[bytes], Awaitable[None]],
+               close: Callable[[int], Awaitable[None]]) -> None:
+        """Connect to the framework's send/close coroutines and start writing."""
+        self._send_text = send_text
+        self._send_bytes = send_bytes
+        self._close = close
+        self._kick()
+
+    # -- WSTransport --------------------------------------------------------------------------
+
+    def ws_write(self, data: bytes) -> None:
+        """Split the engine's frames back into messages and queue them."""
+        if self.closed:
+            return
+        for op, payload in self._reader.feed(data):
+            if op == OP_TEXT:
+                self._out.append(payload.decode("utf-8"))
+            elif op == OP_BINARY:
+                self._out.append(payload)
+        self._kick()
+
+    def ws_close(self, code: int = 1000, reason: str = "") -> None:
+        """Close after what is queued has been sent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._out.append(("close", code))
+        self._kick()
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    def receive_text(self, text: str) -> None:
+        """A text message from the peer."""
+        data = text.encode("utf-8")
+        if not data:
+            self._fail()
+            return
+        if self.probing:
+            self._probe(data)
+        elif self.conn is not None:
+            self.conn.on_packet(data[0] - 48, data[1:], False)
+
+    def receive_bytes(self, data: bytes) -> None:
+        """A binary message from the peer."""
+        if self.conn is not None and not self.probing:
+            self.conn.on_packet(4, bytes(data), True)
+
+    def lost(self, reason: str = "transport close") -> None:
+        """The framework's WebSocket ended."""
+        self.closed = True
+        conn = self.conn
+        if conn is not None and not self.probing and conn.ws is self:
+            conn.close(reason, False)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _probe(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or conn.closed or conn.upgraded:
+            self.ws_close(1000)
+            return
+        if data == b"2probe":
+            self._out.append("3probe")
+            self._kick()
+            conn.send_eio(b"6")  # lets the pending long poll return so the client pauses polling
+        elif data == b"5":
+            self.probing = False
+            conn.handler._upgraded(conn, self)
+            conn.upgrade(self)
+
+    def _fail(self) -> None:
+        self.ws_close(1002)
+        conn = self.conn
+        if conn is not None and not self.probing and conn.ws is self:
+            conn.close("transport error", False)
+
+    # -- writer -------------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._send_text is None or not self._out:
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+
+    async def _write_all(self) -> None:
+        out = self._out
+        assert self._send_text is not None and self._send_bytes is not None and self._close is not None
+        try:
+            while out:
+                item = out.popleft()
+                if type(item) is str:
+                    await self._send_text(item)
+                elif type(item) is bytes:
+                    await self._send_bytes(item)
+                else:
+                    await self._close(item[1])
+                    self.lost("transport close")
+                    return
+        except Exception:
+            self.lost("transport error")
+

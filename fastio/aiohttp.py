@@ -1,0 +1,96 @@
+"""aiohttp integration: ``sio.attach(app)`` adds the Socket.IO routes to an aiohttp application.
+
+aiohttp does HTTP and WebSocket framing; fastio does Engine.IO, Socket.IO, rooms and fan-out.
+aiohttp is not a dependency of fastio: this module imports it when used.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastio._bridge import BridgeRequest
+
+__all__ = ["attach"]
+
+
+def _environ(request: Any) -> dict[str, Any]:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": request.path,
+        "QUERY_STRING": request.query_string,
+        "RAW_URI": request.raw_path,
+        "SERVER_PROTOCOL": "HTTP/%d.%d" % request.version,
+        "REMOTE_ADDR": peer[0] if peer else "",
+        "REMOTE_PORT": str(peer[1]) if peer else "0",
+        "SERVER_NAME": sock[0] if sock else "",
+        "SERVER_PORT": str(sock[1]) if sock else "0",
+        "SERVER_SOFTWARE": "aiohttp",
+        "wsgi.url_scheme": request.scheme,
+        "aiohttp.request": request,
+    }
+    for name, value in request.headers.items():
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        env[key] = env[key] + "," + value if key in env else value
+    return env
+
+
+def attach(server: Any, app: Any, socketio_path: str = "socket.io") -> None:
+    """Route ``/<socketio_path>/`` of the aiohttp ``app`` to ``server``."""
+    from aiohttp import WSMsgType, web
+
+    engine = getattr(server, "eio", server)
+    engine.engineio_path = socketio_path.strip("/")
+    engine.async_mode = "aiohttp"
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.read() if request.can_read_body else b""
+        headers = [(k.lower(), v) for k, v in request.raw_headers]
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        sock = request.transport.get_extra_info("sockname") if request.transport else None
+        req = BridgeRequest(request.method, request.path, request.query_string.encode("latin-1"), headers, body,
+                            tuple(peer[:2]) if peer else None, tuple(sock[:2]) if sock else None,
+                            upgrade, _environ(request), "%d.%d" % request.version, request.scheme)
+        engine.handle_request(req)
+        if not req.response.done():
+            try:
+                await req.response
+            except asyncio.CancelledError:
+                # aiohttp cancels the handler when the client goes away during a long poll.
+                if req.on_abort is not None and not req.response.done():
+                    req.on_abort(req)
+                raise
+        status, resp_headers, payload = req.response.result()
+        if status != 101:
+            return web.Response(status=status, body=payload,
+                                headers=[(str(k), str(v)) for k, v in resp_headers])
+        ws = req.websocket
+        assert ws is not None
+        wsr = web.WebSocketResponse(max_msg_size=engine.max_http_buffer_size, autoping=True)
+        await wsr.prepare(request)
+        ws.attach(wsr.send_str, wsr.send_bytes, lambda code: wsr.close(code=code))
+        try:
+            async for msg in wsr:
+                if msg.type == WSMsgType.TEXT:
+                    ws.receive_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    ws.receive_bytes(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if ws.closed:
+                    break
+        finally:
+            ws.lost("transport close")
+        if not ws.done.done():
+            await ws.done
+        return wsr
+
+    path = "/" + engine.engineio_path + "/"
+    app.router.add_route("GET", path, handler)
+    app.router.add_route("POST", path, handler)
+    app.router.add_route("OPTIONS", path, handler)

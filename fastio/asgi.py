@@ -1,0 +1,267 @@
+"""ASGI integration: ``ASGIApp(sio, other_asgi_app)`` under uvicorn, hypercorn or granian.
+
+The ASGI server does HTTP and WebSocket framing; fastio does Engine.IO, Socket.IO, rooms and
+fan-out.  Requests outside the Socket.IO path go to ``other_asgi_app`` (a FastAPI or Starlette
+app, say), or to ``static_files``, or get a 404.
+"""
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from typing import Any, Awaitable, Callable
+
+from fastio._bridge import BridgeRequest
+
+__all__ = ["ASGIApp", "get_static_file"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def get_static_file(path: str, static_files: dict[str, Any]) -> dict[str, str] | None:
+    """Resolve ``path`` with python-engineio's static file rules: {"filename", "content_type"}."""
+    extra = ""
+    entry = static_files.get(path)
+    p = path
+    while entry is None and p:
+        p, last = p.rsplit("/", 1) if "/" in p else ("", p)
+        extra = "/" + last + extra
+        entry = static_files.get(p) or static_files.get(p + "/")
+    if entry is None or "../" in extra:
+        return None
+    f = {"filename": entry} if isinstance(entry, str) else dict(entry)
+    if f["filename"].endswith("/") and extra.startswith("/"):
+        extra = extra[1:]
+    f["filename"] += extra
+    if f["filename"].endswith("/"):
+        index = static_files.get("")
+        if index is None:
+            f["filename"] += "index.html"
+        elif isinstance(index, str):
+            f["filename"] += index
+        else:
+            f["filename"] += index["filename"]
+            if "content_type" in index:
+                f["content_type"] = index["content_type"]
+    if "content_type" not in f:
+        f["content_type"] = mimetypes.guess_type(f["filename"])[0] or "application/octet-stream"
+    return f
+
+
+def _environ(scope: Scope, receive: Receive, send: Send) -> dict[str, Any]:
+    client = scope.get("client") or ("", 0)
+    server = scope.get("server") or ("", 0)
+    qs = scope.get("query_string", b"")
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "SCRIPT_NAME": scope.get("root_path", ""),
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": qs.decode("latin-1"),
+        "RAW_URI": scope["path"] + ("?" + qs.decode("latin-1") if qs else ""),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "REMOTE_ADDR": client[0],
+        "REMOTE_PORT": str(client[1]),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_SOFTWARE": "asgi",
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "asgi.scope": scope,
+        "asgi.receive": receive,
+        "asgi.send": send,
+    }
+    for name, value in scope.get("headers", []):
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        v = value.decode("latin-1")
+        env[key] = env[key] + "," + v if key in env else v
+    return env
+
+
+class ASGIApp:
+    """An ASGI application serving a fastio ``AsyncServer`` (python-socketio's ``ASGIApp``).
+
+    :param socketio_server: the fastio ``AsyncServer`` (or Engine.IO ``AsyncServer``).
+    :param other_asgi_app: an ASGI app for every other path (and for lifespan events).
+    :param static_files: python-engineio's static file map, e.g. ``{"/": "index.html"}``.
+    :param socketio_path: the URL path of Socket.IO (default ``socket.io``).
+    :param on_startup: a callable (sync or async) run at lifespan startup.
+    :param on_shutdown: a callable (sync or async) run at lifespan shutdown.
+    """
+
+    def __init__(self, socketio_server: Any, other_asgi_app: Any = None, static_files: dict[str, Any] | None = None,
+                 socketio_path: str = "socket.io", on_startup: Callable[[], Any] | None = None,
+                 on_shutdown: Callable[[], Any] | None = None) -> None:
+        self.sio = socketio_server
+        self.engine = getattr(socketio_server, "eio", socketio_server)
+        self.engine.engineio_path = socketio_path.strip("/")
+        self.engine.async_mode = "asgi"
+        self.other_asgi_app = other_asgi_app
+        self.static_files = static_files or {}
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind in ("http", "websocket") and self.engine.handles_path(scope["path"]):
+            if kind == "http":
+                await self._http(scope, receive, send)
+            else:
+                await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        elif self.other_asgi_app is not None:
+            await self.other_asgi_app(scope, receive, send)
+        elif kind == "http":
+            await self._static_or_404(scope, receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = bytearray()
+        limit = self.engine.max_http_buffer_size + 4096
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body += msg.get("body", b"")
+            if len(body) > limit:
+                await self._send_response(send, 413, [("Content-Type", "application/json")],
+                                          b'{"code":3,"message":"Payload too large"}')
+                return
+            if not msg.get("more_body"):
+                break
+        req = self._request(scope, receive, send, bytes(body), False)
+        self.engine.handle_request(req)
+        if not req.response.done():
+            # A long poll: answer when data comes, or give up if the client goes away.
+            watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+            try:
+                await asyncio.wait([req.response, watcher], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watcher.cancel()
+            if not req.response.done():
+                if req.on_abort is not None:
+                    req.on_abort(req)
+                return
+        status, headers, payload = req.response.result()
+        await self._send_response(send, status, headers, payload)
+
+    @staticmethod
+    async def _watch_disconnect(receive: Receive) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+
+    @staticmethod
+    async def _send_response(send: Send, status: int, headers: list[Any], body: bytes) -> None:
+        raw = [(k.encode("latin-1") if isinstance(k, str) else k, v.encode("latin-1") if isinstance(v, str) else v)
+               for k, v in headers]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    def _request(self, scope: Scope, receive: Receive, send: Send, body: bytes, upgrade: bool) -> BridgeRequest:
+        headers = [(k.lower(), v) for k, v in scope.get("headers", [])]
+        method = scope.get("method", "GET")
+        return BridgeRequest(method, scope["path"], scope.get("query_string", b""), headers, body,
+                             tuple(scope["client"]) if scope.get("client") else None,
+                             tuple(scope["server"]) if scope.get("server") else None,
+                             upgrade, _environ(scope, receive, send), scope.get("http_version", "1.1"),
+                             scope.get("scheme", "http"))
+
+    async def _static_or_404(self, scope: Scope, receive: Receive, send: Send) -> None:
+        f = get_static_file(scope["path"], self.static_files) if self.static_files else None
+        if f is not None and os.path.isfile(f["filename"]):
+            with open(f["filename"], "rb") as fh:
+                payload = fh.read()
+            await self._send_response(send, 200, [("Content-Type", f["content_type"])], payload)
+        else:
+            await self._send_response(send, 404, [("Content-Type", "text/plain")], b"Not Found")
+
+    # -- WebSocket ------------------------------------------------------------------------------
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        msg = await receive()
+        if msg["type"] != "websocket.connect":
+            return
+        req = self._request(scope, receive, send, b"", True)
+        self.engine.handle_request(req)
+        status, headers, payload = await req.response
+        ws = req.websocket
+        if status != 101 or ws is None:
+            # Refused before the handshake: an HTTP response where the server supports it.
+            try:
+                await self._send_response_ws_denial(send, status, headers, payload)
+            except Exception:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": "websocket.accept"})
+
+        async def send_text(text: str) -> None:
+            await send({"type": "websocket.send", "text": text})
+
+        async def send_bytes(data: bytes) -> None:
+            await send({"type": "websocket.send", "bytes": data})
+
+        async def close(code: int) -> None:
+            await send({"type": "websocket.close", "code": code})
+
+        ws.attach(send_text, send_bytes, close)
+        try:
+            while not ws.closed:
+                msg = await receive()
+                t = msg["type"]
+                if t == "websocket.receive":
+                    text = msg.get("text")
+                    if text is not None:
+                        ws.receive_text(text)
+                    else:
+                        ws.receive_bytes(msg.get("bytes") or b"")
+                elif t == "websocket.disconnect":
+                    break
+        finally:
+            ws.lost("transport close")
+
+    @staticmethod
+    async def _send_response_ws_denial(send: Send, status: int, headers: list[Any], body: bytes) -> None:
+        raw = [(k.encode("latin-1") if isinstance(k, str) else k, v.encode("latin-1") if isinstance(v, str) else v)
+               for k, v in headers]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    # -- lifespan ---------------------------------------------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.other_asgi_app is not None and self.on_startup is None and self.on_shutdown is None:
+            await self.other_asgi_app(scope, receive, send)
+            return
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    if self.on_startup is not None:
+                        r = self.on_startup()
+                        if asyncio.iscoroutine(r):
+                            await r
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                try:
+                    if self.on_shutdown is not None:
+                        r = self.on_shutdown()
+                        if asyncio.iscoroutine(r):
+                            await r
+                    await self.sio.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
