@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from typing import Any
+from urllib.parse import unquote
 
 from fastio._core.protocol import HttpProtocol
 
@@ -58,11 +59,147 @@ class _Router:
         logger.info("websocket from %s closed with %d: %s", proto.peername, code, reason)
 
 
+class AsgiHost:
+    """Serves an ASGI application (FastAPI, Starlette, ...) on the native server's connections.
+
+    HTTP requests only (bodies, streamed responses, disconnect detection) plus lifespan events.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self._lifespan_queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._lifespan_task: asyncio.Task[None] | None = None
+        self._lifespan_events: asyncio.Queue[dict[str, Any]] | None = None
+
+    def handle_request(self, req: Any) -> None:
+        """Run the ASGI app for one request."""
+        asyncio.get_running_loop().create_task(self._run(req))
+
+    async def _run(self, req: Any) -> None:
+        loop = asyncio.get_running_loop()
+        disconnected: asyncio.Future[None] = loop.create_future()
+
+        def aborted(_: Any) -> None:
+            if not disconnected.done():
+                disconnected.set_result(None)
+
+        req.on_abort = aborted
+        raw_path = req.url.split(b"?", 1)[0]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": req.http_version, "method": req.method, "scheme": "http",
+            "path": unquote(req.path), "raw_path": raw_path, "query_string": req.query_string,
+            "root_path": "", "headers": req.headers, "client": req.client, "server": req.server,
+            "state": dict(self.state),
+        }
+        body_sent = False
+        status = 500
+        headers: list[tuple[bytes, bytes]] = []
+        streaming = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": req.body, "more_body": False}
+            await disconnected
+            return {"type": "http.disconnect"}
+
+        async def send(msg: dict[str, Any]) -> None:
+            nonlocal status, headers, streaming
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+                headers = [(k, v) for k, v in msg.get("headers", [])
+                           if k.lower() not in (b"content-length", b"transfer-encoding")]
+            elif msg["type"] == "http.response.body":
+                body = msg.get("body", b"")
+                more = msg.get("more_body", False)
+                if not streaming and not more:
+                    req.respond(status, headers, body)
+                    return
+                if not streaming:
+                    streaming = True
+                    req.start_response(status, headers)
+                req.write(body)
+                if not more:
+                    req.end()
+                if req.closed:
+                    raise OSError("client disconnected")
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if not req.closed:
+                logger.error("ASGI application failed on %s %s", req.method, req.path, exc_info=exc)
+            if not req.responded:
+                req.respond(500, [(b"content-type", b"text/plain")], b"Internal Server Error")
+            elif streaming:
+                req.end()
+
+    async def startup(self) -> None:
+        """Run the app's lifespan startup (apps without lifespan support are fine)."""
+        self._lifespan_queue = asyncio.Queue()
+        self._lifespan_events = asyncio.Queue()
+        queue, events = self._lifespan_queue, self._lifespan_events
+
+        async def receive() -> dict[str, Any]:
+            return await queue.get()
+
+        async def send(msg: dict[str, Any]) -> None:
+            await events.put(msg)
+
+        async def lifespan() -> None:
+            try:
+                await self.app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                                "state": self.state}, receive, send)
+            except Exception as exc:
+                await events.put({"type": "lifespan.unsupported", "message": str(exc)})
+
+        self._lifespan_task = asyncio.get_running_loop().create_task(lifespan())
+        await queue.put({"type": "lifespan.startup"})
+        msg = await events.get()
+        if msg["type"] == "lifespan.startup.failed":
+            raise RuntimeError("ASGI lifespan startup failed: %s" % msg.get("message", ""))
+        if msg["type"] == "lifespan.unsupported":
+            self._lifespan_task = None
+
+    async def shutdown(self) -> None:
+        """Run the app's lifespan shutdown."""
+        if self._lifespan_task is None or self._lifespan_queue is None or self._lifespan_events is None:
+            return
+        await self._lifespan_queue.put({"type": "lifespan.shutdown"})
+        try:
+            msg = await asyncio.wait_for(self._lifespan_events.get(), 10)
+            if msg["type"] == "lifespan.shutdown.failed":
+                logger.error("ASGI lifespan shutdown failed: %s", msg.get("message", ""))
+        except asyncio.TimeoutError:
+            logger.error("ASGI lifespan shutdown did not finish")
+        self._lifespan_task = None
+
+
+def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
+    """Accept an ASGIApp wrapping a server, and turn an ASGI callable into a host."""
+    from fastio.asgi import ASGIApp
+
+    if isinstance(app, ASGIApp):
+        if other_app is None:
+            other_app = app.other_asgi_app
+            if other_app is None and app.static_files:
+                other_app = app
+        app = app.sio
+    if other_app is not None and not hasattr(other_app, "handle_request"):
+        other_app = AsgiHost(other_app)
+    return app, other_app
+
+
 class Server:
     """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
 
     def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+        app, other_app = _split_app(app, other_app)
         self.app = app
+        self.other_app = other_app
         self.host = host
         self.requested_port = port
         self._router = _Router(app, other_app)
@@ -71,6 +208,8 @@ class Server:
     async def start(self) -> "Server":
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.startup()
         engine = self._router.engine
         max_body = max(engine.max_http_buffer_size + 4096, 1_000_000)
         max_msg = engine.max_http_buffer_size
@@ -108,6 +247,8 @@ class Server:
         except asyncio.TimeoutError:
             logger.warning("connections still open after shutdown")
         self._server = None
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.shutdown()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -115,9 +256,12 @@ class Server:
         await self._server.serve_forever()
 
 
-async def serve(app: Any, host: str = "127.0.0.1", port: int = 5000, *, other_app: Any = None) -> Server:
-    """Start serving ``app`` (a fastio Socket.IO or Engine.IO AsyncServer); returns the Server."""
-    return await Server(app, host, port, other_app).start()
+async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
+                other_app: Any = None) -> Server:
+    """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
+    one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
+    Returns the running Server."""
+    return await Server(sio, host, port, app if app is not None else other_app).start()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -128,16 +272,21 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(app: Any, host: str = "127.0.0.1", port: int = 5000, *, other_app: Any = None,
+def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
         log_level: str | None = None) -> None:
-    """Serve ``app`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return."""
+    """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
+
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    """
+    if app is not None:
+        other_app = app
     if log_level is not None:
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     loop = _new_loop()
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        server = await serve(app, host, port, other_app=other_app)
+        server = await serve(sio, host, port, other_app=other_app)
         print("fastio serving on http://%s:%d" % (host, server.port), flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -62,6 +62,8 @@ cdef class Request:
     cdef public str http_version
     cdef public bint responded
     cdef public object on_abort
+    cdef public bint streaming
+    cdef public bint ended
     cdef HttpProtocol proto
 
     def header(self, bytes name, default=None):
@@ -104,6 +106,41 @@ cdef class Request:
         parts.append(b)
         self.proto._respond_done(self, b"".join(parts))
 
+    def start_response(self, int status, list headers):
+        """Begin a streamed response (chunked transfer encoding); follow with ``write`` and ``end``."""
+        cdef list parts
+        if self.responded:
+            return
+        self.responded = True
+        self.streaming = True
+        parts = [status_line(status)]
+        for k, v in headers:
+            parts.append(_b(k) + b": " + _b(v) + b"\r\n")
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+        if not self.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.proto._write_raw(b"".join(parts))
+
+    def write(self, data):
+        """Send one chunk of a streamed response."""
+        cdef bytes b = _b(data)
+        if not self.streaming or self.ended or not b:
+            return
+        self.proto._write_raw(b"%x\r\n" % PyBytes_GET_SIZE(b) + b + b"\r\n")
+
+    def end(self):
+        """Finish a streamed response."""
+        if not self.streaming or self.ended:
+            return
+        self.ended = True
+        self.proto._respond_done(self, b"0\r\n\r\n")
+
+    @property
+    def closed(self):
+        """True once the connection carrying this request is gone."""
+        return self.proto.closed
+
     def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
         """Answer the upgrade with 101 and switch this connection to WebSocket frames.
 
@@ -132,7 +169,7 @@ cdef class HttpProtocol(WSTransport):
     cdef public object app
     cdef public object peername
     cdef public object sockname
-    cdef bint closed
+    cdef readonly bint closed
     cdef bint ws_mode
     cdef bint close_sent
     cdef public bint probing
@@ -277,6 +314,10 @@ cdef class HttpProtocol(WSTransport):
         body = ('{"code":3,"message":"%s"}' % reason).encode()
         self.transport.write(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         self.transport.close()
+
+    def _write_raw(self, bytes data):
+        if not self.closed:
+            self.transport.write(data)
 
     def _respond_done(self, Request r, bytes data):
         if self.closed:
