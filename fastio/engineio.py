@@ -374,7 +374,12 @@ class AsyncServer:
             if data is not None:
                 self._poll_response(req, data)
             else:
-                req.on_abort = self._poll_aborted
+                def aborted(r: Any, conn: Conn = conn) -> None:
+                    if conn.poll_waiter is r:
+                        conn.poll_waiter = None
+                        conn.close(self.reason.TRANSPORT_CLOSE, False)
+
+                req.on_abort = aborted
                 conn.poll_waiter = req
         elif method == "POST":
             if len(req.body) > self.max_http_buffer_size:
@@ -395,13 +400,6 @@ class AsyncServer:
                     break
         else:
             self._error(req, BAD_REQUEST)
-
-    def _poll_aborted(self, req: Any) -> None:
-        for conn in self.sockets.values():
-            if conn.poll_waiter is req:
-                conn.poll_waiter = None
-                conn.close(self.reason.TRANSPORT_CLOSE, False)
-                return
 
     # -- responses ------------------------------------------------------------------------------------
 
