@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from fastio._core import eio
 
+# Deterministic: fixed seed, no example database, no timing-based failures.
+DETERMINISTIC = settings(derandomize=True, database=None, deadline=None)
+
 # ---------------------------------------------------------------- constants
 
 
@@ -72,6 +75,7 @@ def test_poll_binary():
         eio.poll_binary("text")
 
 
+@settings(DETERMINISTIC)
 @given(st.binary(max_size=300))
 def test_poll_binary_matches_stdlib_base64(data):
     enc = eio.poll_binary(data)
@@ -87,7 +91,7 @@ _text_packet = st.tuples(
 _binary_packet = st.tuples(st.just("binary"), st.just(eio.MESSAGE), st.binary(max_size=40))
 
 
-@settings(max_examples=300)
+@settings(DETERMINISTIC, max_examples=300)
 @given(st.lists(st.one_of(_text_packet, _binary_packet), min_size=1, max_size=16))
 def test_payload_round_trip(packets):
     items = []
@@ -178,6 +182,7 @@ def test_encode_packet_errors():
         eio.encode_packet(4, 12)
 
 
+@settings(DETERMINISTIC)
 @given(st.integers(min_value=0, max_value=6), st.binary(max_size=100))
 def test_packet_round_trip(ptype, data):
     assert eio.decode_packet(eio.encode_packet(ptype, data)) == (ptype, data)

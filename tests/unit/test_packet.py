@@ -12,6 +12,9 @@ from socketio.packet import Packet as SioPacket
 from fastio._core import packet as P
 from fastio._core.packet import Decoder, Encoded, encode
 
+# Deterministic: fixed seed, no example database, no timing-based failures.
+DETERMINISTIC = settings(derandomize=True, database=None, deadline=None)
+
 
 @pytest.fixture(autouse=True)
 def _default_json():
@@ -523,7 +526,7 @@ def _expected_type(ptype, data):
     return ptype
 
 
-@settings(max_examples=400)
+@settings(DETERMINISTIC, max_examples=400)
 @given(sio_packets())
 def test_fastio_encoding_decodes_with_python_socketio(pkt):
     ptype, ns, data, id = pkt
@@ -538,7 +541,7 @@ def test_fastio_encoding_decodes_with_python_socketio(pkt):
     assert sio.data == data
 
 
-@settings(max_examples=400)
+@settings(DETERMINISTIC, max_examples=400)
 @given(sio_packets())
 def test_python_socketio_encoding_decodes_with_fastio(pkt):
     ptype, ns, data, id = pkt
@@ -551,7 +554,7 @@ def test_python_socketio_encoding_decodes_with_fastio(pkt):
     assert as_tuple(got) == (_expected_type(ptype, data), ns, data, id)
 
 
-@settings(max_examples=300)
+@settings(DETERMINISTIC, max_examples=300)
 @given(sio_packets())
 def test_fastio_round_trip(pkt):
     ptype, ns, data, id = pkt
@@ -568,7 +571,7 @@ def test_fastio_round_trip(pkt):
     assert all(f[:2] == (True, 2) for f in frames[1:])
 
 
-@settings(max_examples=150)
+@settings(DETERMINISTIC, max_examples=150)
 @given(sio_packets(binary=False))
 def test_stdlib_json_matches_python_socketio_bytes(pkt):
     ptype, ns, data, id = pkt
