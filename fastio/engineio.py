@@ -552,6 +552,9 @@ class AsyncServer:
         self.logger.info("%s: protocol error: %s", conn.sid, message)
         conn.close(self.reason.TRANSPORT_ERROR, True)
 
+    def _message_error(self, conn: Conn, exc: BaseException) -> None:
+        self.logger.error("%s: error while handling a message", conn.sid, exc_info=exc)
+
     def _dispatch_message(self, conn: Conn, data: bytes, binary: bool) -> None:
         if not binary:
             try:

@@ -184,7 +184,11 @@ cdef class Conn:
         if self.state != ST_OPEN:
             return
         if binary or ptype == 4:
-            self.on_message(self, data, binary)
+            try:
+                self.on_message(self, data, binary)
+            except Exception as exc:
+                # Nothing an application does may escape into the transport's read callback.
+                self.handler._message_error(self, exc)
         elif ptype == 3:  # pong
             self.pong_deadline = 0.0
             self.next_ping = _monotonic() + self.handler._ping_interval

@@ -1,0 +1,277 @@
+"""Blocking clients: ``Client`` and ``SimpleClient``, with python-socketio's interfaces.
+
+Each hosts an asyncio event loop in a daemon thread and delegates to :class:`fastio.AsyncClient`
+(or :class:`fastio.AsyncSimpleClient`). Handlers of a ``Client`` are plain functions; they run in
+a thread pool, so a handler may itself call ``emit``/``call`` on the client.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+import weakref
+from typing import Any, Callable, Coroutine
+
+from fastio.client import AsyncClient
+from fastio.namespace_client import ClientNamespace
+from fastio.simple import AsyncSimpleClient
+
+__all__ = ["Client", "SimpleClient"]
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where available
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = _new_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                pending = asyncio.all_tasks(self.loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run ``coro`` on the loop and wait for its result."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError("this blocking call cannot be made from the client's event loop")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    @staticmethod
+    def stop(loop: asyncio.AbstractEventLoop) -> None:
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # closed meanwhile
+                pass
+
+
+class Client:
+    """A blocking Socket.IO client; arguments as for :class:`fastio.AsyncClient`.
+
+    Handlers registered with ``on``/``event`` and ``ClientNamespace`` methods are plain functions
+    run in a thread pool (``handler_threads`` workers, 16 by default).
+    """
+
+    reserved_events = AsyncClient.reserved_events
+    reason = AsyncClient.reason
+
+    def __init__(self, *args: Any, handler_threads: int = 16, **kwargs: Any) -> None:
+        self._runner = _LoopThread("fastio-client")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=handler_threads, thread_name_prefix="fastio-handler")
+        self._client = AsyncClient(*args, **kwargs)
+        self._client._handler_executor = self._executor
+        weakref.finalize(self, _shutdown_runner, self._runner.loop, self._executor)
+
+    def is_asyncio_based(self) -> bool:
+        return False
+
+    # -- delegated state -----------------------------------------------------------------
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The :class:`AsyncClient` doing the work."""
+        return self._client
+
+    @property
+    def eio(self) -> Any:
+        return self._client.eio
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    @property
+    def namespaces(self) -> dict[str, str | None]:
+        return self._client.namespaces
+
+    @property
+    def sid(self) -> str | None:
+        return self._client.sid
+
+    @property
+    def handlers(self) -> dict[str, dict[str, Callable[..., Any]]]:
+        return self._client.handlers
+
+    @property
+    def namespace_handlers(self) -> dict[str, Any]:
+        return self._client.namespace_handlers
+
+    @property
+    def logger(self) -> Any:
+        return self._client.logger
+
+    def __getattr__(self, name: str) -> Any:
+        # reconnection settings and other plain attributes of the async client
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+    # -- registration --------------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
+        return self._client.on(event, handler, namespace)
+
+    def event(self, *args: Any, **kwargs: Any) -> Any:
+        return self._client.event(*args, **kwargs)
+
+    def register_namespace(self, namespace_handler: ClientNamespace) -> None:
+        """Register a :class:`fastio.ClientNamespace` instance."""
+        if not isinstance(namespace_handler, ClientNamespace):
+            raise ValueError("Not a namespace instance")
+        namespace_handler._set_client(self)
+        self._client.namespace_handlers[namespace_handler.namespace] = namespace_handler
+
+    def get_sid(self, namespace: str | None = None) -> str | None:
+        return self._client.get_sid(namespace)
+
+    def transport(self) -> str | None:
+        return self._client.transport()
+
+    # -- blocking operations -------------------------------------------------------------
+
+    def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,
+                namespaces: Any = None, socketio_path: str = "socket.io", wait: bool = True,
+                wait_timeout: float = 1, retry: bool = False) -> None:
+        """Connect (see ``AsyncClient.connect``); blocks until connected."""
+        self._runner.run(self._client.connect(
+            url, headers=headers, auth=auth, transports=transports, namespaces=namespaces,
+            socketio_path=socketio_path, wait=wait, wait_timeout=wait_timeout, retry=retry))
+
+    def wait(self) -> None:
+        """Block until the connection ends for good."""
+        self._runner.run(self._client.wait())
+
+    def emit(self, event: str, data: Any = None, namespace: str | None = None,
+             callback: Callable[..., Any] | None = None) -> None:
+        """Emit an event; ``callback`` runs in a handler thread with the acknowledgement."""
+        coro = self._client.emit(event, data=data, namespace=namespace, callback=callback)
+        if self._runner.in_loop_thread():
+            asyncio.ensure_future(coro)
+            return
+        self._runner.run(coro)
+
+    def send(self, data: Any, namespace: str | None = None, callback: Callable[..., Any] | None = None) -> None:
+        self.emit("message", data=data, namespace=namespace, callback=callback)
+
+    def call(self, event: str, data: Any = None, namespace: str | None = None,
+             timeout: float | None = 60) -> Any:
+        """Emit and wait for the acknowledgement; ``fastio.exceptions.TimeoutError`` after
+        ``timeout`` seconds."""
+        return self._runner.run(self._client.call(event, data=data, namespace=namespace, timeout=timeout))
+
+    def disconnect(self) -> None:
+        self._runner.run(self._client.disconnect())
+
+    def shutdown(self) -> None:
+        self._runner.run(self._client.shutdown())
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
+        """Run ``target`` in a daemon thread; returns the started thread (``join()`` it)."""
+        thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
+        thread.start()
+        return thread
+
+    def sleep(self, seconds: float = 0) -> None:
+        time.sleep(seconds)
+
+
+def _shutdown_runner(loop: asyncio.AbstractEventLoop, executor: concurrent.futures.Executor | None) -> None:
+    _LoopThread.stop(loop)
+    if executor is not None:
+        executor.shutdown(wait=False)
+
+
+class SimpleClient:
+    """A blocking Socket.IO client for one namespace, with ``receive()`` instead of handlers.
+
+    Arguments go to :class:`fastio.AsyncClient`. Events are returned in arrival order.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._runner = _LoopThread("fastio-simple-client")
+        self._client = AsyncSimpleClient(*args, **kwargs)
+        weakref.finalize(self, _shutdown_runner, self._runner.loop, None)
+
+    @property
+    def async_client(self) -> AsyncSimpleClient:
+        return self._client
+
+    @property
+    def client(self) -> AsyncClient | None:
+        return self._client.client
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    @property
+    def namespace(self) -> str:
+        return self._client.namespace
+
+    @property
+    def sid(self) -> str | None:
+        return self._client.sid
+
+    @property
+    def transport(self) -> str:
+        return self._client.transport
+
+    def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,
+                namespace: str = "/", socketio_path: str = "socket.io", wait_timeout: float = 5) -> None:
+        self._runner.run(self._client.connect(
+            url, headers=headers, auth=auth, transports=transports, namespace=namespace,
+            socketio_path=socketio_path, wait_timeout=wait_timeout))
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self._runner.run(self._client.emit(event, data))
+
+    def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
+        return self._runner.run(self._client.call(event, data, timeout=timeout))
+
+    def receive(self, timeout: float | None = None) -> list[Any]:
+        """The next event as ``[name, *args]``; ``TimeoutError`` when none comes in time."""
+        return self._runner.run(self._client.receive(timeout=timeout))
+
+    def disconnect(self) -> None:
+        self._runner.run(self._client.disconnect())
+
+    def __enter__(self) -> "SimpleClient":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.disconnect()
+
