@@ -1,0 +1,365 @@
+"""Run the Node interop scripts (tests/interop/node/*.mjs) from asyncio tests.
+
+A script gets its JSON config as argv[2], prints one JSON object per line on
+stdout (each with an ``"event"`` key) and reads JSON commands from stdin (each
+with a ``"cmd"`` key). :class:`NodeProcess` starts one, collects its events as
+they arrive, lets a test await a given event, sends it commands, and always
+kills and reaps it at the end -- only the process it started, by its PID.
+
+Node and the npm packages are hard requirements of the interop suite: when
+either is missing the tests fail with a message saying what to install,
+rather than being skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_MODULES = REPO_ROOT / "node_modules"
+
+#: npm packages the scripts import; they come from package-lock.json.
+REQUIRED_PACKAGES = ("engine.io-client", "socket.io-client")
+
+DEFAULT_TIMEOUT = 10.0
+
+_STDERR_LIMIT = 64 * 1024
+#: longest stdout line accepted (a binary message travels base64-encoded)
+LINE_LIMIT = 64 * 1024 * 1024
+
+
+def node_executable() -> str:
+    """Return the path of ``node``, failing the test when it is missing."""
+    override = os.environ.get("FASTIO_NODE")
+    path = shutil.which(override) if override else shutil.which("node")
+    if not path:
+        pytest.fail(
+            "interop tests need Node.js (>= 18) on PATH (or FASTIO_NODE=/path/to/node); "
+            "install it, then run `npm ci` in the repository root",
+            pytrace=False,
+        )
+    return path
+
+
+def check_node_modules() -> None:
+    """Fail the test when ``npm ci`` has not been run in the repository root."""
+    missing = [p for p in REQUIRED_PACKAGES if not (NODE_MODULES / p / "package.json").is_file()]
+    if missing:
+        pytest.fail(
+            f"interop tests need the npm packages {', '.join(missing)} in {NODE_MODULES}; "
+            f"run `npm ci` in {REPO_ROOT}",
+            pytrace=False,
+        )
+
+
+def script_path(name: str) -> Path:
+    path = NODE_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no Node interop script {path}")
+    return path
+
+
+class NodeProcessError(AssertionError):
+    """The script failed, exited early, or an awaited event did not come."""
+
+
+class NodeProcess:
+    """One running Node script and the events it printed.
+
+    Every event printed so far is kept in :attr:`events`, in order.
+    :meth:`expect` waits for the next matching event after the previous
+    :meth:`expect` match (events in between are skipped but stay in
+    :attr:`events`), so a series of ``expect`` calls asserts an order.
+    """
+
+    def __init__(self, script: str | os.PathLike, config: dict[str, Any], *, name: str | None = None):
+        self.script = Path(script) if os.path.isabs(script) else script_path(str(script))
+        self.config = dict(config)
+        self.name = name or self.script.stem
+        self.events: list[dict[str, Any]] = []
+        self.returncode: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._cursor = 0
+        self._changed: asyncio.Condition | None = None
+        self._eof = False
+        self._stderr = bytearray()
+        self._bad_lines: list[str] = []
+        self._reader_error: BaseException | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> "NodeProcess":
+        node = node_executable()
+        check_node_modules()
+        self._changed = asyncio.Condition()
+        self._proc = await asyncio.create_subprocess_exec(
+            node,
+            str(self.script),
+            json.dumps(self.config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(REPO_ROOT),
+            limit=LINE_LIMIT,
+        )
+        self._tasks = [
+            asyncio.create_task(self._read_stdout(), name=f"{self.name}-stdout"),
+            asyncio.create_task(self._read_stderr(), name=f"{self.name}-stderr"),
+        ]
+        return self
+
+    async def aclose(self) -> None:
+        """Stop the script (if still running) and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()
+            try:
+                # a stopped process (see pause()) must run again to die cleanly
+                os.kill(proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(proc.wait(), 0.5)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        elif proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        self.returncode = proc.returncode
+        for task in self._tasks:
+            if not task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), 1.0)
+                except (asyncio.TimeoutError, Exception):
+                    task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def __aenter__(self) -> "NodeProcess":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    # -- reading -----------------------------------------------------------
+
+    async def _read_stdout(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        try:
+            while True:
+                line = await self._proc.stdout.readline()
+                if not line:
+                    break
+                text = line.decode("utf-8", "replace").strip()
+                if not text:
+                    continue
+                try:
+                    event = json.loads(text)
+                    if not isinstance(event, dict) or "event" not in event:
+                        raise ValueError("not an event object")
+                except ValueError:
+                    self._bad_lines.append(text)
+                    continue
+                async with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+        except Exception as exc:
+            self._reader_error = exc
+        finally:
+            async with self._changed:
+                self._eof = True
+                self._changed.notify_all()
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        while True:
+            chunk = await self._proc.stderr.read(4096)
+            if not chunk:
+                break
+            if len(self._stderr) < _STDERR_LIMIT:
+                self._stderr += chunk[: _STDERR_LIMIT - len(self._stderr)]
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        """A readable dump of everything the script said, for failure messages."""
+        lines = [f"node script {self.script.name} (pid {self.pid}), config {json.dumps(self.config)}"]
+        rc = self._proc.returncode if self._proc else None
+        lines.append(f"exit status: {rc if rc is not None else 'still running'}")
+        lines.append("events:")
+        lines += [f"  {json.dumps(e)}" for e in self.events] or ["  (none)"]
+        if self._reader_error is not None:
+            lines.append(f"stdout reader failed: {self._reader_error!r}")
+        if self._bad_lines:
+            lines.append("non-JSON stdout:")
+            lines += [f"  {t}" for t in self._bad_lines]
+        if self._stderr:
+            lines.append("stderr:")
+            lines += [f"  {t}" for t in self.stderr.splitlines()]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _matches(event: dict[str, Any], name: str | tuple[str, ...], fields: dict[str, Any]) -> bool:
+        names = (name,) if isinstance(name, str) else name
+        if event.get("event") not in names:
+            return False
+        return all(event.get(k) == v for k, v in fields.items())
+
+    def seen(self, name: str, **fields: Any) -> list[dict[str, Any]]:
+        """All events so far named ``name`` whose fields equal ``fields``."""
+        return [e for e in self.events if self._matches(e, name, fields)]
+
+    async def expect(
+        self,
+        name: str | tuple[str, ...],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Wait for the next event called ``name`` (or any of a tuple of
+        names) with the given field values, and return it.
+
+        Raises :class:`NodeProcessError` (with the script's whole output) on
+        timeout, when the script reports a fatal error, or when it exits
+        first. Waiting for ``"fatal"`` or ``"exit"`` themselves is allowed.
+        """
+        if self._changed is None:
+            raise RuntimeError("start() the process first")
+        names = (name,) if isinstance(name, str) else tuple(name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._changed:
+            while True:
+                while self._cursor < len(self.events):
+                    event = self.events[self._cursor]
+                    self._cursor += 1
+                    if self._matches(event, names, fields):
+                        return event
+                    if event.get("event") == "fatal" and "fatal" not in names:
+                        raise NodeProcessError(
+                            f"script failed while waiting for {names} {fields}\n{self.describe()}"
+                        )
+                if self._eof:
+                    raise NodeProcessError(
+                        f"script ended before printing {names} {fields}\n{self.describe()}"
+                    )
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise NodeProcessError(
+                        f"no {names} {fields} within {timeout} s\n{self.describe()}"
+                    )
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def first(
+        self,
+        name: str | tuple[str, ...],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Like :meth:`expect`, but look at the whole history (the earliest
+        match wins, waiting for one if there is none yet) and leave the
+        :meth:`expect` position alone."""
+        if self._changed is None:
+            raise RuntimeError("start() the process first")
+        names = (name,) if isinstance(name, str) else tuple(name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._changed:
+            while True:
+                for event in self.events:
+                    if self._matches(event, names, fields):
+                        return event
+                if self._eof:
+                    raise NodeProcessError(
+                        f"script ended before printing {names} {fields}\n{self.describe()}"
+                    )
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise NodeProcessError(
+                        f"no {names} {fields} within {timeout} s\n{self.describe()}"
+                    )
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def wait_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Wait until the script exits by itself; return its status."""
+        assert self._proc is not None
+        try:
+            rc = await asyncio.wait_for(self._proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise NodeProcessError(f"script still running after {timeout} s\n{self.describe()}") from None
+        # let the readers drain what the script printed last
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
+        self.returncode = rc
+        return rc
+
+    async def expect_exit(self, code: int = 0, timeout: float = DEFAULT_TIMEOUT) -> None:
+        rc = await self.wait_exit(timeout)
+        if rc != code:
+            raise NodeProcessError(f"script exited with {rc}, expected {code}\n{self.describe()}")
+
+    # -- commands ----------------------------------------------------------
+
+    async def send(self, cmd: str, **fields: Any) -> None:
+        """Send the command ``{"cmd": cmd, **fields}`` on the script's stdin."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise RuntimeError("start() the process first")
+        if proc.returncode is not None or proc.stdin.is_closing():
+            raise NodeProcessError(f"cannot send {cmd!r}: the script has exited\n{self.describe()}")
+        proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+        try:
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise NodeProcessError(f"cannot send {cmd!r}: {exc}\n{self.describe()}") from None
+
+    def pause(self) -> None:
+        """Freeze the script (SIGSTOP): it stops reading, writing and answering."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def run_node(script: str, config: dict[str, Any], **kwargs: Any) -> AsyncIterator[NodeProcess]:
+    """``async with run_node("eio_client.mjs", cfg) as proc: ...``"""
+    proc = NodeProcess(script, config, **kwargs)
+    try:
+        await proc.start()
+        yield proc
+    finally:
+        await proc.aclose()
