@@ -410,6 +410,7 @@ class AsyncClient:
             if not future.done():
                 future.set_result(args)
 
+        acknowledged._fastio_in_loop = True  # type: ignore[attr-defined]
         namespace, ack_id = await self._emit(event, data, namespace, acknowledged)
         try:
             args = await asyncio.wait_for(future, timeout)
@@ -651,6 +652,7 @@ class AsyncClient:
         coroutines as tasks; ``then(ok, result)`` gets the outcome."""
         executor = self._handler_executor
         if executor is not None and not inspect.iscoroutinefunction(handler) \
+                and not getattr(handler, "_fastio_in_loop", False) \
                 and not inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(executor, lambda: handler(*args))

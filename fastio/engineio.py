@@ -274,6 +274,11 @@ class AsyncServer:
         if transport not in self.valid_transports or transport not in self.transports:
             self._error(req, UNKNOWN_TRANSPORT)
             return
+        if transport == "websocket" and req.upgrade:
+            reason = self._bad_websocket_handshake(req)
+            if reason is not None:
+                self._error(req, BAD_REQUEST, reason)
+                return
         sid = query.get("sid", [None])[0]
         if sid is None:
             if transport == "websocket" and not req.upgrade:
@@ -295,6 +300,19 @@ class AsyncServer:
             self._websocket_upgrade(req, conn)
         else:
             self._polling(req, conn, method)
+
+    @staticmethod
+    def _bad_websocket_handshake(req: Any) -> str | None:
+        """Why an upgrade request is not a valid RFC 6455 opening handshake (None if it is)."""
+        if req.method != "GET":
+            return "WebSocket handshake must use GET"
+        key = req.header(b"sec-websocket-key")
+        if not key or len(key.strip()) != 24:
+            return "Missing or invalid Sec-WebSocket-Key"
+        version = req.header(b"sec-websocket-version")
+        if version is None or version.strip() != b"13":
+            return "Unsupported Sec-WebSocket-Version"
+        return None
 
     def _handshake(self, req: Any, transport: str) -> None:
         sid = self.generate_id()

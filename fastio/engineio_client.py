@@ -865,7 +865,8 @@ class AsyncClient:
             timeout = (self.ping_interval or 25) + (self.ping_timeout or 20) + 5
             self._get_busy = True
             try:
-                status, _, body = await self._http_get.request("GET", url, self._request_headers(), None, timeout)
+                status, headers, body = await self._http_get.request(
+                    "GET", url, self._request_headers(), None, timeout)
             except _HTTPError as exc:
                 if self.state == "connected" and self.current_transport == "polling":
                     self.logger.warning("polling GET failed: %s", exc)
@@ -877,6 +878,8 @@ class AsyncClient:
                     self._idle.set()
             if self.state != "connected":
                 return
+            if "set-cookie" in headers:
+                self._store_cookies(headers)
             if status != 200:
                 self.logger.warning("Unexpected status code %s in polling response, aborting", status)
                 self._close(self.reason.TRANSPORT_ERROR)

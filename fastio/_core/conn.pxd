@@ -46,6 +46,7 @@ cdef class Conn:
     cdef int _mark(self) except -1
     cdef int _queue_ws(self, bytes frames) except -1
     cdef int _queue_poll(self, bytes item) except -1
+    cdef bytes _take_poll(self)
     cdef int send_encoded(self, Encoded enc) except -1
     cpdef send_eio(self, bytes pkt)
     cpdef send_binary(self, object data)

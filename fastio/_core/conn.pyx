@@ -19,6 +19,11 @@ import time
 cdef object _monotonic = time.monotonic
 cdef object _b64decode = base64.b64decode
 
+# Packets in one long-polling response.  Engine.IO sets no limit, but python-engineio's
+# client refuses payloads of more than 16 packets; the rest go out with the next poll.
+cdef enum:
+    MAX_POLL_PACKETS = 16
+
 # Engine.IO packet type characters
 cdef enum:
     C_OPEN = 48
@@ -219,20 +224,27 @@ cdef class Conn:
         elif self.poll_waiter is not None and self.pollq:
             req = self.poll_waiter
             self.poll_waiter = None
-            data = encode_payload(self.pollq)
+            self.handler._answer_poll(self, req, self._take_poll())
+
+    cdef bytes _take_poll(self):
+        cdef list items
+        cdef bytes item
+        if len(self.pollq) <= MAX_POLL_PACKETS:
+            items = self.pollq
             self.pollq = []
             self.wq_bytes = 0
-            self.handler._answer_poll(self, req, data)
+        else:
+            items = self.pollq[:MAX_POLL_PACKETS]
+            del self.pollq[:MAX_POLL_PACKETS]
+            for item in items:
+                self.wq_bytes -= PyBytes_GET_SIZE(item)
+        return encode_payload(items)
 
     def take_poll(self):
-        """Return the queued polling payload (or None) and clear the queue."""
-        cdef bytes data
+        """Return the next polling payload (or None when nothing is queued)."""
         if not self.pollq:
             return None
-        data = encode_payload(self.pollq)
-        self.pollq = []
-        self.wq_bytes = 0
-        return data
+        return self._take_poll()
 
     def resume(self):
         """The transport can take writes again: flush what accumulated."""

@@ -240,7 +240,12 @@ cdef class HttpProtocol(WSTransport):
         except _HttpParserUpgrade as exc:
             self.upgrade_rest = bytes(data[exc.args[0]:]) if exc.args else b""
         except _HttpParserError as exc:
-            self._bad_http(400, "Malformed HTTP request")
+            # httptools reports an exception raised by a callback as a parser error.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, _TooLarge):
+                self._bad_http(cause.args[0], cause.args[1])
+            else:
+                self._bad_http(400, "Malformed HTTP request")
             return
         except _TooLarge as exc:
             self._bad_http(exc.args[0], exc.args[1])
