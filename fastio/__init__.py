@@ -5,12 +5,17 @@ A drop-in for python-socketio's asyncio server: ``import fastio as socketio``.
 from fastio import exceptions
 from fastio._version import __version__
 from fastio.asgi import ASGIApp
+from fastio.client import AsyncClient
 from fastio.manager import AsyncManager
 from fastio.namespace import AsyncNamespace
+from fastio.namespace_client import AsyncClientNamespace, ClientNamespace
 from fastio.native import Server, run, serve
 from fastio.server import AsyncServer
+from fastio.simple import AsyncSimpleClient
+from fastio.sync import Client, SimpleClient
 
 __all__ = [
     "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "exceptions",
     "run", "serve", "Server",
+    "AsyncClient", "Client", "SimpleClient", "AsyncSimpleClient", "AsyncClientNamespace", "ClientNamespace",
 ]

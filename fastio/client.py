@@ -15,7 +15,7 @@ Differences worth knowing:
   namespace (``sio.disconnect(sid)`` on the server) or the client's own ``disconnect()`` end the
   connection for good. The disconnect handler gets ``'server disconnect'`` in both server cases
   and ``'transport error'`` when the connection broke.
-- Connection state recovery (Node's ``connectionStateRecovery``): the session id ``pid`` and the
+- Connection state recovery (Node's ``connectionStateRecovery``): the ``pid`` and the
   offset the server appends to events are kept, sent back on reconnection, and the offset is
   not passed to handlers.
 """
@@ -112,8 +112,8 @@ class AsyncClient:
     :param handle_sigint: on SIGINT, stop reconnecting and disconnect every client, then let the
                           previous SIGINT handler run (only when created in the main thread).
 
-    Engine.IO options: ``request_timeout`` (5 s), ``http_session`` (an aiohttp session used for
-    polling requests), ``ssl_verify``, ``websocket_extra_options`` (picows ``ws_connect``
+    Engine.IO options: ``request_timeout`` (5 s), ``http_session`` (an aiohttp client object used
+    for polling requests), ``ssl_verify``, ``websocket_extra_options`` (picows ``ws_connect``
     keywords), ``timestamp_requests``, ``engineio_logger``.
     """
 
@@ -279,8 +279,9 @@ class AsyncClient:
             data = exc.args[1] if len(exc.args) > 1 and exc.args[1] is not None else exc.args[0]
             for n in names:
                 self._dispatch("connect_error", n, [data])
-            if retry and self.reconnection:
-                await self._reconnect_loop()
+            if retry:
+                self._reconnect_abort = asyncio.Event()
+                await self._reconnect_loop(self._reconnect_abort)
                 if self.connected:
                     return
             self._settle()
@@ -526,7 +527,7 @@ class AsyncClient:
         if namespace not in self.namespaces:
             if namespace in self.connection_namespaces and namespace not in self._answered:
                 # sent before the namespace's CONNECT (Node replays missed events of a
-                # recovered session first): delivered once connected, as the JS client does
+                # recovered connection first): delivered once connected, as the JS client does
                 self._early.setdefault(namespace, []).append((ack_id, data))
             return
         event = data[0]
@@ -597,14 +598,10 @@ class AsyncClient:
         if self._connect_event is not None:
             self._connect_event.set()
         if will_reconnect and self._reconnect_task is None:
-            self._reconnect_task = _keep(asyncio.ensure_future(self._reconnect_loop()))
-        elif self._reconnect_task is None and not self._connecting_again():
-            self._done.set()
-
-    def _connecting_again(self) -> bool:
-        """Whether the close happened inside a connection attempt of the reconnection loop."""
-        task = self._reconnect_task
-        return task is not None and not task.done()
+            self._reconnect_abort = abort = asyncio.Event()
+            self._reconnect_task = _keep(asyncio.ensure_future(self._reconnect_loop(abort)))
+        elif self._reconnect_task is None:
+            self._done.set()  # for good: wait() returns
 
     def _settle(self) -> None:
         if self._reconnect_task is None and self.eio.state == "disconnected":
@@ -694,10 +691,9 @@ class AsyncClient:
         factor = min(max(self.randomization_factor, 0.0), 1.0)
         return base * (1 + factor * (2 * random.random() - 1))
 
-    async def _reconnect_loop(self) -> None:
+    async def _reconnect_loop(self, abort: asyncio.Event) -> None:
         if self._reconnect_task is None:
             self._reconnect_task = asyncio.current_task()
-        self._reconnect_abort = abort = asyncio.Event()
         attempt = 0
         try:
             while True:

@@ -3,11 +3,11 @@
 The transport behaves like the JavaScript ``engine.io-client``:
 
 - polling: one long-poll GET and at most one POST in flight, each on its own keep-alive HTTP/1.1
-  connection (a small client on asyncio streams; an aiohttp session is used instead when one is
-  given as ``http_session``). POST bodies are split so none exceeds the server's ``maxPayload``.
+  connection (a small client on asyncio streams; an aiohttp client object is used instead when
+  one is given as ``http_session``). POST bodies are split so none exceeds the server's ``maxPayload``.
 - websocket: picows; text packets go as text frames, binary messages as binary frames.
 - upgrade: with both transports allowed, polling connects first; a WebSocket is then opened with
-  the session id and probed (``2probe`` / ``3probe``), polling is paused (the in-flight GET and
+  the sid and probed (``2probe`` / ``3probe``), polling is paused (the in-flight GET and
   POST finish), ``5`` is sent, and whatever was queued meanwhile goes out on the WebSocket. A
   failed probe leaves polling running.
 - heartbeat: PINGs are answered with PONGs; no PING for ``pingInterval + pingTimeout`` closes
@@ -215,29 +215,29 @@ class _HTTPConnection:
         return status, headers, body
 
 
-class _SessionHTTP:
-    """Requests through a user-supplied aiohttp ``ClientSession`` (or a factory of one)."""
+class _AiohttpRequests:
+    """Requests through a user-supplied aiohttp client object (or a factory of one)."""
 
-    def __init__(self, session: Any, ssl_verify: bool) -> None:
-        self._source = session
-        self._session: Any = None if callable(session) else session
+    def __init__(self, source: Any, ssl_verify: bool) -> None:
+        self._source = source
+        self._http: Any = None if callable(source) else source
         self.ssl_verify = ssl_verify
 
     async def request(self, method: str, url: str, headers: list[tuple[str, str]],
                       body: bytes | None, timeout: float | None) -> tuple[int, dict[str, list[str]], bytes]:
-        import aiohttp  # only needed by whoever passes an aiohttp session
+        import aiohttp  # only needed by whoever passes an aiohttp client object
 
-        if self._session is None or getattr(self._session, "closed", False):
-            session = self._source() if callable(self._source) else self._source
-            if inspect.isawaitable(session):
-                session = await session
-            self._session = session
+        if self._http is None or getattr(self._http, "closed", False):
+            http = self._source() if callable(self._source) else self._source
+            if inspect.isawaitable(http):
+                http = await http
+            self._http = http
         kwargs: dict[str, Any] = {"headers": headers, "data": body,
                                   "timeout": aiohttp.ClientTimeout(total=timeout)}
         if not self.ssl_verify:
             kwargs["ssl"] = False
         try:
-            async with self._session.request(method, url, **kwargs) as response:
+            async with self._http.request(method, url, **kwargs) as response:
                 data = await response.read()
                 out: dict[str, list[str]] = {}
                 for name, value in response.headers.items():
@@ -247,7 +247,7 @@ class _SessionHTTP:
             raise _HTTPError(f"{method} request failed: {exc!r}") from None
 
     def close(self) -> None:
-        """The session belongs to the caller: it stays open."""
+        """The aiohttp object belongs to the caller: it stays open."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ class AsyncClient:
     :param json: a JSON module with ``dumps``/``loads`` to use instead of orjson (process-wide).
     :param request_timeout: seconds allowed for the handshake, each POST, the WebSocket handshake
                             and the upgrade probe (default 5).
-    :param http_session: an aiohttp ``ClientSession`` (or a callable returning one) to send the
+    :param http_session: an aiohttp client object (or a callable returning one) to send the
                          polling requests through, e.g. for proxies or custom certificates.
                          Without it fastio's own HTTP/1.1 client is used.
     :param ssl_verify: False to accept any server certificate.
@@ -556,7 +556,7 @@ class AsyncClient:
                 self._kick()
                 if not abort:
                     await asyncio.wait_for(asyncio.shield(self._writer_task), self.request_timeout)
-            except Exception:  # flushing is best effort; the session ends anyway
+            except Exception:  # flushing is best effort; the connection ends anyway
                 pass
         self._close(reason or self.reason.CLIENT_DISCONNECT)
 
@@ -616,7 +616,7 @@ class AsyncClient:
 
     def _make_http(self) -> Any:
         if self.http_session is not None:
-            return _SessionHTTP(self.http_session, self.ssl_verify)
+            return _AiohttpRequests(self.http_session, self.ssl_verify)
         assert self._target is not None
         return _HTTPConnection(self._target, self._ssl_context)
 
@@ -1065,7 +1065,7 @@ class AsyncClient:
             self._upgrade_settled.set()
 
     def _close(self, reason: str) -> None:
-        """End the session (once): release everything, then report ``reason``."""
+        """End the connection (once): release everything, then report ``reason``."""
         if self.state == "disconnected":
             return
         self.state = "disconnected"

@@ -69,7 +69,7 @@ class AsyncSimpleClient:
 
     @property
     def sid(self) -> str | None:
-        """The session id in the namespace (it may change when reconnecting)."""
+        """The sid in the namespace (it may change when reconnecting)."""
         return self.client.get_sid(self.namespace) if self.client else None
 
     @property

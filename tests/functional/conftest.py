@@ -55,16 +55,14 @@ class EventLog:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self._consumed: set[int] = set()
-        self._changed = asyncio.Condition()
-        self._loop = asyncio.get_running_loop()
+        self._waiters: list[asyncio.Future] = []
 
     def add(self, kind: str, **fields: Any) -> None:
         self.events.append({"kind": kind, **fields})
-        self._loop.create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def all(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind and all(e.get(k) == v for k, v in fields.items())]
@@ -81,18 +79,19 @@ class EventLog:
     async def expect(self, kind: str, timeout: float = EVENT_TIMEOUT, **fields: Any) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with self._changed:
-            while True:
-                found = self._find(kind, fields)
-                if found is not None:
-                    return found
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"server handlers saw no {kind} {fields} within {timeout} s; events: {self.events}"
-                    )
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+        while True:
+            found = self._find(kind, fields)
+            if found is not None:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no {kind} {fields} recorded within {timeout} s; events: {self.events}"
+                )
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(fut, remaining)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ loop; at the end it must still be connected, must have made progress
 during the abuse, and must never have been disconnected.
 
 HTTP errors follow Node's engine.io: status 400 with a JSON body
-{"code": N, "message": ...} where N is 0 transport unknown, 1 session id
+{"code": N, "message": ...} where N is 0 transport unknown, 1 sid
 unknown, 2 bad handshake method, 3 bad request, 5 unsupported protocol
 version.
 """
@@ -117,8 +117,8 @@ async def bystander(server, py_client):
 
 @pytest.fixture
 async def http(server):
-    async with aiohttp.ClientSession() as session:
-        yield session
+    async with aiohttp.ClientSession() as client:
+        yield client
 
 
 async def json_error(resp) -> dict:
@@ -127,8 +127,8 @@ async def json_error(resp) -> dict:
     return json.loads(await resp.read())
 
 
-async def polling_session(http, url: str) -> str:
-    """An Engine.IO polling session, Socket.IO-connected to "/"; its sid."""
+async def open_polling(http, url: str) -> str:
+    """An Engine.IO polling connection, Socket.IO-connected to "/"; its sid."""
     async with http.get(url + "/socket.io/?EIO=4&transport=polling") as resp:
         assert resp.status == 200
         body = await resp.text()
@@ -153,8 +153,8 @@ HTTP_ERRORS = [
     ("GET", "EIO=abc&transport=polling", 5, "Unsupported protocol version"),
     ("GET", "EIO=4&transport=carrier-pigeon", 0, "Transport unknown"),
     ("GET", "EIO=4", 0, "Transport unknown"),
-    ("GET", "EIO=4&transport=polling&sid=no-such-session", 1, "Session ID unknown"),
-    ("POST", "EIO=4&transport=polling&sid=no-such-session", 1, "Session ID unknown"),
+    ("GET", "EIO=4&transport=polling&sid=no-such-sid", 1, "Session ID unknown"),
+    ("POST", "EIO=4&transport=polling&sid=no-such-sid", 1, "Session ID unknown"),
     ("POST", "EIO=4&transport=polling", 2, "Bad handshake method"),
     ("PUT", "EIO=4&transport=polling", 2, "Bad handshake method"),
     ("DELETE", "EIO=4&transport=polling", 2, "Bad handshake method"),
@@ -172,33 +172,33 @@ async def test_http_errors_have_node_codes(server, bystander, http, method, quer
     await bystander.check(before)
 
 
-async def test_unknown_sid_after_session_closed(server, bystander, http):
+async def test_unknown_sid_after_close(server, bystander, http):
     before = bystander.rounds
-    sid = await polling_session(http, server.url)
+    sid = await open_polling(http, server.url)
     async with http.post(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data=b"1") as resp:
         assert resp.status == 200
     await server.log.expect("disconnect")
-    # a POST after the close: the session is gone
+    # a POST after the close: the sid is gone
     async with http.post(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data=b"40") as resp:
         assert (await json_error(resp))["code"] == 1
     await bystander.check(before)
 
 
-async def test_websocket_transport_without_upgrade_for_a_polling_session(server, bystander, http):
+async def test_websocket_transport_without_upgrade_for_a_polling_connection(server, bystander, http):
     before = bystander.rounds
-    sid = await polling_session(http, server.url)
+    sid = await open_polling(http, server.url)
     async with http.get(server.url + f"/socket.io/?EIO=4&transport=websocket&sid={sid}") as resp:
         assert (await json_error(resp)) == {"code": 3, "message": "Bad request"}
     await bystander.check(before)
 
 
-async def test_overlapping_polls_close_the_session(server, bystander, http):
+async def test_overlapping_polls_close_the_connection(server, bystander, http):
     before = bystander.rounds
-    sid = await polling_session(http, server.url)
+    sid = await open_polling(http, server.url)
     sio_sid = server.sio.manager.sid_from_eio_sid(sid, "/")
     url = server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}"
     first = asyncio.create_task(http.get(url))
-    # the first poll is parked on the server once the session has a waiter
+    # the first poll is parked on the server once the connection has a waiter
     conn = server.sio.eio.sockets[sid]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
@@ -221,13 +221,13 @@ async def test_overlapping_polls_close_the_session(server, bystander, http):
 )
 async def test_malformed_polling_body(server, bystander, http, body):
     before = bystander.rounds
-    sid = await polling_session(http, server.url)
+    sid = await open_polling(http, server.url)
     sio_sid = server.sio.manager.sid_from_eio_sid(sid, "/")
     async with http.post(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data=body) as resp:
         assert resp.status == 400, await resp.text()
         err = json.loads(await resp.read())
     assert err["code"] == 3
-    # the session is closed: a further request is for an unknown session
+    # the connection is closed: a further request is for an unknown sid
     # (or gets the pending close packet)
     reason = (await server.log.expect("disconnect", sid=sio_sid))["reason"]
     assert reason in REASONS
@@ -238,7 +238,7 @@ async def test_malformed_polling_body(server, bystander, http, body):
 
 async def test_polling_body_over_max_http_buffer_size(server, bystander, http):
     before = bystander.rounds
-    sid = await polling_session(http, server.url)
+    sid = await open_polling(http, server.url)
     body = b"4" + b"x" * (MAX_BUFFER + 10)
     async with http.post(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data=body) as resp:
         assert resp.status in (400, 413)
@@ -410,9 +410,9 @@ WS_HANDSHAKE_HEADERS = {
 async def test_invalid_websocket_handshake_is_refused(server, bystander, raw_ws, headers):
     """A handshake without a valid 16-byte key or with an unsupported version
     must get an HTTP error (400, or 426 for the version), not a 101 -- and
-    must not leave an Engine.IO session behind."""
+    must not leave an Engine.IO connection behind."""
     before = bystander.rounds
-    sessions_before = set(server.sio.eio.sockets)
+    eio_before = set(server.sio.eio.sockets)
     reader, writer = await raw_ws.tcp(server.port)
     writer.write(
         b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
@@ -426,7 +426,7 @@ async def test_invalid_websocket_handshake_is_refused(server, bystander, raw_ws,
         pytest.fail(f"the server closed the connection without a response: {exc.partial!r}")
     status = int(head.split(b" ", 2)[1])
     assert status in (400, 426), head
-    assert set(server.sio.eio.sockets) == sessions_before, "an Engine.IO session was left behind"
+    assert set(server.sio.eio.sockets) == eio_before, "an Engine.IO connection was left behind"
     await bystander.check(before)
 
 
@@ -434,7 +434,7 @@ async def test_polling_body_far_over_the_limit_is_413(server, bystander, http):
     """Node answers a polling POST over maxHttpBufferSize with 413, whatever its size."""
     before = bystander.rounds
     for size in (MAX_BUFFER + 10, 10 * MAX_BUFFER + 10, 2_000_000):
-        sid = await polling_session(http, server.url)
+        sid = await open_polling(http, server.url)
         async with http.post(
             server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}", data=b"4" + b"x" * size
         ) as resp:

@@ -55,7 +55,7 @@ async def events_until(ws, end_marker: str, timeout: float = 15.0) -> list[tuple
         got.append((name, args))
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(30)
 async def test_broadcast_to_1000_clients_skip_sid_and_leave_room(make_sio, serve_sio, raw_ws, event_log):
     raise_fd_limit(2 * N_CLIENTS + 200)
     sio = make_sio()
@@ -133,10 +133,10 @@ async def test_broadcast_to_1000_clients_skip_sid_and_leave_room(make_sio, serve
     assert len(answered) == len(in_room)
     assert set(answered) == {("a",)}
     assert not log.all("disconnect"), "nobody was disconnected"
-    assert time.monotonic() - started < 45, f"fan-out took too long (connecting: {connected_in:.1f} s)"
+    assert time.monotonic() - started < 25, f"fan-out took too long (connecting: {connected_in:.1f} s)"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(30)
 async def test_client_that_stops_reading_is_disconnected(make_sio, serve_sio, raw_ws, event_log):
     sio = make_sio()
     log = event_log
@@ -174,7 +174,7 @@ async def test_client_that_stops_reading_is_disconnected(make_sio, serve_sio, ra
     slow_gone = None
     ticks = 0
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 25
+    deadline = loop.time() + 15
     try:
         while loop.time() < deadline:
             await sio.emit("big", big, to=slow.sid)
@@ -185,19 +185,22 @@ async def test_client_that_stops_reading_is_disconnected(make_sio, serve_sio, ra
             gone = log.all("disconnect", sid=slow.sid)
             if gone:
                 slow_gone = gone[0]
+                # what the others had read by then
+                progress = min(len(r) for r in received.values())
                 break
         assert slow_gone is not None, (
             f"a client that never reads was not disconnected after {ticks} MiB were emitted to it"
         )
         assert slow_gone["reason"] in DISCONNECT_REASONS
         assert slow_gone["reason"] not in ("client disconnect",)
+        assert progress > 0, "the other clients received nothing while the slow one backed up"
 
         # the others keep receiving, and can still talk to the server
         for _ in range(5):
             ticks += 1
             await sio.emit("tick", ticks, room="others")
         await sio.emit("done", room="others")
-        await asyncio.wait_for(asyncio.gather(*readers), 15)
+        await asyncio.wait_for(asyncio.gather(*readers), 10)
         for _, sid in others:
             assert received[sid] == list(range(1, ticks + 1)), f"{sid} missed ticks"
         for i, (ws, sid) in enumerate(others):

@@ -830,9 +830,50 @@ async def test_server_shutdown_disconnects_everyone(make_sio, serve_sio, event_l
         c = client_with_log(py_client, make_log)
         await c.connect(srv.url, transports=MODES[mode], wait_timeout=5)
         clients.append(c)
+    sids = [c.get_sid("/") for c in clients]
     await srv.stop()
     for c in clients:
         await c.log.expect("disconnect", ns="/")
-        sid_events = log.all("disconnect")
-    assert len(sid_events) == 3
-    assert {e["reason"] for e in sid_events} == {"server disconnect"}
+    for sid in sids:
+        assert (await log.expect("disconnect", sid=sid))["reason"] == "server disconnect"
+
+
+# -----------------------------------------------------------------------------
+# handler forms python-socketio accepts
+# -----------------------------------------------------------------------------
+
+
+async def test_sync_handlers_and_legacy_signatures(make_sio, serve_sio, event_log, py_client, make_log):
+    sio = make_sio()
+    log = event_log
+
+    # connect(sid, environ) without auth, disconnect(sid) without reason, both sync
+    @sio.event
+    def connect(sid, environ):
+        log.add("connect", sid=sid, path=environ["PATH_INFO"])
+
+    @sio.event
+    def disconnect(sid):
+        log.add("disconnect", sid=sid)
+
+    @sio.event
+    def mul(sid, a, b):
+        return a * b
+
+    @sio.on("connect", namespace="/chat")
+    async def chat_connect(sid, environ):
+        log.add("connect", sid=sid, ns="/chat")
+
+    srv = await serve_sio(sio)
+    client = client_with_log(py_client, make_log, namespaces=("/", "/chat"))
+    # no auth: python-socketio calls a two-argument connect handler only then
+    await client.connect(srv.url, namespaces=["/", "/chat"], wait_timeout=5)
+    sid = client.get_sid("/")
+    assert (await log.expect("connect", sid=sid))["path"].startswith("/socket.io")
+    await log.expect("connect", ns="/chat")
+    assert await client.call("mul", (6, 7), timeout=5) == 42
+    rooms = sio.rooms(sid)
+    assert sid in rooms, f"a client is in its own room: {rooms}"
+    await sio.disconnect(sid)
+    await log.expect("disconnect", sid=sid)
+    assert (await client.log.expect("disconnect", ns="/"))["reason"] == "server disconnect"

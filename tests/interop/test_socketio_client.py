@@ -96,15 +96,14 @@ class Log:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self._used: set[int] = set()
-        self._cond = asyncio.Condition()
+        self._waiters: list[asyncio.Future] = []
 
     def add(self, kind: str, **fields: Any) -> None:
         self.events.append({"kind": kind, **fields})
-        asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._cond:
-            self._cond.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def all(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind and all(e.get(k) == v for k, v in fields.items())]
@@ -112,17 +111,18 @@ class Log:
     async def expect(self, kind: str, timeout: float = EVENT_TIMEOUT, **fields: Any) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with self._cond:
-            while True:
-                for i, e in enumerate(self.events):
-                    if i not in self._used and e["kind"] == kind and all(e.get(k) == v for k, v in fields.items()):
-                        self._used.add(i)
-                        return e
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise AssertionError(f"server saw no {kind} {fields} in {timeout} s; events: {self.events}")
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._cond.wait(), remaining)
+        while True:
+            for i, e in enumerate(self.events):
+                if i not in self._used and e["kind"] == kind and all(e.get(k) == v for k, v in fields.items()):
+                    self._used.add(i)
+                    return e
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"server saw no {kind} {fields} in {timeout} s; events: {self.events}")
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(fut, remaining)
 
 
 def build_server(log: Log, **options: Any) -> Any:
@@ -177,6 +177,11 @@ def build_server(log: Log, **options: Any) -> Any:
     @sio.on("disconnect", namespace="/chat")
     async def chat_disconnect(sid, reason):
         log.add("disconnect", ns="/chat", sid=sid, reason=reason)
+
+    @sio.on("nested", namespace="/chat")
+    async def chat_nested(sid, data):
+        log.add("nested", ns="/chat", sid=sid, data=data)
+        return data, {"ns": "/chat", "bin": b"\x00chat"}
 
     @sio.on("msg", namespace="/chat")
     async def chat_msg(sid, text):
@@ -493,6 +498,13 @@ async def test_server_side_disconnect(env, mode):
     assert (await env.log.expect("disconnect", ns="/chat", sid=chat_sid))["reason"] == "server disconnect"
     await proc.send("emit", name="add", args=[3, 4], ack=True, id="still")
     assert (await proc.expect("ack", id="still"))["args"] == [7]
+    # the client may come back to the namespace on the same connection
+    await proc.send("connect", socket="/chat")
+    again = (await proc.expect("connect", socket="/chat"))["id"]
+    assert again != chat_sid
+    assert (await env.log.expect("connect", ns="/chat", sid=again))
+    await proc.send("emit", socket="/chat", name="msg", args=["back"], ack=True, id="back")
+    assert (await proc.expect("ack", id="back"))["args"] == ["chat:back"]
 
     await env.sio.disconnect(sid)
     assert (await proc.expect("disconnect", socket="/"))["reason"] == "io server disconnect"
@@ -559,3 +571,109 @@ async def test_server_shutdown_disconnects_every_client(env):
         ev = await proc.expect("disconnect", socket="/")
         assert ev["reason"] in ("transport close", "io server disconnect"), ev
         assert (await env.log.expect("disconnect", sid=sid))["reason"] == "server disconnect"
+
+
+async def test_order_is_kept_across_the_upgrade(node_ready):
+    """Both directions keep flowing, in order, while the client moves from
+    polling to websocket: the server streams from its connect handler, the
+    client bursts as soon as it is connected."""
+    log = Log()
+    sio = fastio.AsyncServer(cors_allowed_origins="*")
+    got: list[int] = []
+    total = 2000
+    sent: list[int] = []
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        async def stream():
+            # emit until well after the server has switched to websocket
+            i = before = after = 0
+            while after < 300 and i < 50_000:
+                await sio.emit("seq", i, to=sid)
+                i += 1
+                if sio.transport(sid) == "websocket":
+                    after += 1
+                else:
+                    before += 1
+                await asyncio.sleep(0)  # let the transports run between emits
+            sent.extend((i, before))
+            await sio.emit("seq_end", to=sid)
+
+        sio.start_background_task(stream)
+
+    @sio.event
+    async def up(sid, i):
+        got.append(i)
+        if i == total - 1:
+            log.add("all_up")
+
+    server = await fastio.serve(sio, "127.0.0.1", 0)
+    proc = SioProc(SCRIPT, {
+        "url": f"http://127.0.0.1:{server.port}",
+        "transports": ["polling", "websocket"],
+        "timeoutMs": 40000,
+        "emitOnConnect": [{"cmd": "burst", "name": "up", "count": total}],
+    })
+    try:
+        await proc.start()
+        await proc.expect("connect", socket="/")
+        await proc.expect("upgrade", transport="websocket", timeout=20)
+        await proc.expect("ev", type="seq_end", timeout=20)
+        assert [e["args"][0] for e in proc.seen("ev", type="seq")] == list(range(sent[0]))
+        # the stream really spanned the upgrade
+        assert sent[1] > 0, "the server was on websocket before its first emit"
+        await log.expect("all_up", timeout=20)
+        assert got == list(range(total))
+        assert not proc.seen("disconnect")
+    finally:
+        await proc.aclose()
+        await server.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_binary_in_a_custom_namespace(env, mode):
+    proc, _ = await env.connected(mode, sockets=[{"nsp": "/"}, {"nsp": "/chat"}])
+    chat_sid = (await proc.expect("connect", socket="/chat"))["id"]
+    await proc.send("emit", socket="/chat", name="nested", args=[to_wire(NESTED)], ack=True, callback=True, id="c1")
+    reply = await proc.expect("ack", socket="/chat", id="c1")
+    assert unb64(reply["args"]) == [NESTED, {"ns": "/chat", "bin": b"\x00chat"}]
+    assert (await env.log.expect("nested", ns="/chat", sid=chat_sid))["data"] == NESTED
+    await env.sio.emit("files", [b"\x01", {"k": b"\x02"}], to=chat_sid, namespace="/chat")
+    ev = await proc.expect("ev", socket="/chat", type="files")
+    assert unb64(ev["args"]) == [[b"\x01", {"k": b"\x02"}]]
+    answer = await env.sio.call("echo_bin", {"b": b"\xfe" * 3000}, to=chat_sid, namespace="/chat", timeout=5)
+    assert answer == {"b": b"\xfe" * 3000}
+    assert not proc.seen("ev", socket="/", type="files")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_heartbeat_keeps_the_connection(node_ready, mode):
+    log = Log()
+    sio = build_server(log, ping_interval=0.2, ping_timeout=0.5)
+    server = await fastio.serve(sio, "127.0.0.1", 0)
+    proc = SioProc(SCRIPT, {
+        "url": f"http://127.0.0.1:{server.port}",
+        "transports": TRANSPORTS[mode],
+        "upgrade": mode == "upgrade",
+        "timeoutMs": 40000,
+    })
+    try:
+        await proc.start()
+        sid = (await proc.expect("connect", socket="/"))["id"]
+        # several heartbeats go by (~1 s): the server pings, the client answers
+        for n in range(1, 6):
+            await proc.expect("ping", count=n, timeout=5)
+        await proc.send("emit", name="add", args=[2, 3], ack=True, id="hb")
+        assert (await proc.expect("ack", id="hb"))["args"] == [5]
+        assert not proc.seen("disconnect")
+        assert not log.all("disconnect")
+        assert sio.transport(sid) == FINAL_TRANSPORT[mode]
+        # a client that stops answering is dropped with "ping timeout"
+        proc.pause()
+        try:
+            assert (await log.expect("disconnect", sid=sid, timeout=5))["reason"] == "ping timeout"
+        finally:
+            proc.resume()
+    finally:
+        await proc.aclose()
+        await server.close()

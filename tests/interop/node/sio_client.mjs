@@ -14,8 +14,9 @@
 //   acks           {"<event>": [args...]}: what to answer when the server
 //                  asks for an acknowledgement of <event>; an event not listed
 //                  is acknowledged with its own arguments (an echo)
-//   emitOnConnect  list of emit commands (see below) run once, when the
-//                  socket they name first connects
+//   emitOnConnect  list of emit or burst commands (see below; "cmd" may be
+//                  left out for an emit) run once, when the socket they name
+//                  first connects
 //   timeoutMs      hard stop, default 10000
 //
 // Binary values (Buffer, ArrayBuffer, typed arrays) travel in the JSON lines
@@ -24,6 +25,7 @@
 // Events printed (one JSON object per line):
 //   {"event":"open","transport":..,"engineId":..}       the Manager connected
 //   {"event":"upgrade","transport":"websocket"}
+//   {"event":"ping","count":N,"transport":..}  a server heartbeat (answered)
 //   {"event":"connect","socket":name,"id":..,"transport":..}
 //   {"event":"connect_error","socket":name,"message":..,"data":..}
 //   {"event":"disconnect","socket":name,"reason":..,"description":..}
@@ -36,6 +38,8 @@
 //   {"event":"ack_error","socket":name,"id":..,"error":"..."}
 //   {"event":"state","sockets":{name:{connected,id}},"transport":..}
 //   {"event":"close","reason":..}          the Manager's connection closed
+//   {"event":"manager_error","error":{..}}  the Manager failed to connect
+//   {"event":"burst_sent","socket":name,"type":ev,"count":N}
 //   {"event":"exit","code":N} / {"event":"fatal","error":".."}
 //
 // Commands (stdin, one JSON object per line):
@@ -44,6 +48,9 @@
 //                                          "args" is [first argument]), or with
 //                                          "callback" too, emit(..., cb) (every
 //                                          argument)
+//   {"cmd":"burst","socket":name,"name":ev,"count":N}
+//                                          emit(ev, i) for i = 0..N-1 synchronously,
+//                                          then print {"event":"burst_sent",..}
 //   {"cmd":"socket","socket":name,"nsp":..,"auth":{..}}   open another socket
 //   {"cmd":"connect","socket":name}        socket.connect()
 //   {"cmd":"disconnect","socket":name}     socket.disconnect()
@@ -121,6 +128,8 @@ function main(cfg) {
     const engine = manager.engine;
     emit("open", { transport: transportName(), engineId: engine.id });
     engine.on("upgrade", (t) => emit("upgrade", { transport: t.name }));
+    let pings = 0;
+    engine.on("ping", () => emit("ping", { count: ++pings, transport: transportName() }));
     engine.on("close", (reason, description) =>
       emit("close", { reason, description: describe(description) }),
     );
@@ -162,6 +171,18 @@ function main(cfg) {
     target.emitWithAck(cmd.name, ...args).then((value) => ok([value]), bad);
   }
 
+  function doBurst(cmd) {
+    const name = cmd.socket ?? "/";
+    const { socket } = getSocket(name);
+    for (let i = 0; i < cmd.count; i++) socket.emit(cmd.name, i);
+    emit("burst_sent", { socket: name, type: cmd.name, count: cmd.count });
+  }
+
+  function run(cmd) {
+    if (cmd.cmd === "burst") doBurst(cmd);
+    else doEmit(cmd);
+  }
+
   function addSocket(spec) {
     const nsp = spec.nsp || "/";
     const name = spec.name ?? nsp;
@@ -177,7 +198,7 @@ function main(cfg) {
       if (!entry.connectedOnce) {
         entry.connectedOnce = true;
         for (const cmd of onConnect) {
-          if ((cmd.socket ?? "/") === name) doEmit(cmd);
+          if ((cmd.socket ?? "/") === name) run(cmd);
         }
       }
     });
@@ -211,6 +232,9 @@ function main(cfg) {
       switch (cmd.cmd) {
         case "emit":
           doEmit(cmd);
+          break;
+        case "burst":
+          doBurst(cmd);
           break;
         case "socket":
           addSocket({ name: cmd.socket, nsp: cmd.nsp, auth: cmd.auth, autoConnect: cmd.autoConnect });
