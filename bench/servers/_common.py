@@ -1,0 +1,43 @@
+"""Shared bits of the benchmark servers: command line and the READY announcement.
+
+Every server prints ``READY <name> port=<port> pid=<pid>`` on stdout once its port accepts
+connections, so the runner knows when to start the load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    return p.parse_args()
+
+
+def announce_when_listening(name: str, host: str, port: int, timeout: float = 30.0) -> None:
+    """Print the READY line from a helper thread once ``host:port`` accepts a TCP connection.
+
+    Used by servers whose ``run`` call blocks before we could print anything ourselves.
+    The thread polls every 10 ms and ends after the first successful connect (or the timeout).
+    """
+
+    def probe() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    pass
+            except OSError:
+                time.sleep(0.01)
+                continue
+            print("READY %s port=%d pid=%d" % (name, port, os.getpid()), flush=True)
+            return
+        print("NOT READY %s: port %d never accepted a connection" % (name, port), file=sys.stderr, flush=True)
+
+    threading.Thread(target=probe, name="ready-probe", daemon=True).start()

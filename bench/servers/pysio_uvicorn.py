@@ -1,0 +1,34 @@
+"""python-socketio (ASGI) under uvicorn: uvloop, httptools, and the WebSocket library uvicorn
+picks by itself ("auto": websockets if installed, else wsproto)."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import socketio  # noqa: E402
+import uvicorn  # noqa: E402
+
+from _common import announce_when_listening, parse_args  # noqa: E402
+
+sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
+app = socketio.ASGIApp(sio)
+
+
+@sio.event
+async def echo(sid, *args):
+    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
+    return args
+
+
+@sio.event
+async def broadcast(sid, data):
+    await sio.emit("broadcast", data)
+
+
+if __name__ == "__main__":
+    a = parse_args(__doc__)
+    announce_when_listening("pysio_uvicorn", a.host, a.port)
+    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools", ws="auto",
+                log_level="warning", access_log=False, lifespan="off", backlog=4096)
