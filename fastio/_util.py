@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
+import types
 from typing import Any, Callable
+
+_Coroutine = types.CoroutineType
+_Task = asyncio.Task
 
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -34,7 +37,7 @@ def start_eagerly(result: Any) -> Any:
     which is the common case for handlers that only emit), else a Task that finishes it.
     A non-coroutine ``result`` is returned as is.
     """
-    if not inspect.iscoroutine(result):
+    if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
         return result
     try:
         yielded = result.send(None)
@@ -48,7 +51,7 @@ def start_eagerly(result: Any) -> Any:
 
 def then(result: Any, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any]) -> None:
     """Call ``callback(value)`` with the outcome of ``start_eagerly``: now, or when its task ends."""
-    if isinstance(result, asyncio.Task):
+    if isinstance(result, _Task):
         def done(task: asyncio.Task[Any]) -> None:
             if task.cancelled():
                 return

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import gzip
 import logging
-import secrets
+import os
 import time
 import zlib
 from typing import Any, Callable, Iterable
@@ -125,6 +125,8 @@ class AsyncServer:
         self._flusher: Flusher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._rand = b""
+        self._rand_pos = 0
         self._message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
         self._close_sink: Callable[[Conn, str], Any] | None = None
         self._upgrade_sink: Callable[[Conn], Any] | None = None
@@ -246,8 +248,14 @@ class AsyncServer:
         return asyncio.Event(*args, **kwargs)
 
     def generate_id(self) -> str:
-        """A new random, URL-safe session id."""
-        return base64.urlsafe_b64encode(secrets.token_bytes(15)).decode()
+        """A new random, URL-safe session id (120 bits from the OS's CSPRNG)."""
+        pos = self._rand_pos
+        if pos + 15 > len(self._rand):
+            # One getrandom() call serves 256 ids.
+            self._rand = os.urandom(15 * 256)
+            pos = 0
+        self._rand_pos = pos + 15
+        return base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
 
     # -- request handling ---------------------------------------------------------------------------
 
@@ -258,7 +266,8 @@ class AsyncServer:
 
     def handle_request(self, req: Any) -> None:
         """Serve one HTTP request under the Engine.IO path (native protocol's ``Request``)."""
-        self._ensure_started()
+        if self._flusher is None:
+            self._ensure_started()
         method = req.method
         if method == "OPTIONS":
             req.respond(200, self._cors_headers(req) + [("Content-Type", "text/plain")], b"")
@@ -315,6 +324,7 @@ class AsyncServer:
         return None
 
     def _handshake(self, req: Any, transport: str) -> None:
+        self._ensure_started()  # the loop may differ from the previous connection's
         sid = self.generate_id()
         conn = Conn(sid, self, self._flusher, self.max_write_buffer)
         conn.on_message = self._message_sink

@@ -6,7 +6,6 @@ the table hands the same frames to every recipient.  The method names follow pyt
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable, Iterator
 
 from fastio._core.packet import EVENT, encode
@@ -18,17 +17,29 @@ __all__ = ["AsyncManager", "Socket"]
 class Socket:
     """One client's membership of one namespace (created at CONNECT, not per message)."""
 
-    __slots__ = ("sid", "namespace", "conn", "client", "session", "callbacks", "_ids", "connected")
+    __slots__ = ("sid", "namespace", "conn", "client", "_session", "callbacks", "_last_id", "connected")
 
     def __init__(self, sid: str, namespace: str, conn: Any, client: Any) -> None:
         self.sid = sid
         self.namespace = namespace
         self.conn = conn
         self.client = client
-        self.session: dict[str, Any] = {}
-        self.callbacks: dict[int, Callable[..., Any]] = {}
-        self._ids = itertools.count(1)
+        # Created on first use: most sockets never store a session or wait for an ack.
+        self._session: dict[str, Any] | None = None
+        self.callbacks: dict[int, Callable[..., Any]] | None = None
+        self._last_id = 0
         self.connected = False
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The user session of this socket."""
+        if self._session is None:
+            self._session = {}
+        return self._session
+
+    @session.setter
+    def session(self, value: dict[str, Any]) -> None:
+        self._session = value
 
     @property
     def eio_sid(self) -> str:
@@ -37,9 +48,11 @@ class Socket:
 
     def add_callback(self, callback: Callable[..., Any]) -> int:
         """Register an acknowledgement callback; returns its ack id."""
-        ack_id = next(self._ids)
-        self.callbacks[ack_id] = callback
-        return ack_id
+        self._last_id += 1
+        if self.callbacks is None:
+            self.callbacks = {}
+        self.callbacks[self._last_id] = callback
+        return self._last_id
 
 
 def event_args(event: str, data: Any) -> list[Any]:
@@ -179,7 +192,7 @@ class AsyncManager:
         for socks in self.sockets.values():
             sock = socks.get(sid)
             if sock is not None:
-                cb = sock.callbacks.pop(id, None)
+                cb = sock.callbacks.pop(id, None) if sock.callbacks else None
                 if cb is not None:
                     cb(*data)
                 return

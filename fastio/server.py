@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from typing import Any, Callable
 
 from fastio import exceptions
@@ -21,6 +22,9 @@ from fastio.manager import AsyncManager, Socket
 from fastio.namespace import AsyncNamespace
 
 __all__ = ["AsyncServer"]
+
+_Coroutine = types.CoroutineType
+_Task = asyncio.Task
 
 
 class _Client:
@@ -300,35 +304,51 @@ class AsyncServer:
             return
         data = pkt.data
         event = data[0]
+        if event in self.reserved_events:
+            # A client cannot fire the server's connect/disconnect handlers.
+            self.logger.warning("%s: ignoring a client event named %r", sock.sid, event)
+            return
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('received event "%s" from %s [%s]', event, sock.sid, namespace)
+        handlers = self.handlers.get(namespace)
+        handler = handlers.get(event) if handlers is not None else None
         try:
-            result = self._call(event, namespace, (sock.sid, *data[1:]))
-            if result is self.not_handled:
-                return
-            result = start_eagerly(result)
+            if handler is not None:
+                result = handler(sock.sid, *data[1:])
+            else:
+                result = self._call(event, namespace, (sock.sid, *data[1:]))
+                if result is self.not_handled:
+                    return
+            if type(result) is _Coroutine:
+                result = start_eagerly(result)
         except Exception:
             self.logger.exception('error in handler of event "%s"', event)
             return
         ack_id = pkt.id
-        if ack_id is not None:
-            conn = client.conn
+        if type(result) is _Task:
+            if ack_id is not None:
+                conn = client.conn
 
-            def send_ack(r: Any) -> None:
-                if r is self.not_handled:
-                    return
-                args = [] if r is None else list(r) if type(r) is tuple else [r]
-                conn.send_packet(encode(ACK, namespace, args, ack_id))
+                def send_ack(r: Any) -> None:
+                    self._send_ack(conn, namespace, ack_id, r)
 
-            then(result, send_ack, self._log_handler_error)
-        elif isinstance(result, asyncio.Task):
-            result.add_done_callback(self._check_task)
+                then(result, send_ack, self._log_handler_error)
+            else:
+                result.add_done_callback(self._check_task)
+        elif ack_id is not None:
+            self._send_ack(client.conn, namespace, ack_id, result)
+
+    def _send_ack(self, conn: Any, namespace: str, ack_id: int, r: Any) -> None:
+        if r is self.not_handled:
+            return
+        args = [] if r is None else list(r) if type(r) is tuple else [r]
+        conn.send_packet(encode(ACK, namespace, args, ack_id))
 
     def _handle_ack(self, client: _Client, pkt: Any) -> None:
         sock = client.sockets.get(pkt.namespace)
         if sock is None:
             return
-        cb = sock.callbacks.pop(pkt.id, None)
+        cb = sock.callbacks.pop(pkt.id, None) if sock.callbacks else None
         if cb is None:
             self.logger.warning("%s: unknown acknowledgement id %s", sock.sid, pkt.id)
             return
@@ -421,7 +441,7 @@ class AsyncServer:
         except Exception:
             self.logger.exception("error in disconnect handler")
         self.manager.remove_socket(sock)
-        sock.callbacks.clear()
+        sock.callbacks = None
 
     def _call(self, event: str, namespace: str, args: tuple[Any, ...]) -> Any:
         """Call the handler of ``event`` with python-socketio's resolution order and arguments."""

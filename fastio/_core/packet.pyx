@@ -40,7 +40,7 @@ from cpython.unicode cimport (
 from libc.string cimport memchr, memcmp, memcpy
 
 from fastio._core.eio cimport as_bytes, b64encode_prefixed
-from fastio._core.wsframe cimport OP_BINARY, OP_TEXT, build_frame_c
+from fastio._core.wsframe cimport OP_BINARY, OP_TEXT, build_frame_c, frame_size, write_frame
 
 import functools
 from sys import intern as _intern
@@ -494,21 +494,27 @@ cdef class Encoded:
     cpdef bytes ws_frames(self):
         """Every WebSocket frame of the packet (text, then one binary frame
         per attachment), concatenated into one bytes object."""
-        cdef list frames
-        cdef bytes a, frames_text
+        cdef bytes a, out
+        cdef Py_ssize_t total, pos
+        cdef unsigned char* o
         if self._frames is None:
-            frames_text = build_frame_c(
-                OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(self.message),
-                PyBytes_GET_SIZE(self.message))
             if not self.attachments:
-                self._frames = frames_text
+                self._frames = build_frame_c(
+                    OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(self.message),
+                    PyBytes_GET_SIZE(self.message))
             else:
-                frames = [frames_text]
+                # One allocation and one copy of each payload, whatever the attachment count.
+                total = frame_size(PyBytes_GET_SIZE(self.message))
                 for a in self.attachments:
-                    frames.append(build_frame_c(
-                        OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(a),
-                        PyBytes_GET_SIZE(a)))
-                self._frames = b"".join(frames)
+                    total += frame_size(PyBytes_GET_SIZE(a))
+                out = PyBytes_FromStringAndSize(NULL, total)
+                o = <unsigned char*>PyBytes_AS_STRING(out)
+                pos = write_frame(o, OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(self.message),
+                                  PyBytes_GET_SIZE(self.message))
+                for a in self.attachments:
+                    pos += write_frame(o + pos, OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(a),
+                                       PyBytes_GET_SIZE(a))
+                self._frames = out
         return self._frames
 
     cpdef list poll_items(self):

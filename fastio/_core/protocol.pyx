@@ -191,7 +191,7 @@ cdef class HttpProtocol(WSTransport):
         self.app = app
         self.max_body = max_body
         self.max_message = max_message
-        self.pending = _deque()
+        self.pending = None
         self.ws_paused = False
 
     # -- asyncio protocol -------------------------------------------------------------------
@@ -216,7 +216,7 @@ cdef class HttpProtocol(WSTransport):
         self.active = None
         if r is not None and not r.responded and r.on_abort is not None:
             r.on_abort(r)
-        self.pending.clear()
+        self.pending = None
 
     def pause_writing(self):
         self.ws_paused = True
@@ -295,6 +295,8 @@ cdef class HttpProtocol(WSTransport):
         r.upgrade = self.parser.should_upgrade()
         r.http_version = self.parser.get_http_version()
         r.responded = False
+        if self.pending is None:
+            self.pending = _deque()
         self.pending.append(r)
 
     # -- request scheduling ----------------------------------------------------------------------
@@ -343,7 +345,7 @@ cdef class HttpProtocol(WSTransport):
         self.transport.write(head)
         self.ws_mode = True
         self.active = None
-        self.pending.clear()
+        self.pending = None
         self.parser = None
         self.reader = FrameReader(self.max_message, True)
         self.conn = conn

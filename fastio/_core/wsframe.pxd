@@ -69,6 +69,10 @@ cdef bint validate_utf8(const unsigned char* s, Py_ssize_t n) noexcept nogil
 cdef void unmask_copy(unsigned char* dst, const unsigned char* src, Py_ssize_t n,
                       const unsigned char* key) noexcept nogil
 cdef bytes build_frame_c(int opcode, const unsigned char* data, Py_ssize_t n)
+# Unmasked frames written into a caller's buffer: size of one, and write one (returns its size).
+cdef Py_ssize_t frame_size(Py_ssize_t n) noexcept nogil
+cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* data,
+                            Py_ssize_t n) noexcept nogil
 cpdef bytes build_frame(int opcode, object payload, bint fin=*, object mask_key=*)
 cpdef bytes build_close(int code=*, str reason=*)
 cpdef tuple parse_close(bytes payload)

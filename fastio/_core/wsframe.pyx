@@ -540,6 +540,18 @@ cdef class FrameReader:
 # Builders
 
 
+cdef Py_ssize_t frame_size(Py_ssize_t n) noexcept nogil:
+    return _header_size(n, False) + n
+
+
+cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* data,
+                            Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t hl = _write_header(o, <unsigned char>(0x80 | opcode), n, NULL)
+    if n:
+        memcpy(o + hl, data, n)
+    return hl + n
+
+
 cdef bytes build_frame_c(int opcode, const unsigned char* data, Py_ssize_t n):
     cdef bytes out = PyBytes_FromStringAndSize(NULL, _header_size(n, False) + n)
     cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
