@@ -12,6 +12,7 @@ import base64
 import gzip
 import logging
 import os
+import sys
 import time
 import zlib
 from typing import Any, Callable, Iterable
@@ -42,6 +43,21 @@ _ERROR_MESSAGES = {
     FORBIDDEN: "Forbidden",
     UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
 }
+
+
+_ENVIRON_KEYS: dict[bytes, str] = {}
+
+
+def _parse_query(qs: bytes) -> dict[str, str]:
+    """The first value of each query parameter (the engine reads only EIO, transport and sid)."""
+    if b"%" in qs or b"+" in qs:
+        return {k: v[0] for k, v in parse_qs(qs.decode("latin-1")).items()}
+    out: dict[str, str] = {}
+    for part in qs.decode("latin-1").split("&"):
+        k, _, v = part.partition("=")
+        if k and v and k not in out:
+            out[k] = v
+    return out
 
 
 class AsyncServer:
@@ -266,7 +282,7 @@ class AsyncServer:
 
     def handle_request(self, req: Any) -> None:
         """Serve one HTTP request under the Engine.IO path (native protocol's ``Request``)."""
-        if self._flusher is None:
+        if self._flusher is None or self._loop.is_closed():  # type: ignore[union-attr]
             self._ensure_started()
         method = req.method
         if method == "OPTIONS":
@@ -275,11 +291,11 @@ class AsyncServer:
         if not self._origin_allowed(req):
             self._error(req, BAD_REQUEST, "Not an accepted origin.", status=400)
             return
-        query = parse_qs(req.query_string.decode("latin-1"))
-        if query.get("EIO", [None])[0] != "4":
+        query = _parse_query(req.query_string)
+        if query.get("EIO") != "4":
             self._error(req, UNSUPPORTED_PROTOCOL_VERSION)
             return
-        transport = query.get("transport", [None])[0]
+        transport = query.get("transport")
         if transport not in self.valid_transports or transport not in self.transports:
             self._error(req, UNKNOWN_TRANSPORT)
             return
@@ -288,7 +304,7 @@ class AsyncServer:
             if reason is not None:
                 self._error(req, BAD_REQUEST, reason)
                 return
-        sid = query.get("sid", [None])[0]
+        sid = query.get("sid")
         if sid is None:
             if transport == "websocket" and not req.upgrade:
                 self._error(req, BAD_REQUEST)
@@ -324,7 +340,6 @@ class AsyncServer:
         return None
 
     def _handshake(self, req: Any, transport: str) -> None:
-        self._ensure_started()  # the loop may differ from the previous connection's
         sid = self.generate_id()
         conn = Conn(sid, self, self._flusher, self.max_write_buffer)
         conn.on_message = self._message_sink
@@ -545,12 +560,16 @@ class AsyncServer:
             "SERVER_NAME": server[0],
             "SERVER_PORT": str(server[1]),
             "wsgi.url_scheme": "http",
-            "fastio.request": req,
         }
+        keys = _ENVIRON_KEYS
         for name, value in req.headers:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = "HTTP_" + key
+            key = keys.get(name)
+            if key is None:
+                key = name.decode("latin-1").upper().replace("-", "_")
+                if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                    key = "HTTP_" + key
+                if len(keys) < 512:  # one shared str per header name, not one per connection
+                    keys[name] = key = sys.intern(key)
             v = value.decode("latin-1")
             env[key] = env[key] + "," + v if key in env else v
         return env

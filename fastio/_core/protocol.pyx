@@ -185,6 +185,7 @@ cdef class HttpProtocol(WSTransport):
     cdef public Py_ssize_t max_body
     cdef public Py_ssize_t max_message
     cdef bytes upgrade_rest
+    cdef bytes head_pending
     cdef bint parse_failed
 
     def __init__(self, app, Py_ssize_t max_body=1_000_000, Py_ssize_t max_message=1_000_000):
@@ -342,7 +343,11 @@ cdef class HttpProtocol(WSTransport):
         cdef bytes rest
         if self.closed:
             return
-        self.transport.write(head)
+        if conn is not None and not probe:
+            # A new session's first frames (the open packet) go out in the same write as the 101.
+            self.head_pending = head
+        else:
+            self.transport.write(head)
         self.ws_mode = True
         self.active = None
         self.pending = None
@@ -359,11 +364,17 @@ cdef class HttpProtocol(WSTransport):
 
     cpdef ws_write(self, bytes data):
         if not self.closed and not self.close_sent:
+            if self.head_pending is not None:
+                data = self.head_pending + data
+                self.head_pending = None
             self.transport.write(data)
 
     cpdef ws_close(self, int code=1000, str reason=""):
         if self.closed:
             return
+        if self.head_pending is not None:
+            self.transport.write(self.head_pending)
+            self.head_pending = None
         if not self.close_sent:
             self.close_sent = True
             self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == 1005
