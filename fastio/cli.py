@@ -23,20 +23,75 @@ def load_app(spec: str) -> Any:
     return obj
 
 
+def _snapshot(root: str) -> dict[str, float]:
+    """Modification times of the Python files under ``root`` (virtualenvs and caches skipped)."""
+    times: dict[str, float] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("__pycache__", "node_modules", "build")]
+        for name in filenames:
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                try:
+                    times[path] = os.stat(path).st_mtime
+                except OSError:
+                    pass
+    return times
+
+
+def _run_with_reload(argv: list[str], interval: float = 0.5) -> int:
+    """Run ``fastio <argv>`` in a child process and restart it when a .py file changes."""
+    import signal
+    import subprocess
+    import time
+
+    root = os.getcwd()
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while True:
+        before = _snapshot(root)
+        child = subprocess.Popen([sys.executable, "-m", "fastio.cli", *argv])
+        changed = False
+        while not stop and child.poll() is None:
+            time.sleep(interval)
+            if _snapshot(root) != before:
+                changed = True
+                break
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if stop or not changed:
+            return 0 if stop else (child.returncode or 0)
+        print("fastio: change detected, restarting", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastio`` console script."""
     parser = argparse.ArgumentParser(prog="fastio", description="fastio Socket.IO server")
     parser.add_argument("--version", action="version", version="fastio " + __version__)
     sub = parser.add_subparsers(dest="command")
     run_p = sub.add_parser("run", help="serve an AsyncServer given as module:attr")
-    run_p.add_argument("app", help="module:attr of a fastio AsyncServer")
+    run_p.add_argument("app", help="module:attr of a fastio AsyncServer (or an ASGIApp wrapping one)")
+    run_p.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
     demo_p = sub.add_parser("demo", help="run the chat demo")
     for p in (run_p, demo_p):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
-        p.add_argument("--log-level", default="info",
+        p.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
+    if args.command == "run" and args.reload:
+        child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
+        return _run_with_reload(child_args)
     if args.command == "run":
         from fastio.native import run
         run(load_app(args.app), args.host, args.port, log_level=args.log_level)

@@ -367,7 +367,9 @@ class AsyncServer:
             if conn.closed:
                 self._error(req, BAD_REQUEST)
                 return
-            self.logger.info("%s: new %s connection", sid, transport)
+            self.logger.info("%s: new %s connection from %s (upgrades %s, ping %d/%d ms)", sid, transport,
+                             conn.environ.get("REMOTE_ADDR"), upgrades, round(self._ping_interval * 1000),
+                             round(self.ping_timeout * 1000))
             if transport == "websocket":
                 ws = req.accept_websocket(conn, False)
                 if ws is None:
@@ -397,6 +399,7 @@ class AsyncServer:
         if not self.allow_upgrades:
             self._error(req, BAD_REQUEST)
             return
+        self.logger.info("%s: upgrade to websocket requested (probing)", conn.sid)
         req.accept_websocket(conn, True)
 
     def _polling(self, req: Any, conn: Conn, method: str) -> None:
@@ -447,7 +450,10 @@ class AsyncServer:
     # -- responses ------------------------------------------------------------------------------------
 
     def _error(self, req: Any, code: int, message: str | None = None, status: int = 400) -> None:
-        body = orjson.dumps({"code": code, "message": message or _ERROR_MESSAGES[code]})
+        message = message or _ERROR_MESSAGES[code]
+        self.logger.info("%s %s?%s from %s: %d %s", req.method, req.path, req.query_string.decode("latin-1"),
+                         req.client[0] if req.client else "?", status, message)
+        body = orjson.dumps({"code": code, "message": message})
         req.respond(status, self._cors_headers(req) + [("Content-Type", "application/json")], body)
 
     def _poll_response(self, req: Any, body: bytes, headers: list[Any] | None = None) -> None:

@@ -281,7 +281,12 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     if app is not None:
         other_app = app
     if log_level is not None:
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        level = log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        # The server objects set their own loggers' levels from logger=/engineio_logger=;
+        # an explicit level here wins.
+        for name in ("fastio", "fastio.server", "fastio.engineio"):
+            logging.getLogger(name).setLevel(level)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
 

@@ -365,6 +365,7 @@ class AsyncServer:
             return
         if not (namespace in self.handlers or namespace in self.namespace_handlers
                 or self.namespaces == "*" or namespace in self.namespaces):
+            self.logger.info("%s: CONNECT_ERROR for unknown namespace %s", conn.sid, namespace)
             conn.send_packet(encode(CONNECT_ERROR, namespace, {"message": "Invalid namespace"}))
             return
         sid = self.eio.generate_id()
@@ -385,6 +386,7 @@ class AsyncServer:
                     conn.send_packet(encode(DISCONNECT, namespace, fail_reason))
                 else:
                     conn.send_packet(encode(CONNECT_ERROR, namespace, fail_reason))
+                self.logger.info("%s: connection to %s refused: %s", conn.sid, namespace, fail_reason)
                 client.sockets.pop(namespace, None)
                 self.manager.remove_socket(sock)
             else:
