@@ -156,8 +156,11 @@ class BridgeWebSocket(WSTransport):
             return
         if data == b"2probe":
             self._out.append("3probe")
+            # The noop that lets the pending long poll return must reach the client after
+            # "3probe": sent earlier, the client polls again and waits on that poll instead.
+            self._out.append(("call", conn.send_eio, b"6"))
             self._kick()
-            conn.send_eio(b"6")  # lets the pending long poll return so the client pauses polling
+            conn.handler._probe_started(conn)
         elif data == b"5":
             self.probing = False
             conn.handler._upgraded(conn, self)
@@ -187,6 +190,8 @@ class BridgeWebSocket(WSTransport):
                     await self._send_text(item)
                 elif type(item) is bytes:
                     await self._send_bytes(item)
+                elif item[0] == "call":
+                    item[1](item[2])
                 else:
                     await self._close(item[1])
                     self.lost("transport close")

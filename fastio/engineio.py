@@ -143,6 +143,8 @@ class AsyncServer:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._rand = b""
         self._rand_pos = 0
+        self._upgrading: dict[Conn, float] = {}
+        self._upgrade_task: asyncio.Task[None] | None = None
         self._message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
         self._close_sink: Callable[[Conn, str], Any] | None = None
         self._upgrade_sink: Callable[[Conn], Any] | None = None
@@ -618,6 +620,27 @@ class AsyncServer:
         else:
             text = data
         self._trigger("message", conn.sid, text)
+
+    def _probe_started(self, conn: Conn) -> None:
+        """A WebSocket probe answered: until the upgrade completes, keep answering polls.
+
+        The probe's "3probe" and the noop that ends the pending long poll travel on different
+        connections, so the client may start a new poll before it sees "3probe" and then wait
+        on it.  Like Node's engine.io, a noop goes to any waiting poll every 100 ms (one task
+        per server, only while upgrades are in progress)."""
+        self._upgrading[conn] = time.monotonic() + 10.0
+        if self._upgrade_task is None or self._upgrade_task.done():
+            self._upgrade_task = asyncio.get_running_loop().create_task(self._upgrade_watch())
+
+    async def _upgrade_watch(self) -> None:
+        while self._upgrading:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for conn, deadline in list(self._upgrading.items()):
+                if conn.closed or conn.upgraded or now >= deadline:
+                    del self._upgrading[conn]
+                elif conn.poll_waiter is not None:
+                    conn.send_eio(b"6")
 
     def _upgraded(self, conn: Conn, ws: Any) -> None:
         self.logger.info("%s: upgraded to websocket", conn.sid)

@@ -215,7 +215,7 @@ cdef class HttpProtocol(WSTransport):
             return
         r = self.active
         self.active = None
-        if r is not None and not r.responded and r.on_abort is not None:
+        if r is not None and r.on_abort is not None and (not r.responded or (r.streaming and not r.ended)):
             r.on_abort(r)
         self.pending = None
 
@@ -442,6 +442,7 @@ cdef class HttpProtocol(WSTransport):
             self.transport.write(_frame(OP_TEXT, b"3probe"))
             # A noop answers the pending long poll so the client can pause polling.
             conn.send_eio(b"6")
+            conn.handler._probe_started(conn)
         elif payload == b"5":
             self.probing = False
             self.app._upgraded(conn, self)

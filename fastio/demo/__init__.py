@@ -77,7 +77,7 @@ def create_app(logger: bool = False) -> fastio.AsyncServer:
         await sio.enter_room(sid, room)
         await sio.emit("system", {"text": "%s joined %s" % (nick, room)}, to=room)
         await room_count(room)
-        return {"room": room, "nick": nick}
+        return {"room": room, "nick": nick, "count": len(sio.manager.rooms.members("/", room))}
 
     @sio.event
     async def message(sid: str, text: str) -> bool:

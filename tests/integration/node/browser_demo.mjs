@@ -1,0 +1,193 @@
+// Drives the fastio chat demo in headless Chromium (Debian's, through playwright-core):
+// two pages in one room, a typed message with its typing indicator, a shared image, and a
+// screenshot. Protocol as in tests/interop/node/common.mjs: JSON config in argv[2], one JSON
+// event per line on stdout.
+//
+// Config:
+//   url             "http://127.0.0.1:PORT/" of `fastio demo` (required)
+//   executablePath  the browser, default "/usr/bin/chromium"
+//   userDataDir     a fresh, empty profile directory (required)
+//   pngPath         a PNG file to share (required)
+//   screenshot      where to save the screenshot PNG (required)
+//   room            default "r1"
+//   text            the message to type, default "hello bob"
+//   scenario        "chat" (default): two pages, as below; "alone": one page, and its
+//                   header text once it shows "<room>: 1 online" (or after statusTimeoutMs)
+//   timeoutMs       hard stop, default 60000
+//
+// Events:
+//   {"event":"launched","version":..}
+//   {"event":"joined","who":"alice"|"bob","room":..,"transport":..}
+//   {"event":"online","who":"alice","status":..}  the first page counts two people in the room
+//   {"event":"status","who":"alice","status":..}  ("alone") the header of the lone page
+//   {"event":"typing_shown","who":"bob","text":..}
+//   {"event":"message_seen","who":"bob","nick":..,"text":..}
+//   {"event":"own_message","who":"alice","nick":..,"text":..}
+//   {"event":"typing_cleared","who":"bob"}
+//   {"event":"image_seen","who":"bob","nick":..,"naturalWidth":N,"naturalHeight":N,"base64":..}
+//   {"event":"screenshot","path":..,"bytes":N}
+//   {"event":"page_error","who":..,"message":..}
+//   {"event":"console_error","who":..,"text":..,"url":..}
+//   {"event":"done"}, then {"event":"exit","code":0}; {"event":"fatal",..} on failure
+
+import { mkdirSync } from "node:fs";
+import { stat } from "node:fs/promises";
+import { chromium } from "playwright-core";
+import {
+  armTimeout,
+  emit,
+  fail,
+  finish,
+  installCrashHandlers,
+  parseConfig,
+  EXIT_BAD_CONFIG,
+} from "../../interop/node/common.mjs";
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+installCrashHandlers();
+const cfg = parseConfig();
+if (cfg) {
+  const missing = ["url", "userDataDir", "pngPath", "screenshot"].filter(
+    (key) => typeof cfg[key] !== "string" || !cfg[key],
+  );
+  if (missing.length) {
+    fail(`config needs ${missing.join(", ")}`, EXIT_BAD_CONFIG);
+  } else {
+    armTimeout(cfg.timeoutMs || 60000);
+    main(cfg).then(
+      () => finish(0),
+      (err) => fail(err),
+    );
+  }
+}
+
+
+async function main(cfg) {
+  const room = cfg.room || "r1";
+  const text = cfg.text || "hello bob";
+  mkdirSync(cfg.userDataDir, { recursive: true });
+  const context = await chromium.launchPersistentContext(cfg.userDataDir, {
+    executablePath: cfg.executablePath || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 900, height: 640 },
+    timeout: 30000,
+  });
+  try {
+    const browser = context.browser();
+    emit("launched", { version: browser ? browser.version() : null });
+    context.setDefaultTimeout(15000);
+
+    async function open(nick) {
+      const page = await context.newPage();
+      page.on("pageerror", (err) => emit("page_error", { who: nick, message: String(err && err.message) }));
+      page.on("console", (msg) => {
+        if (msg.type() === "error") {
+          emit("console_error", { who: nick, text: msg.text(), url: msg.location().url || null });
+        }
+      });
+      const url = new URL(cfg.url);
+      url.searchParams.set("nick", nick);
+      url.searchParams.set("room", room);
+      await page.goto(url.toString(), { waitUntil: "load" });
+      return page;
+    }
+
+    async function joined(page, who) {
+      await page.waitForFunction((r) => document.body.dataset.room === r, room);
+      const transport = await page.evaluate(() =>
+        window.chatSocket && window.chatSocket.io.engine ? window.chatSocket.io.engine.transport.name : null,
+      );
+      emit("joined", { who, room: await page.evaluate(() => document.body.dataset.room), transport });
+    }
+
+    const alice = await open("alice");
+    await joined(alice, "alice");
+
+    if (cfg.scenario === "alone") {
+      // one page in the room: its header shows the room's count (itself)
+      const want = room + ": 1 online";
+      try {
+        await alice.waitForFunction((w) => document.getElementById("status").textContent === w, want, {
+          timeout: cfg.statusTimeoutMs || 5000,
+        });
+      } catch (err) {
+        // reported, not thrown: the test asserts on the text
+      }
+      emit("status", { who: "alice", status: await alice.textContent("#status") });
+      emit("done");
+      return;
+    }
+
+    const bob = await open("bob");
+    await joined(bob, "bob");
+
+    // the page that was in the room first sees the newcomer in its count
+    await alice.waitForFunction((r) => document.getElementById("status").textContent === r + ": 2 online", room);
+    emit("online", { who: "alice", status: await alice.textContent("#status") });
+
+    // alice types: bob sees the typing indicator while she types
+    await alice.locator("#text").pressSequentially(text, { delay: 15 });
+    await bob.waitForFunction(() => document.getElementById("typing").textContent.includes("alice is typing"));
+    emit("typing_shown", { who: "bob", text: await bob.textContent("#typing") });
+
+    // alice submits: the message shows on bob's page, and the indicator goes away
+    await alice.locator("#text").press("Enter");
+    const seen = bob.locator("#log .msg", { hasText: text }).last();
+    await seen.waitFor();
+    emit("message_seen", {
+      who: "bob",
+      nick: await seen.locator(".nick").textContent(),
+      text: await seen.locator(".text").textContent(),
+    });
+    const own = alice.locator("#log .msg.mine", { hasText: text }).last();
+    await own.waitFor();
+    emit("own_message", {
+      who: "alice",
+      nick: await own.locator(".nick").textContent(),
+      text: await own.locator(".text").textContent(),
+    });
+    await bob.waitForFunction(() => document.getElementById("typing").textContent === "");
+    emit("typing_cleared", { who: "bob" });
+
+    // alice shares an image through the file input: bob's page shows it
+    await alice.setInputFiles("#file", cfg.pngPath);
+    const img = bob.locator("#log img.shared").last();
+    await img.waitFor();
+    await bob.waitForFunction(() => {
+      const el = [...document.querySelectorAll("#log img.shared")].pop();
+      return el && el.complete && el.naturalWidth > 0;
+    });
+    const info = await img.evaluate(async (el) => {
+      const buf = new Uint8Array(await (await fetch(el.src)).arrayBuffer());
+      let bin = "";
+      for (const b of buf) bin += String.fromCharCode(b);
+      const line = el.closest(".msg");
+      return {
+        naturalWidth: el.naturalWidth,
+        naturalHeight: el.naturalHeight,
+        base64: btoa(bin),
+        nick: line && line.querySelector(".nick") ? line.querySelector(".nick").textContent : null,
+      };
+    });
+    emit("image_seen", { who: "bob", ...info });
+
+    await bob.screenshot({ path: cfg.screenshot, fullPage: true });
+    const st = await stat(cfg.screenshot);
+    emit("screenshot", { path: cfg.screenshot, bytes: st.size });
+    emit("done");
+  } finally {
+    // closing the context ends Chromium and reaps it
+    await context.close().catch(() => {});
+  }
+}

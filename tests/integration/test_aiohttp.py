@@ -1,0 +1,102 @@
+"""``sio.attach(web.Application())`` under aiohttp's AppRunner, with the official socket.io-client.
+
+The aiohttp application runs in this event loop on port 0, with routes of its own beside the
+Socket.IO ones; the client is socket.io-client 4.8.x in Node over polling, WebSocket, and
+polling upgraded to WebSocket.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from aiohttp import web
+from integration_support import (
+    MODES,
+    Log,
+    aiohttp_server,
+    build_sio,
+    client_scenario,
+    raw_polling_client,
+    upgrades_promptly,
+)
+
+
+def build_app(log: Log, **attach_options):
+    sio = build_sio(log)
+    app = web.Application()
+    sio.attach(app, **attach_options)
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"hello": request.query.get("name", "world"), "clients": len(sio.eio.sockets)})
+
+    async def notify(request: web.Request) -> web.Response:
+        await sio.emit("notice", await request.json())
+        return web.json_response({"sent": True})
+
+    app.router.add_get("/api/hello", hello)
+    app.router.add_post("/api/notify", notify)
+    return sio, app
+
+
+@pytest.fixture
+async def aiohttp_env(sio_client):
+    log = Log()
+    sio, app = build_app(log)
+    async with aiohttp_server(app) as port:
+        yield sio, log, port
+        await sio.shutdown()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", MODES)
+async def test_socketio_client_over_aiohttp(aiohttp_env, sio_client, mode):
+    sio, log, port = aiohttp_env
+    await client_scenario(f"http://127.0.0.1:{port}", sio, log, sio_client, mode, port)
+
+
+@pytest.mark.timeout(60)
+async def test_aiohttp_routes_beside_socketio(aiohttp_env, sio_client):
+    sio, log, port = aiohttp_env
+    url = f"http://127.0.0.1:{port}"
+    proc = await sio_client(url, "websocket")
+    sid = (await proc.expect("connect", socket="/"))["id"]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        r = await http.get("/api/hello", params={"name": "aio"})
+        assert r.status_code == 200
+        assert r.json() == {"hello": "aio", "clients": 1}
+        r = await http.post("/api/notify", json={"text": "from http"})
+        assert r.status_code == 200 and r.json() == {"sent": True}
+        assert (await proc.expect("ev", type="notice"))["args"] == [{"text": "from http"}]
+        assert (await http.get("/nowhere")).status_code == 404
+        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
+        assert r.status_code == 400
+    await proc.send("emit", name="add", args=[1, 2], ack=True, id="after-http")
+    assert (await proc.expect("ack", id="after-http"))["args"] == [3]
+    assert sio.transport(sid) == "websocket"
+
+
+@pytest.mark.timeout(180)
+async def test_upgrades_complete_promptly(aiohttp_env):
+    sio, log, port = aiohttp_env
+    await upgrades_promptly(f"http://127.0.0.1:{port}")
+
+
+@pytest.mark.timeout(30)
+async def test_environ_names_the_real_peer(aiohttp_env):
+    sio, log, port = aiohttp_env
+    await raw_polling_client(port, log)
+
+
+@pytest.mark.timeout(30)
+async def test_custom_socketio_path(sio_client):
+    log = Log()
+    sio, app = build_app(log, socketio_path="rt")
+    async with aiohttp_server(app) as port:
+        proc = await sio_client(f"http://127.0.0.1:{port}", "polling", path="/rt")
+        sid = (await proc.expect("connect", socket="/"))["id"]
+        assert (await log.expect("connect", sid=sid))["path"] == "/rt/"
+        await proc.send("emit", name="echo", args=[{"$bin": "AAEC"}], ack=True, id="p")
+        assert (await proc.expect("ack", id="p"))["args"] == [{"$bin": "AAEC"}]
+        await sio.shutdown()
+        assert (await proc.expect("disconnect", socket="/"))["reason"] in ("io server disconnect", "transport close")
+        await log.expect("disconnect", sid=sid)
