@@ -65,6 +65,30 @@ def then(result: Any, callback: Callable[[Any], Any], on_error: Callable[[BaseEx
         callback(result)
 
 
+class AsyncioHelpers:
+    """python-engineio's async helper methods, on asyncio (shared by server and client)."""
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> "asyncio.Task[Any]":
+        """Run ``target(*args, **kwargs)`` as an asyncio task."""
+        return asyncio.ensure_future(target(*args, **kwargs))
+
+    async def sleep(self, seconds: float = 0) -> None:
+        """asyncio.sleep."""
+        await asyncio.sleep(seconds)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> "asyncio.Queue[Any]":
+        """An asyncio.Queue."""
+        return asyncio.Queue(*args, **kwargs)
+
+    def get_queue_empty_exception(self) -> type[Exception]:
+        """asyncio.QueueEmpty."""
+        return asyncio.QueueEmpty
+
+    def create_event(self, *args: Any, **kwargs: Any) -> asyncio.Event:
+        """An asyncio.Event."""
+        return asyncio.Event(*args, **kwargs)
+
+
 def make_logger(name: str, logger: Any) -> logging.Logger:
     """python-socketio's ``logger=`` semantics: a Logger object, True (INFO) or False (ERROR)."""
     if not isinstance(logger, bool):

@@ -22,7 +22,7 @@ import orjson
 
 from fastio._core.conn import Conn, Flusher, sweep
 from fastio._core.eio import decode_payload
-from fastio._util import make_logger, start_eagerly, then
+from fastio._util import AsyncioHelpers, make_logger, start_eagerly, then
 
 __all__ = ["AsyncServer"]
 
@@ -60,7 +60,7 @@ def _parse_query(qs: bytes) -> dict[str, str]:
     return out
 
 
-class AsyncServer:
+class AsyncServer(AsyncioHelpers):
     """An Engine.IO v4 server with python-engineio's ``AsyncServer`` interface.
 
     Options keep python-engineio's names and defaults: ``ping_interval`` (seconds, or a tuple
@@ -244,26 +244,6 @@ class AsyncServer:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
-
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        """Run ``target(*args, **kwargs)`` as an asyncio task."""
-        return asyncio.ensure_future(target(*args, **kwargs))
-
-    async def sleep(self, seconds: float = 0) -> None:
-        """asyncio.sleep."""
-        await asyncio.sleep(seconds)
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
-        """An asyncio.Queue."""
-        return asyncio.Queue(*args, **kwargs)
-
-    def get_queue_empty_exception(self) -> type[Exception]:
-        """asyncio.QueueEmpty."""
-        return asyncio.QueueEmpty
-
-    def create_event(self, *args: Any, **kwargs: Any) -> asyncio.Event:
-        """An asyncio.Event."""
-        return asyncio.Event(*args, **kwargs)
 
     def generate_id(self) -> str:
         """A new random, URL-safe session id (120 bits from the OS's CSPRNG)."""

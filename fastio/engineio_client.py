@@ -31,7 +31,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 from fastio import exceptions
 from fastio._core import eio as _eio
 from fastio._core.packet import configure_json, json_module
-from fastio._util import make_logger
+from fastio._util import AsyncioHelpers, make_logger
 
 __all__ = ["AsyncClient"]
 
@@ -375,7 +375,7 @@ class _WSListener(WSListener):  # type: ignore[misc]
 # The client
 
 
-class AsyncClient:
+class AsyncClient(AsyncioHelpers):
     """An Engine.IO v4 client for asyncio, with python-engineio's ``AsyncClient`` interface.
 
     :param logger: a ``logging.Logger``, or True/False for INFO/ERROR logging.
@@ -567,21 +567,6 @@ class AsyncClient:
             self._kick()
             self._idle.clear()  # type: ignore[union-attr]
             await self._idle.wait()  # type: ignore[union-attr]
-
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        return asyncio.ensure_future(target(*args, **kwargs))
-
-    async def sleep(self, seconds: float = 0) -> None:
-        await asyncio.sleep(seconds)
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
-        return asyncio.Queue(*args, **kwargs)
-
-    def get_queue_empty_exception(self) -> type[Exception]:
-        return asyncio.QueueEmpty
-
-    def create_event(self) -> asyncio.Event:
-        return asyncio.Event()
 
     # -- used by the Socket.IO client ------------------------------------------------------
 
