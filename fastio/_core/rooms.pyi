@@ -21,6 +21,12 @@ class RoomTable:
         """A copy of {sid: Conn} for ``room``."""
     def conn_of(self, namespace: str, sid: str) -> Conn | None:
         """The connection carrying ``sid``."""
+    def __getitem__(self, namespace: str) -> dict[Any, dict[str, Conn]]:
+        """{room: {sid: Conn}} of ``namespace`` (python-socketio's ``manager.rooms[ns]``)."""
+    def get(self, namespace: str, default: Any = None) -> Any:
+        """{room: {sid: Conn}} of ``namespace``, or ``default``."""
+    def __contains__(self, namespace: object) -> bool: ...
+    def __iter__(self) -> Any: ...
     def namespaces(self) -> list[str]:
         """Namespaces with members."""
     def room_names(self, namespace: str) -> list[Any]:

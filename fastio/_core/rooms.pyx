@@ -133,6 +133,21 @@ cdef class RoomTable:
             return None
         return members.get(sid)
 
+    # python-socketio's manager exposes rooms as ``manager.rooms[namespace][room]``; apps
+    # count members that way, so the same read access works here ({sid: Conn} per room).
+    def __getitem__(self, str namespace):
+        return self.ns_rooms[namespace]
+
+    def get(self, str namespace, default=None):
+        """The {room: {sid: Conn}} mapping of ``namespace``, or ``default``."""
+        return self.ns_rooms.get(namespace, default)
+
+    def __contains__(self, namespace):
+        return namespace in self.ns_rooms
+
+    def __iter__(self):
+        return iter(self.ns_rooms)
+
     def namespaces(self):
         """Namespaces that have members."""
         return [ns for ns, rooms in self.ns_rooms.items() if rooms]
