@@ -32,6 +32,7 @@ from nodeproc import (  # noqa: E402
     NodeProcessError,
     check_node_modules,
     node_executable,
+    UnorderedNodeProcess,
 )
 
 SIO_CLIENT_SCRIPT = INTEROP_DIR / "node" / "sio_client.mjs"
@@ -178,29 +179,7 @@ async def py_client(serve_sio):
             await asyncio.wait_for(client.shutdown(), 5)
 
 
-class SioProc(NodeProcess):
-    """A NodeProcess whose ``expect`` consumes events in any order: the first
-    matching event not returned before, wherever it is in the output."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._taken: set[int] = set()
-
-    async def expect(self, name, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-        names = (name,) if isinstance(name, str) else tuple(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, event in enumerate(self.events):
-                if i not in self._taken and self._matches(event, names, fields):
-                    self._taken.add(i)
-                    return event
-            if "fatal" not in names and self.seen("fatal"):
-                raise NodeProcessError(f"script failed while waiting for {names} {fields}\n{self.describe()}")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NodeProcessError(f"no {names} {fields} within {timeout} s\n{self.describe()}")
-            await super().expect(names, timeout=remaining, **fields)
+SioProc = UnorderedNodeProcess
 
 
 @pytest.fixture

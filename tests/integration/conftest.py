@@ -39,6 +39,7 @@ from nodeproc import (  # noqa: E402
     NodeProcessError,
     check_node_modules,
     node_executable,
+    UnorderedNodeProcess,
 )
 
 # The test modules import the helpers below as ``integration_support``: several directories of
@@ -85,30 +86,7 @@ def from_wire(value: Any) -> Any:
 # -----------------------------------------------------------------------------
 
 
-class SioClient(NodeProcess):
-    """sio_client.mjs; ``expect`` returns the first matching event not returned before,
-    wherever it is in the output (acks, the upgrade and server events interleave)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._taken: set[int] = set()
-
-    async def expect(self, name, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-        names = (name,) if isinstance(name, str) else tuple(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, event in enumerate(self.events):
-                if i not in self._taken and self._matches(event, names, fields):
-                    self._taken.add(i)
-                    return event
-            if "fatal" not in names and self.seen("fatal"):
-                raise NodeProcessError(f"client failed while waiting for {names} {fields}\n{self.describe()}")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NodeProcessError(f"no {names} {fields} within {timeout} s\n{self.describe()}")
-            # returns once a matching event was printed after the ones seen so far
-            await super().expect(names, timeout=remaining, **fields)
+SioClient = UnorderedNodeProcess
 
 
 @pytest.fixture

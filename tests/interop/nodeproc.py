@@ -363,3 +363,30 @@ async def run_node(script: str, config: dict[str, Any], **kwargs: Any) -> AsyncI
         yield proc
     finally:
         await proc.aclose()
+
+
+class UnorderedNodeProcess(NodeProcess):
+    """A NodeProcess whose ``expect`` consumes events in any order: it returns the first
+    matching event not returned before, wherever it is in the output (socket.io-client events
+    of different sockets, the upgrade and acks interleave freely)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._taken: set[int] = set()
+
+    async def expect(self, name, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
+        names = (name,) if isinstance(name, str) else tuple(name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for i, event in enumerate(self.events):
+                if i not in self._taken and self._matches(event, names, fields):
+                    self._taken.add(i)
+                    return event
+            if "fatal" not in names and self.seen("fatal"):
+                raise NodeProcessError(f"script failed while waiting for {names} {fields}\n{self.describe()}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NodeProcessError(f"no {names} {fields} within {timeout} s\n{self.describe()}")
+            # returns once a matching event was printed after the ones seen so far
+            await super().expect(names, timeout=remaining, **fields)

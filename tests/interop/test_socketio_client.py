@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import fastio
-from nodeproc import DEFAULT_TIMEOUT, NodeProcess, NodeProcessError
+from nodeproc import UnorderedNodeProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,32 +62,7 @@ def to_wire(value: Any) -> Any:
     return value
 
 
-class SioProc(NodeProcess):
-    """A NodeProcess whose ``expect`` consumes events in any order: it
-    returns the first matching event not returned before, wherever it is in
-    the output (socket.io-client events of different sockets, the upgrade
-    and acks interleave freely)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._taken: set[int] = set()
-
-    async def expect(self, name, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-        names = (name,) if isinstance(name, str) else tuple(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, event in enumerate(self.events):
-                if i not in self._taken and self._matches(event, names, fields):
-                    self._taken.add(i)
-                    return event
-            if "fatal" not in names and self.seen("fatal"):
-                raise NodeProcessError(f"script failed while waiting for {names} {fields}\n{self.describe()}")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NodeProcessError(f"no {names} {fields} within {timeout} s\n{self.describe()}")
-            # wait for the next matching event printed after those seen so far
-            await super().expect(names, timeout=remaining, **fields)
+SioProc = UnorderedNodeProcess
 
 
 class Log:
