@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastio._core.conn import Conn, WSTransport
 from fastio._core.wsframe import OP_BINARY, OP_TEXT, FrameReader
+from fastio._util import start_eagerly
 
 __all__ = ["BridgeRequest", "BridgeWebSocket"]
 
@@ -87,6 +88,7 @@ class BridgeWebSocket(WSTransport):
         self._reader = FrameReader(1 << 62, False)
         self._out: collections.deque[Any] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
+        self._writing = False
         self._send_text: Callable[[str], Awaitable[None]] | None = None
         self._send_bytes: Callable[[bytes], Awaitable[None]] | None = None
         self._close: Callable[[int], Awaitable[None]] | None = None
@@ -175,10 +177,17 @@ class BridgeWebSocket(WSTransport):
     # -- writer -------------------------------------------------------------------------------
 
     def _kick(self) -> None:
-        if self._send_text is None or not self._out:
+        if self._send_text is None or not self._out or self._writing:
             return
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+            # Servers' send() usually completes without suspending (the transport takes the
+            # bytes), so the writer runs eagerly and becomes a task only if a send has to wait.
+            self._writing = True
+            try:
+                result = start_eagerly(self._write_all())
+            finally:
+                self._writing = False
+            self._writer = result if isinstance(result, asyncio.Task) else None
 
     async def _write_all(self) -> None:
         out = self._out
