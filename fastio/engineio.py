@@ -48,6 +48,27 @@ _ERROR_MESSAGES = {
 _ENVIRON_KEYS: dict[bytes, str] = {}
 
 
+# Header values that most connections share (same host, client, protocol) are kept once.
+_SHARED_VALUE_HEADERS = frozenset([
+    b"", b"host", b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-extensions",
+    b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"origin", b"cache-control",
+    b"pragma", b"content-type",
+])
+_VALUES: dict[bytes, str] = {}
+
+
+def _value(name: bytes, value: bytes) -> str:
+    if name not in _SHARED_VALUE_HEADERS or len(value) > 256 or (
+            not name and (b"sid=" in value or b"t=" in value)):  # per-session query strings
+        return value.decode("latin-1")
+    v = _VALUES.get(value)
+    if v is None:
+        v = value.decode("latin-1")
+        if len(_VALUES) < 4096:
+            _VALUES[value] = v
+    return v
+
+
 def _parse_query(qs: bytes) -> dict[str, str]:
     """The first value of each query parameter (the engine reads only EIO, transport and sid)."""
     if b"%" in qs or b"+" in qs:
@@ -540,8 +561,8 @@ class AsyncServer(AsyncioHelpers):
             "REQUEST_METHOD": req.method,
             "SCRIPT_NAME": "",
             "PATH_INFO": req.path,
-            "QUERY_STRING": req.query_string.decode("latin-1"),
-            "RAW_URI": req.url.decode("latin-1"),
+            "QUERY_STRING": _value(b"", req.query_string),
+            "RAW_URI": _value(b"", req.url),
             "SERVER_PROTOCOL": "HTTP/" + req.http_version,
             "REMOTE_ADDR": client[0],
             "REMOTE_PORT": str(client[1]),
@@ -558,7 +579,7 @@ class AsyncServer(AsyncioHelpers):
                     key = "HTTP_" + key
                 if len(keys) < 512:  # one shared str per header name, not one per connection
                     keys[name] = key = sys.intern(key)
-            v = value.decode("latin-1")
+            v = _value(name, value)
             env[key] = env[key] + "," + v if key in env else v
         return env
 

@@ -93,9 +93,10 @@ cdef class Conn:
         self.on_message = handler._message_sink
         self.flusher = flusher
         self.max_buffer = max_buffer
-        self.wq = []
+        # Queues are created on first use and dropped when drained: an idle connection has none.
+        self.wq = None
         self.wq_bytes = 0
-        self.pollq = []
+        self.pollq = None
         self.state = ST_OPEN
         self.upgraded = False
         self.ws = None
@@ -126,21 +127,27 @@ cdef class Conn:
         return 0
 
     cdef int _queue_ws(self, bytes frames) except -1:
-        self.wq.append(frames)
+        if self.wq is None:
+            self.wq = [frames]
+        else:
+            self.wq.append(frames)
         self.wq_bytes += PyBytes_GET_SIZE(frames)
         if self.wq_bytes > self.max_buffer:
             # A peer that does not read: drop what is queued and end the session.
-            self.wq = []
+            self.wq = None
             self.wq_bytes = 0
             self.handler._overflow(self)
             return 0
         return self._mark()
 
     cdef int _queue_poll(self, bytes item) except -1:
-        self.pollq.append(item)
+        if self.pollq is None:
+            self.pollq = [item]
+        else:
+            self.pollq.append(item)
         self.wq_bytes += PyBytes_GET_SIZE(item)
         if self.wq_bytes > self.max_buffer:
-            self.pollq = []
+            self.pollq = None
             self.wq_bytes = 0
             self.handler._overflow(self)
             return 0
@@ -218,7 +225,7 @@ cdef class Conn:
                 data = self.wq[0]
             else:
                 data = b"".join(self.wq)
-            self.wq = []
+            self.wq = None
             self.wq_bytes = 0
             self.ws.ws_write(data)
         elif self.poll_waiter is not None and self.pollq:
@@ -231,7 +238,7 @@ cdef class Conn:
         cdef bytes item
         if len(self.pollq) <= MAX_POLL_PACKETS:
             items = self.pollq
-            self.pollq = []
+            self.pollq = None
             self.wq_bytes = 0
         else:
             items = self.pollq[:MAX_POLL_PACKETS]
@@ -254,8 +261,8 @@ cdef class Conn:
     def upgrade(self, WSTransport ws):
         """Make ``ws`` this session's transport; queued polling packets move to it."""
         cdef bytes item
-        cdef list pending = self.pollq
-        self.pollq = []
+        cdef list pending = self.pollq if self.pollq is not None else []
+        self.pollq = None
         self.wq_bytes = 0
         self.ws = ws
         self.upgraded = True
@@ -276,23 +283,27 @@ cdef class Conn:
             if self.ws is not None:
                 try:
                     if notify_peer:
+                        if self.wq is None:
+                            self.wq = []
                         self.wq.append(build_frame_c(OP_TEXT, <const unsigned char*>b"1", 1))
                     if self.wq and not self.ws.ws_paused:
                         self.ws.ws_write(b"".join(self.wq))
                     self.ws.ws_close(1000, "")
                 except Exception:
                     pass
-            self.wq = []
+            self.wq = None
             self.wq_bytes = 0
         else:
             if notify_peer:
+                if self.pollq is None:
+                    self.pollq = []
                 self.pollq.append(b"1")
                 self.wq_bytes += 1
             if self.poll_waiter is not None:
                 req = self.poll_waiter
                 self.poll_waiter = None
                 self.handler._answer_poll(self, req, encode_payload(self.pollq) if self.pollq else b"1")
-                self.pollq = []
+                self.pollq = None
                 self.wq_bytes = 0
         self.state = ST_CLOSED
         self.handler._on_close(self, reason)

@@ -292,6 +292,10 @@ cdef class HttpProtocol(WSTransport):
         r.query_string = parsed.query or b""
         r.headers = self.cur_headers
         r.body = bytes(self.cur_body) if self.cur_body is not None else b""
+        # The request owns them now; an idle connection keeps none of its last request.
+        self.cur_headers = None
+        self.cur_url = None
+        self.cur_body = None
         r.keep_alive = self.parser.should_keep_alive()
         r.upgrade = self.parser.should_upgrade()
         r.http_version = self.parser.get_http_version()
