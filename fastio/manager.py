@@ -91,10 +91,9 @@ class AsyncManager:
     # -- connection bookkeeping ------------------------------------------------------------------
 
     def add_socket(self, sock: Socket) -> None:
-        """Register a socket and put it in the everyone room and its own sid room."""
+        """Register a socket: it joins the everyone room (and so its own sid room)."""
         self.sockets.setdefault(sock.namespace, {})[sock.sid] = sock
-        self.rooms.enter(sock.namespace, None, sock.sid, sock.conn)
-        self.rooms.enter(sock.namespace, sock.sid, sock.sid, sock.conn)
+        self.rooms.enter(sock.namespace, None, sock.sid, sock.conn)  # its own sid room is implicit
 
     def remove_socket(self, sock: Socket) -> None:
         """Forget a socket: it leaves every room, in O(its rooms)."""

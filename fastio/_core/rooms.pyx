@@ -28,14 +28,20 @@ cdef class RoomTable:
         self.ns_members = {}
 
     cpdef enter(self, str namespace, object room, str sid, Conn conn):
-        """Add ``sid`` (carried by ``conn``) to ``room``."""
+        """Add ``sid`` (carried by ``conn``) to ``room``.
+
+        Room ``None`` (everyone) and the room named by the member's own sid are implicit: they
+        cost no per-member dictionary or set, which matters for idle connections."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef dict memberships
         cdef set mine
         if rooms is None:
-            rooms = self.ns_rooms[namespace] = {}
+            rooms = self.ns_rooms[namespace] = {None: {}}
             self.ns_members[namespace] = {}
+        if room is None or room == sid:
+            (<dict>rooms[None])[sid] = conn
+            return
         members = rooms.get(room)
         if members is None:
             members = rooms[room] = {}
@@ -47,11 +53,11 @@ cdef class RoomTable:
         mine.add(room)
 
     cpdef bint leave(self, str namespace, object room, str sid):
-        """Remove ``sid`` from ``room``; True if it was there."""
+        """Remove ``sid`` from a named ``room``; True if it was there."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef set mine
-        if rooms is None:
+        if rooms is None or room is None or room == sid:
             return False
         members = rooms.get(room)
         if members is None or sid not in members:
@@ -68,31 +74,33 @@ cdef class RoomTable:
 
     cpdef list leave_all(self, str namespace, str sid):
         """Remove ``sid`` from every room of ``namespace``; returns the rooms it left."""
-        cdef dict memberships = self.ns_members.get(namespace)
-        cdef dict rooms
+        cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef set mine
-        if memberships is None:
-            return []
-        mine = memberships.pop(sid, None)
-        if mine is None:
-            return []
-        rooms = self.ns_rooms[namespace]
-        for room in mine:
-            members = rooms.get(room)
-            if members is not None:
-                members.pop(sid, None)
-                if not members:
-                    del rooms[room]
-        return list(mine)
+        cdef list left = []
+        if rooms is None:
+            return left
+        if (<dict>rooms[None]).pop(sid, None) is not None:
+            left.append(None)
+            left.append(sid)
+        mine = (<dict>self.ns_members[namespace]).pop(sid, None)
+        if mine is not None:
+            for room in mine:
+                members = rooms.get(room)
+                if members is not None:
+                    members.pop(sid, None)
+                    if not members:
+                        del rooms[room]
+                left.append(room)
+        return left
 
     cpdef list close_room(self, str namespace, object room):
-        """Remove every member from ``room``; returns the sids that were in it."""
+        """Remove every member from a named ``room``; returns the sids that were in it."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef dict memberships
         cdef set mine
-        if rooms is None:
+        if rooms is None or room is None:
             return []
         members = rooms.pop(room, None)
         if members is None:
@@ -102,36 +110,37 @@ cdef class RoomTable:
             mine = memberships.get(sid)
             if mine is not None:
                 mine.discard(room)
+                if not mine:
+                    del memberships[sid]
         return list(members)
 
     cpdef list rooms_of(self, str namespace, str sid):
         """The rooms ``sid`` is in (its own sid room included, the everyone room excluded)."""
-        cdef dict memberships = self.ns_members.get(namespace)
+        cdef dict rooms = self.ns_rooms.get(namespace)
         cdef set mine
-        if memberships is None:
+        if rooms is None or sid not in <dict>rooms[None]:
             return []
-        mine = memberships.get(sid)
-        if mine is None:
-            return []
-        return [r for r in mine if r is not None]
+        mine = (<dict>self.ns_members[namespace]).get(sid)
+        return [sid] if mine is None else [sid, *mine]
 
     def members(self, str namespace, object room=None):
-        """{sid: Conn} of ``room`` (a copy)."""
+        """{sid: Conn} of ``room`` (a copy); a sid names its own one-member room."""
         cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef dict members
         if rooms is None:
             return {}
-        return dict(rooms.get(room, {}))
+        members = rooms.get(room)
+        if members is not None:
+            return dict(members)
+        conn = (<dict>rooms[None]).get(room) if isinstance(room, str) else None
+        return {room: conn} if conn is not None else {}
 
     def conn_of(self, str namespace, str sid):
         """The connection carrying ``sid`` in ``namespace``, or None."""
         cdef dict rooms = self.ns_rooms.get(namespace)
-        cdef dict members
         if rooms is None:
             return None
-        members = rooms.get(sid)
-        if members is None:
-            return None
-        return members.get(sid)
+        return (<dict>rooms[None]).get(sid)
 
     # python-socketio's manager exposes rooms as ``manager.rooms[namespace][room]``; apps
     # count members that way, so the same read access works here ({sid: Conn} per room).
@@ -176,7 +185,7 @@ cdef class RoomTable:
         if not _is_many(to):
             members = rooms.get(to)
             if members is None:
-                return 0
+                return self._to_sid(rooms, to, skip_one, skip_set, enc)
             for sid, conn in members.items():
                 if skip_one is not None and (<str>sid) == skip_one:
                     continue
@@ -189,6 +198,9 @@ cdef class RoomTable:
         for room in to:
             members = rooms.get(room)
             if members is None:
+                if isinstance(room, str) and room not in seen:
+                    seen.add(room)
+                    n += self._to_sid(rooms, room, skip_one, skip_set, enc)
                 continue
             for sid, conn in members.items():
                 if sid in seen:
@@ -201,3 +213,16 @@ cdef class RoomTable:
                 (<Conn>conn).send_encoded(enc)
                 n += 1
         return n
+
+    cdef Py_ssize_t _to_sid(self, dict rooms, object sid, str skip_one, object skip_set,
+                            Encoded enc) except -1:
+        # A sid is a room of one: its connection, unless skipped.
+        cdef object conn
+        if not isinstance(sid, str):
+            return 0
+        conn = (<dict>rooms[None]).get(sid)
+        if conn is None or (skip_one is not None and (<str>sid) == skip_one) or (
+                skip_set is not None and sid in skip_set):
+            return 0
+        (<Conn>conn).send_encoded(enc)
+        return 1
