@@ -265,6 +265,10 @@ class AsyncServer(AsyncioHelpers):
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
+        if self._upgrade_task is not None:
+            self._upgrade_task.cancel()
+            self._upgrade_task = None
+        self._upgrading.clear()
 
     def generate_id(self) -> str:
         """A new random, URL-safe session id (120 bits from the OS's CSPRNG)."""
