@@ -69,15 +69,27 @@ def _value(name: bytes, value: bytes) -> str:
     return v
 
 
+_QUERIES: dict[bytes, dict[str, str]] = {}
+
+
 def _parse_query(qs: bytes) -> dict[str, str]:
-    """The first value of each query parameter (the engine reads only EIO, transport and sid)."""
+    """The first value of each query parameter (the engine reads only EIO, transport and sid).
+
+    The result is shared between requests with the same query string: read it, never change it."""
+    out = _QUERIES.get(qs)
+    if out is not None:
+        return out
     if b"%" in qs or b"+" in qs:
-        return {k: v[0] for k, v in parse_qs(qs.decode("latin-1")).items()}
-    out: dict[str, str] = {}
-    for part in qs.decode("latin-1").split("&"):
-        k, _, v = part.partition("=")
-        if k and v and k not in out:
-            out[k] = v
+        out = {k: v[0] for k, v in parse_qs(qs.decode("latin-1")).items()}
+    else:
+        out = {}
+        for part in qs.decode("latin-1").split("&"):
+            k, _, v = part.partition("=")
+            if k and v and k not in out:
+                out[k] = v
+    # Handshake queries repeat (no sid, no cache-busting t=); per-session ones do not.
+    if "sid" not in out and "t" not in out and len(_QUERIES) < 1024:
+        _QUERIES[qs] = out
     return out
 
 

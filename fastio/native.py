@@ -34,6 +34,7 @@ class _Router:
         self.engine = _engine_of(app)
         self.other_app = other_app
         self.connections: set[HttpProtocol] = set()
+        self.local_addr: tuple[str, int] | None = None
 
     def handle_request(self, req: Any) -> None:
         if self.engine.handles_path(req.path):
@@ -217,6 +218,11 @@ class Server:
         self._server = await loop.create_server(
             lambda: HttpProtocol(router, max_body, max_msg), self.host, self.requested_port,
             reuse_address=True, backlog=4096)
+        sockets = self._server.sockets
+        if len(sockets) == 1 and self.host not in ("", "0.0.0.0", "::", None):
+            # Bound to one address: every accepted connection has it as its local address,
+            # which saves a getsockname() per connection.
+            router.local_addr = sockets[0].getsockname()[:2]
         engine._ensure_started()
         return self
 

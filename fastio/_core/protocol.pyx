@@ -200,7 +200,7 @@ cdef class HttpProtocol(WSTransport):
     def connection_made(self, transport):
         self.transport = transport
         self.peername = transport.get_extra_info("peername")
-        self.sockname = transport.get_extra_info("sockname")
+        self.sockname = getattr(self.app, "local_addr", None) or transport.get_extra_info("sockname")
         self.parser = _HttpRequestParser(self)
         self.app._connection_made(self)
 
