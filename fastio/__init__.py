@@ -10,12 +10,13 @@ from fastio.manager import AsyncManager
 from fastio.namespace import AsyncNamespace
 from fastio.namespace_client import AsyncClientNamespace, ClientNamespace
 from fastio.native import Server, run, serve
+from fastio.redis_manager import AsyncRedisManager
 from fastio.server import AsyncServer
 from fastio.simple import AsyncSimpleClient
 from fastio.sync import Client, SimpleClient
 
 __all__ = [
-    "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "exceptions",
+    "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncRedisManager", "exceptions",
     "run", "serve", "Server",
     "AsyncClient", "Client", "SimpleClient", "AsyncSimpleClient", "AsyncClientNamespace", "ClientNamespace",
 ]

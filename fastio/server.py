@@ -237,6 +237,9 @@ class AsyncServer:
         """Close every connection and stop background work."""
         self.logger.info("Socket.IO is shutting down")
         await self.eio.shutdown()
+        aclose = getattr(self.manager, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Task[Any]:
         """Run ``target(*args, **kwargs)`` as an asyncio task."""
