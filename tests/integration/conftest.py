@@ -41,6 +41,7 @@ from nodeproc import (  # noqa: E402
     node_executable,
     UnorderedNodeProcess,
 )
+from eventlog import EventLog as Log  # noqa: E402
 
 # The test modules import the helpers below as ``integration_support``: several directories of
 # the suite have a conftest.py and no __init__.py, so the name "conftest" is not this module's.
@@ -124,37 +125,6 @@ async def sio_client(node_ready) -> AsyncIterator[Callable[..., Any]]:
 # -----------------------------------------------------------------------------
 # what the server's handlers saw
 # -----------------------------------------------------------------------------
-
-
-class Log:
-    """Server-side events; ``expect`` consumes the first not yet consumed match."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._used: set[int] = set()
-        self._changed = asyncio.Event()
-
-    def add(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, **fields})
-        self._changed.set()
-
-    def all(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["kind"] == kind and all(e.get(k) == v for k, v in fields.items())]
-
-    async def expect(self, kind: str, timeout: float = EVENT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if i not in self._used and e["kind"] == kind and all(e.get(k) == v for k, v in fields.items()):
-                    self._used.add(i)
-                    return e
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"the server saw no {kind} {fields} within {timeout} s; events: {self.events}")
-            self._changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 def build_sio(log: Log, **options: Any) -> Any:

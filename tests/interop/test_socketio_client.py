@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from typing import Any
 
 import pytest
 
 import fastio
 from nodeproc import UnorderedNodeProcess
+from eventlog import EventLog as Log
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,41 +63,6 @@ def to_wire(value: Any) -> Any:
 
 
 SioProc = UnorderedNodeProcess
-
-
-class Log:
-    """What the server's handlers saw; ``expect`` consumes the first match."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._used: set[int] = set()
-        self._waiters: list[asyncio.Future] = []
-
-    def add(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, **fields})
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def all(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["kind"] == kind and all(e.get(k) == v for k, v in fields.items())]
-
-    async def expect(self, kind: str, timeout: float = EVENT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if i not in self._used and e["kind"] == kind and all(e.get(k) == v for k, v in fields.items()):
-                    self._used.add(i)
-                    return e
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"server saw no {kind} {fields} in {timeout} s; events: {self.events}")
-            fut = loop.create_future()
-            self._waiters.append(fut)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(fut, remaining)
 
 
 def build_server(log: Log, **options: Any) -> Any:
