@@ -71,8 +71,14 @@ SERVERS: dict[str, dict] = {
         "cmd": ["node", os.path.join(SERVERS_DIR, "node_socketio.mjs")],
         "label": "Node socket.io 4.8 (ws)",
     },
+    "uvicorn_floor": {
+        "cmd": [PY, os.path.join(SERVERS_DIR, "uvicorn_floor.py")],
+        "label": "bare ASGI app under uvicorn (uvicorn's own floor)",
+    },
 }
+# Columns that are not Socket.IO servers: no ratio against the baseline in the tables.
 REFERENCE = "raw_reference"
+NOT_COMPARED = {REFERENCE, "uvicorn_floor"}
 REFERENCE_SPEC = {
     "cmd": [PY, os.path.join(SERVERS_DIR, "raw_reference.py")],
     "label": "trivial reference (generator ceiling)",
@@ -385,11 +391,52 @@ def table(title: str, scenarios: list[str], servers: list[str], agg: dict, value
             else:
                 v = value(s)
                 cell = fmt(v) + flags(s)
-                if srv != BASELINE and srv != REFERENCE and v is not None and base_v:
+                if srv != BASELINE and srv not in NOT_COMPARED and v is not None and base_v:
                     cell += " (%sx)" % fmt(ratio_of(v, base_v), 3)
             row += "%*s" % (width, cell)
         lines.append(row)
     return lines
+
+
+ASGI_COLUMNS = ("fastio_uvicorn", "pysio_uvicorn", "uvicorn_floor")
+
+
+def asgi_figure(sc: str, s: dict | None) -> float | None:
+    """The figure compared under uvicorn: CPU per operation, bytes per idle client, p99 latency."""
+    if not s or "error" in s:
+        return None
+    if sc == "idle":
+        return s.get("bytes_per_client")
+    if sc == "latency":
+        return (s.get("latency_us") or {}).get("p99")
+    return s.get("server_cpu_us_per_op")
+
+
+def asgi_section(agg: dict, scenarios: list[str]) -> list[str]:
+    """python-socketio under uvicorn against fastio under uvicorn, with and without uvicorn's floor.
+
+    ``uvicorn_floor`` is a bare ASGI app under the same uvicorn: what uvicorn spends for any app.
+    Subtracting it leaves each server's own share, which is what an ASGI app can change.
+    """
+    if not any(agg.get(sc, {}).get("fastio_uvicorn") and agg.get(sc, {}).get("pysio_uvicorn") for sc in scenarios):
+        return []
+    out = ["", "UNDER UVICORN: python-socketio / fastio (CPU per op; idle: bytes per client; latency: p99)",
+           "  %-10s %12s %12s %12s %10s %18s" % ("scenario", "fastio", "pysio", "floor", "ratio",
+                                                  "ratio above floor")]
+    for sc in scenarios:
+        f, p, fl = (asgi_figure(sc, agg.get(sc, {}).get(n)) for n in ASGI_COLUMNS)
+        if f is None or p is None:
+            continue
+        ratio = "%sx" % fmt(p / f, 3) if f else "n/a"
+        own = "n/a"
+        if fl is not None and sc != "latency" and f > fl:
+            own = "%sx" % fmt((p - fl) / (f - fl), 3)
+        out.append("  %-10s %12s %12s %12s %10s %18s" % (sc, fmt(f, 4), fmt(p, 4), fmt(fl, 4) if fl is not None else "n/a",
+                                                       ratio, own))
+    if any(agg.get(sc, {}).get("uvicorn_floor") for sc in scenarios):
+        out.append("  floor = uvicorn_floor, a bare ASGI app answering the same messages; 'ratio above floor' "
+                   "compares what each server adds to it")
+    return out
 
 
 def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repeat: int) -> str:
@@ -428,7 +475,7 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
                 for key, digits in (("bytes_per_client", 4), ("server_cpu_us_per_disconnect", 3)):
                     base = agg["idle"].get(BASELINE, {}).get(key)
                     v = s.get(key)
-                    ratio = " (%sx)" % fmt(v / base) if v is not None and base and srv not in (BASELINE, REFERENCE) else ""
+                    ratio = " (%sx)" % fmt(v / base) if v is not None and base and srv != BASELINE and srv not in NOT_COMPARED else ""
                     cells.append(fmt(v, digits) + ratio)
                 out.append("  %-16s %22s %28s" % (srv, cells[0], cells[1]))
     if "broadcast" in scenarios:
@@ -439,6 +486,7 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
             if s and s.get("broadcasts_per_s") is not None:
                 out.append("  %-16s %10s emits/s  %10s us server CPU per emit"
                            % (srv, fmt(s["broadcasts_per_s"]), fmt(s.get("server_cpu_us_per_broadcast"))))
+    out += asgi_section(agg, scenarios)
     errors = [(sc, srv, s["error"]) for sc in scenarios for srv, s in agg.get(sc, {}).items() if "error" in s]
     out.append("")
     out.append("Flags: G = the generator used >= 85% of its CPU (throughput is then the generator's limit, "
@@ -471,7 +519,8 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
 # -- plots ---------------------------------------------------------------------------------------
 
 COLORS = {"fastio_native": "#d62728", "fastio_uvicorn": "#ff9896", "pysio_uvicorn": "#1f77b4",
-          "pysio_aiohttp": "#aec7e8", "node_socketio": "#2ca02c", REFERENCE: "#bbbbbb"}
+          "pysio_aiohttp": "#aec7e8", "node_socketio": "#2ca02c", REFERENCE: "#bbbbbb",
+          "uvicorn_floor": "#dddddd"}
 
 
 def plot(doc: dict, prefix: str) -> list[str]:

@@ -42,11 +42,13 @@ def build_app(log: Log, **asgi_options):
     return sio, api, app
 
 
-@pytest.fixture
-async def asgi_env(sio_client):
+@pytest.fixture(params=["websockets-sansio", "wsproto"])
+async def asgi_env(request, sio_client):
+    """fastio under uvicorn with each of uvicorn's WebSocket implementations (its default, the
+    ``websockets`` one, and ``wsproto``)."""
     log = Log()
     sio, api, app = build_app(log)
-    async with uvicorn_server(app) as (server, port):
+    async with uvicorn_server(app, ws=request.param) as (server, port):
         yield sio, log, port
         await sio.shutdown()
 
