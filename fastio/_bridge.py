@@ -85,13 +85,15 @@ class BridgeWebSocket(WSTransport):
         self.conn = conn
         self.probing = probe
         self.closed = False
-        self._reader = FrameReader(1 << 62, False)
+        self._reader: FrameReader | None = None
+        self.ws_messages = True
         self._out: collections.deque[Any] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
         self._writing = False
         self._send_text: Callable[[str], Awaitable[None]] | None = None
         self._send_bytes: Callable[[bytes], Awaitable[None]] | None = None
         self._close: Callable[[int], Awaitable[None]] | None = None
+        self._asgi_send: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.done = asyncio.get_running_loop().create_future()
         self.ws_paused = False
 
@@ -103,12 +105,26 @@ class BridgeWebSocket(WSTransport):
         self._close = close
         self._kick()
 
+    def attach_asgi(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Connect to an ASGI ``send`` directly (one ASGI message per WebSocket message)."""
+        self._asgi_send = send
+        self.attach(send, send, send)
+
     # -- WSTransport --------------------------------------------------------------------------
 
-    def ws_write(self, data: bytes) -> None:
-        """Split the engine's frames back into messages and queue them."""
+    def ws_send_messages(self, messages: list[Any]) -> None:
+        """Queue whole messages from the engine: ``str`` is text, ``bytes`` binary."""
         if self.closed:
             return
+        self._out.extend(messages)
+        self._kick()
+
+    def ws_write(self, data: bytes) -> None:
+        """Split already-framed bytes back into messages and queue them."""
+        if self.closed:
+            return
+        if self._reader is None:
+            self._reader = FrameReader(1 << 62, False)
         for op, payload in self._reader.feed(data):
             if op == OP_TEXT:
                 self._out.append(payload.decode("utf-8"))
@@ -192,9 +208,24 @@ class BridgeWebSocket(WSTransport):
     async def _write_all(self) -> None:
         out = self._out
         assert self._send_text is not None and self._send_bytes is not None and self._close is not None
+        asgi = self._asgi_send
         try:
             while out:
                 item = out.popleft()
+                if asgi is not None:
+                    # ASGI: build the message here, saving a coroutine per message.
+                    if type(item) is str:
+                        await asgi({"type": "websocket.send", "text": item})
+                        continue
+                    if type(item) is bytes:
+                        await asgi({"type": "websocket.send", "bytes": item})
+                        continue
+                    if item[0] == "call":
+                        item[1](item[2])
+                        continue
+                    await asgi({"type": "websocket.close", "code": item[1]})
+                    self.lost("transport close")
+                    return
                 if type(item) is str:
                     await self._send_text(item)
                 elif type(item) is bytes:

@@ -202,17 +202,7 @@ class ASGIApp:
                 await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
-
-        async def send_text(text: str) -> None:
-            await send({"type": "websocket.send", "text": text})
-
-        async def send_bytes(data: bytes) -> None:
-            await send({"type": "websocket.send", "bytes": data})
-
-        async def close(code: int) -> None:
-            await send({"type": "websocket.close", "code": code})
-
-        ws.attach(send_text, send_bytes, close)
+        ws.attach_asgi(send)
         try:
             while not ws.closed:
                 msg = await receive()

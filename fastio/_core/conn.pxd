@@ -10,7 +10,11 @@ cdef enum ConnState:
 cdef class WSTransport:
     """A WebSocket that carries a Conn: the native protocol, or an integration's adapter."""
     cdef public bint ws_paused
+    # True for transports that send whole messages (a framework's WebSocket): the Conn then
+    # hands them ws_send_messages() lists of str (text) and bytes (binary) instead of frames.
+    cdef public bint ws_messages
     cpdef ws_write(self, bytes data)
+    cpdef ws_send_messages(self, list messages)
     cpdef ws_close(self, int code=*, str reason=*)
 
 
@@ -45,6 +49,7 @@ cdef class Conn:
 
     cdef int _mark(self) except -1
     cdef int _queue_ws(self, bytes frames) except -1
+    cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1
     cdef int _queue_poll(self, bytes item) except -1
     cdef bytes _take_poll(self)
     cdef int send_encoded(self, Encoded enc) except -1

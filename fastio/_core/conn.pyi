@@ -6,8 +6,12 @@ from fastio._core.packet import Encoded
 class WSTransport:
     """Base of every WebSocket that can carry a ``Conn``."""
     ws_paused: bool
+    ws_messages: bool
+    """True when the transport sends whole messages: the Conn calls ``ws_send_messages``."""
     def ws_write(self, data: bytes) -> None:
         """Write already-framed bytes to the peer."""
+    def ws_send_messages(self, messages: list[str | bytes]) -> None:
+        """Send whole messages (``str``: text, ``bytes``: binary); used when ``ws_messages``."""
     def ws_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame with ``code`` and close the connection."""
 

@@ -49,6 +49,10 @@ cdef class WSTransport:
         """Send a close frame with ``code`` and close the connection."""
         raise NotImplementedError
 
+    cpdef ws_send_messages(self, list messages):
+        """Send whole messages (``str``: text, ``bytes``: binary); used when ``ws_messages``."""
+        raise NotImplementedError
+
 
 @cython.final
 cdef class Flusher:
@@ -140,6 +144,19 @@ cdef class Conn:
             return 0
         return self._mark()
 
+    cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1:
+        if self.wq is None:
+            self.wq = [msg]
+        else:
+            self.wq.append(msg)
+        self.wq_bytes += size
+        if self.wq_bytes > self.max_buffer:
+            self.wq = None
+            self.wq_bytes = 0
+            self.handler._overflow(self)
+            return 0
+        return self._mark()
+
     cdef int _queue_poll(self, bytes item) except -1:
         if self.pollq is None:
             self.pollq = [item]
@@ -161,6 +178,11 @@ cdef class Conn:
         if self.state != ST_OPEN:
             return 0
         if self.upgraded:
+            if self.ws is not None and self.ws.ws_messages:
+                self._queue_msg(enc.message_str(), PyBytes_GET_SIZE(enc.message))
+                for item in enc.attachments:
+                    self._queue_msg(item, PyBytes_GET_SIZE(item))
+                return 0
             return self._queue_ws(enc.ws_frames())
         for item in enc.poll_items():
             self._queue_poll(item)
@@ -175,6 +197,9 @@ cdef class Conn:
         if self.state != ST_OPEN:
             return
         if self.upgraded:
+            if self.ws is not None and self.ws.ws_messages:
+                self._queue_msg(pkt.decode("utf-8"), PyBytes_GET_SIZE(pkt))
+                return
             self._queue_ws(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(pkt),
                                          PyBytes_GET_SIZE(pkt)))
         else:
@@ -186,6 +211,9 @@ cdef class Conn:
         if self.state != ST_OPEN:
             return
         if self.upgraded:
+            if self.ws is not None and self.ws.ws_messages:
+                self._queue_msg(b, PyBytes_GET_SIZE(b))
+                return
             self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b),
                                          PyBytes_GET_SIZE(b)))
         else:
@@ -217,9 +245,16 @@ cdef class Conn:
         """Hand everything queued to the transport (one write), or answer a waiting poll."""
         cdef object req
         cdef bytes data
+        cdef list msgs
         self.dirty = False
         if self.upgraded:
             if not self.wq or self.ws is None or self.ws.ws_paused:
+                return
+            if self.ws.ws_messages:
+                msgs = self.wq
+                self.wq = None
+                self.wq_bytes = 0
+                self.ws.ws_send_messages(msgs)
                 return
             if len(self.wq) == 1:
                 data = self.wq[0]
@@ -285,9 +320,15 @@ cdef class Conn:
                     if notify_peer:
                         if self.wq is None:
                             self.wq = []
-                        self.wq.append(build_frame_c(OP_TEXT, <const unsigned char*>b"1", 1))
+                        if self.ws.ws_messages:
+                            self.wq.append("1")
+                        else:
+                            self.wq.append(build_frame_c(OP_TEXT, <const unsigned char*>b"1", 1))
                     if self.wq and not self.ws.ws_paused:
-                        self.ws.ws_write(b"".join(self.wq))
+                        if self.ws.ws_messages:
+                            self.ws.ws_send_messages(self.wq)
+                        else:
+                            self.ws.ws_write(b"".join(self.wq))
                     self.ws.ws_close(1000, "")
                 except Exception:
                     pass

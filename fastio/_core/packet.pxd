@@ -51,11 +51,13 @@ cdef class Encoded:
     cdef readonly bytes message      # b"4" + text: the Engine.IO MESSAGE packet
     cdef readonly list attachments   # list[bytes]
     cdef bytes _text
+    cdef str _message_str
     cdef bytes _frames
     cdef list _poll
 
     cpdef bytes ws_frames(self)
     cpdef list poll_items(self)
+    cpdef str message_str(self)
 
 
 cpdef Encoded encode(int type, str namespace=*, object data=*, object id=*)

@@ -65,6 +65,8 @@ class Encoded:
         """All WebSocket frames of the packet, concatenated (cached)."""
     def poll_items(self) -> list[bytes]:
         """Polling items: the message, then ``b"b" + base64`` per attachment (cached; do not mutate)."""
+    def message_str(self) -> str:
+        """``message`` decoded, for transports that send whole text messages (cached)."""
 
 def encode(type: int, namespace: str = "/", data: Any = None,
            id: Optional[int] = None) -> Encoded:

@@ -517,6 +517,13 @@ cdef class Encoded:
                 self._frames = out
         return self._frames
 
+    cpdef str message_str(self):
+        """``message`` decoded: the text WebSocket message for transports that send whole
+        messages (cached, so a broadcast decodes once)."""
+        if self._message_str is None:
+            self._message_str = self.message.decode("utf-8")
+        return self._message_str
+
     cpdef list poll_items(self):
         """The packet as polling items: ``[b"4" + text]`` followed by
         ``b"b" + base64(attachment)`` for each attachment. Do not mutate."""

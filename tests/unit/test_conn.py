@@ -1,0 +1,110 @@
+"""Conn's output to the two kinds of WebSocket transport: framed bytes (the native protocol) and
+whole messages (a framework's WebSocket, ``ws_messages``)."""
+import asyncio
+
+import pytest
+
+from fastio._core.conn import Conn, Flusher, WSTransport
+from fastio._core.packet import BINARY_EVENT, encode
+from fastio._core.wsframe import FrameReader
+
+
+class Handler:
+    _message_sink = staticmethod(lambda *a: None)
+
+    def __init__(self):
+        self.closed = []
+        self.overflowed = []
+
+    def _on_close(self, conn, reason):
+        self.closed.append(reason)
+
+    def _overflow(self, conn):
+        self.overflowed.append(conn.sid)
+
+
+class FramedWS(WSTransport):
+    def __init__(self):
+        self.written = []
+        self.close_codes = []
+
+    def ws_write(self, data):
+        self.written.append(data)
+
+    def ws_close(self, code=1000, reason=""):
+        self.close_codes.append(code)
+
+
+class MessageWS(FramedWS):
+    def __init__(self):
+        super().__init__()
+        self.ws_messages = True
+        self.batches = []
+
+    def ws_send_messages(self, messages):
+        self.batches.append(list(messages))
+
+
+@pytest.fixture
+def loop():
+    lp = asyncio.new_event_loop()
+    yield lp
+    lp.close()
+
+
+def run_flush(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_message_transport_gets_whole_messages_in_one_batch(loop):
+    handler = Handler()
+    conn = Conn("s1", handler, Flusher(loop))
+    ws = MessageWS()
+    conn.upgrade(ws)
+    enc = encode(BINARY_EVENT, "/", ["pic", b"\x00\x01", {"x": b"zz"}])
+    conn.send_eio(b"2")
+    conn.send_packet(enc)
+    conn.send_binary(bytearray(b"raw"))
+    run_flush(loop)
+    assert ws.written == []
+    assert ws.batches == [["2", enc.message.decode(), b"\x00\x01", b"zz", b"raw"]]
+    assert conn.pending == 0
+    # the decoded text is shared by every recipient of the same packet
+    assert enc.message_str() is enc.message_str()
+
+
+def test_framed_transport_gets_the_same_packets_as_frames(loop):
+    conn = Conn("s2", Handler(), Flusher(loop))
+    ws = FramedWS()
+    conn.upgrade(ws)
+    enc = encode(BINARY_EVENT, "/", ["pic", b"\x00\x01"])
+    conn.send_eio(b"2")
+    conn.send_packet(enc)
+    run_flush(loop)
+    assert len(ws.written) == 1
+    frames = FrameReader(1 << 20, False).feed(ws.written[0])
+    assert [(op, bytes(p)) for op, p in frames] == [(1, b"2"), (1, enc.message), (2, b"\x00\x01")]
+
+
+def test_close_with_notice_sends_the_close_packet_as_a_message(loop):
+    handler = Handler()
+    conn = Conn("s3", handler, Flusher(loop))
+    ws = MessageWS()
+    conn.upgrade(ws)
+    conn.send_eio(b"4hello")
+    conn.close("server disconnect", True)
+    assert ws.batches == [["4hello", "1"]]
+    assert ws.close_codes == [1000]
+    assert handler.closed == ["server disconnect"]
+
+
+def test_message_queue_limit_drops_a_peer_that_does_not_read(loop):
+    handler = Handler()
+    conn = Conn("s4", handler, Flusher(loop), 64)
+    ws = MessageWS()
+    ws.ws_paused = True
+    conn.upgrade(ws)
+    for _ in range(10):
+        conn.send_eio(b"4" + b"x" * 10)
+    assert handler.overflowed == ["s4"]
