@@ -54,6 +54,10 @@ class FrameReader:
     """Whether frames must be masked, i.e. whether this is the server side (read-only)."""
 
     def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True) -> None: ...
+    @property
+    def reserved(self) -> int:
+        """Bytes held for frames and messages still arriving (a payload over 64 KiB is not
+        reserved when its header arrives: its buffer grows with the bytes received)."""
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
         """Parse more of the stream.
 

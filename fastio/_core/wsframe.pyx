@@ -32,6 +32,9 @@ globals().update(
 
 cdef enum:
     _SHRINK_ABOVE = 65536       # free a larger reassembly buffer once its message is done
+    # A frame's payload up to this size gets its final buffer when the header arrives; a larger
+    # one grows as its bytes arrive, so a header alone cannot make us reserve a declared size.
+    _PREALLOC_MAX = 65536
     _MIN_ALLOC = 256
     _MAX_CLOSE_REASON = 123     # 125-byte control payload minus the 2-byte code
     _MAX_HEADER = 14
@@ -245,6 +248,11 @@ cdef class FrameReader:
         self._dest = None
         raise WebSocketError(code, reason)
 
+    @property
+    def reserved(self):
+        """Bytes held for frames and messages still arriving."""
+        return self._msg_cap + (PyBytes_GET_SIZE(self._dest) if self._dest is not None else 0)
+
     cpdef list feed(self, data):
         cdef list out = []
         cdef Py_buffer view
@@ -424,13 +432,14 @@ cdef class FrameReader:
         """Set up the destination of a frame whose payload is incomplete."""
         cdef Py_ssize_t n = <Py_ssize_t>h.length
         self._cur = h[0]
-        if h.opcode == OP_CONT or not h.fin:
+        if h.opcode == OP_CONT or not h.fin or n > _PREALLOC_MAX:
+            # Into the reassembly buffer, which _stream_payload grows as bytes arrive; a large
+            # unfragmented frame is handled as a one-fragment message.
             if h.opcode != OP_CONT:
                 self._msg_opcode = h.opcode
                 self._msg_len = 0
-            self._msg_reserve(n)
             self._dest = None
-            self._dptr = self._msg + self._msg_len
+            self._dptr = NULL
         else:
             self._dest = PyBytes_FromStringAndSize(NULL, n)
             self._dptr = <unsigned char*>PyBytes_AS_STRING(self._dest)
@@ -448,6 +457,9 @@ cdef class FrameReader:
         cdef int opcode
         if take > n:
             take = n
+        if self._dest is None:
+            self._msg_reserve(self._got + take)
+            self._dptr = self._msg + self._msg_len
         if self._cur.masked:
             # The mask continues where the previous piece stopped.
             phase = self._got & 3

@@ -646,3 +646,34 @@ def test_module_exports():
     for name in ("FrameReader", "WebSocketError", "build_frame", "build_close",
                  "parse_close", "accept_key"):
         assert hasattr(wsframe, name)
+
+
+@pytest.mark.parametrize("fin", [True, False])
+def test_declared_length_is_not_reserved_before_the_bytes_arrive(fin):
+    declared = 32 << 20
+    payload = payload_of(declared)
+    frame = raw_frame(OP_BINARY, payload, fin=fin)
+    header_len = len(frame) - declared
+    reader = FrameReader(max_message_size=64 << 20)
+    assert reader.feed(frame[:header_len + 100]) == []
+    assert reader.reserved < 1 << 20
+    out = []
+    pos = header_len + 100
+    while pos < len(frame):
+        out += reader.feed(frame[pos:pos + (1 << 20)])
+        pos += 1 << 20
+    if fin:
+        assert out == [(OP_BINARY, payload)]
+    else:
+        assert out == [] and reader.reserved >= declared
+        assert reader.feed(raw_frame(OP_CONT, b"!")) == [(OP_BINARY, payload + b"!")]
+
+
+def test_small_payload_arriving_in_pieces_keeps_its_own_buffer():
+    payload = payload_of(5000)
+    frame = raw_frame(OP_TEXT, payload.hex()[:5000].encode())
+    reader = FrameReader()
+    assert reader.feed(frame[:50]) == []
+    assert 5000 <= reader.reserved < 6000
+    assert reader.feed(frame[50:]) == [(OP_TEXT, payload.hex()[:5000].encode())]
+    assert reader.reserved == 0
