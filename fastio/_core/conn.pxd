@@ -15,6 +15,7 @@ cdef class WSTransport:
     cdef public bint ws_messages
     cpdef ws_write(self, bytes data)
     cpdef ws_send_messages(self, list messages)
+    cpdef ws_writelines(self, list parts)
     cpdef ws_close(self, int code=*, str reason=*)
 
 

@@ -12,6 +12,8 @@ class WSTransport:
         """Write already-framed bytes to the peer."""
     def ws_send_messages(self, messages: list[str | bytes]) -> None:
         """Send whole messages (``str``: text, ``bytes``: binary); used when ``ws_messages``."""
+    def ws_writelines(self, parts: list[bytes]) -> None:
+        """Write already-framed bytes given as parts, in order (default: joined, one ``ws_write``)."""
     def ws_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame with ``code`` and close the connection."""
 

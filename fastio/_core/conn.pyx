@@ -23,6 +23,8 @@ cdef object _b64decode = base64.b64decode
 # client refuses payloads of more than 16 packets; the rest go out with the next poll.
 cdef enum:
     MAX_POLL_PACKETS = 16
+    # Output of at least this many bytes is written as parts (writelines), not joined.
+    _WRITELINES_MIN = 65536
 
 # Engine.IO packet type characters
 cdef enum:
@@ -52,6 +54,10 @@ cdef class WSTransport:
     cpdef ws_send_messages(self, list messages):
         """Send whole messages (``str``: text, ``bytes``: binary); used when ``ws_messages``."""
         raise NotImplementedError
+
+    cpdef ws_writelines(self, list parts):
+        """Write already-framed bytes given as parts, in order (default: joined, one write)."""
+        self.ws_write(b"".join(parts))
 
 
 @cython.final
@@ -183,7 +189,11 @@ cdef class Conn:
                 for item in enc.attachments:
                     self._queue_msg(item, PyBytes_GET_SIZE(item))
                 return 0
-            return self._queue_ws(enc.ws_frames())
+            if not enc.attachments:
+                return self._queue_ws(enc.ws_frames())
+            for item in enc.ws_parts():
+                self._queue_ws(item)
+            return 0
         for item in enc.poll_items():
             self._queue_poll(item)
         return 0
@@ -258,6 +268,14 @@ cdef class Conn:
                 return
             if len(self.wq) == 1:
                 data = self.wq[0]
+            elif self.wq_bytes >= _WRITELINES_MIN:
+                # Large output (big attachments are parts of their own): hand the parts over
+                # as they are instead of copying them into one buffer.
+                msgs = self.wq
+                self.wq = None
+                self.wq_bytes = 0
+                self.ws.ws_writelines(msgs)
+                return
             else:
                 data = b"".join(self.wq)
             self.wq = None

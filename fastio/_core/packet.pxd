@@ -53,9 +53,11 @@ cdef class Encoded:
     cdef bytes _text
     cdef str _message_str
     cdef bytes _frames
+    cdef list _parts
     cdef list _poll
 
     cpdef bytes ws_frames(self)
+    cpdef list ws_parts(self)
     cpdef list poll_items(self)
     cpdef str message_str(self)
 

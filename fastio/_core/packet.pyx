@@ -40,7 +40,8 @@ from cpython.unicode cimport (
 from libc.string cimport memchr, memcmp, memcpy
 
 from fastio._core.eio cimport as_bytes, b64encode_prefixed
-from fastio._core.wsframe cimport OP_BINARY, OP_TEXT, build_frame_c, frame_size, write_frame
+from fastio._core.wsframe cimport (
+    OP_BINARY, OP_TEXT, build_frame_c, frame_size, write_frame, write_frame_header)
 
 import functools
 from sys import intern as _intern
@@ -54,6 +55,8 @@ __all__ = [
 # Deepest list/dict/tuple nesting encode() walks; also stops reference cycles.
 cdef enum:
     _MAX_DEPTH = 1000
+    # Attachments at least this large are written from their own buffer (Encoded.ws_parts).
+    _ZERO_COPY_MIN = 16384
 
 cdef str _ROOT = "/"
 
@@ -523,6 +526,43 @@ cdef class Encoded:
         if self._message_str is None:
             self._message_str = self.message.decode("utf-8")
         return self._message_str
+
+    cpdef list ws_parts(self):
+        """The bytes of ``ws_frames()`` as a list of parts to write in order, where each
+        attachment of 16 KiB or more is its own part, the attachment object itself: writing
+        the parts (``writelines``) sends a large payload without copying it into a frame."""
+        cdef bytes a
+        cdef list parts
+        cdef bytearray pending
+        cdef unsigned char hbuf[16]
+        cdef Py_ssize_t n, hl
+        if self._parts is None:
+            if not self.attachments:
+                self._parts = [self.ws_frames()]
+                return self._parts
+            for a in self.attachments:
+                if PyBytes_GET_SIZE(a) >= _ZERO_COPY_MIN:
+                    break
+            else:
+                self._parts = [self.ws_frames()]
+                return self._parts
+            parts = []
+            pending = bytearray(build_frame_c(
+                OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(self.message), PyBytes_GET_SIZE(self.message)))
+            for a in self.attachments:
+                n = PyBytes_GET_SIZE(a)
+                if n >= _ZERO_COPY_MIN:
+                    hl = write_frame_header(hbuf, OP_BINARY, n)
+                    pending += hbuf[:hl]
+                    parts.append(bytes(pending))
+                    parts.append(a)
+                    pending = bytearray()
+                else:
+                    pending += build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(a), n)
+            if pending:
+                parts.append(bytes(pending))
+            self._parts = parts
+        return self._parts
 
     cpdef list poll_items(self):
         """The packet as polling items: ``[b"4" + text]`` followed by

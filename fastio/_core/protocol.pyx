@@ -373,6 +373,13 @@ cdef class HttpProtocol(WSTransport):
                 self.head_pending = None
             self.transport.write(data)
 
+    cpdef ws_writelines(self, list parts):
+        if not self.closed and not self.close_sent:
+            if self.head_pending is not None:
+                parts.insert(0, self.head_pending)
+                self.head_pending = None
+            self.transport.writelines(parts)
+
     cpdef ws_close(self, int code=1000, str reason=""):
         if self.closed:
             return

@@ -71,6 +71,8 @@ cdef void unmask_copy(unsigned char* dst, const unsigned char* src, Py_ssize_t n
 cdef bytes build_frame_c(int opcode, const unsigned char* data, Py_ssize_t n)
 # Unmasked frames written into a caller's buffer: size of one, and write one (returns its size).
 cdef Py_ssize_t frame_size(Py_ssize_t n) noexcept nogil
+# The header of an unmasked frame whose n-byte payload is written separately (at most 10 bytes).
+cdef Py_ssize_t write_frame_header(unsigned char* o, int opcode, Py_ssize_t n) noexcept nogil
 cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* data,
                             Py_ssize_t n) noexcept nogil
 cpdef bytes build_frame(int opcode, object payload, bint fin=*, object mask_key=*)

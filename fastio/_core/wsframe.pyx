@@ -556,6 +556,10 @@ cdef Py_ssize_t frame_size(Py_ssize_t n) noexcept nogil:
     return _header_size(n, False) + n
 
 
+cdef Py_ssize_t write_frame_header(unsigned char* o, int opcode, Py_ssize_t n) noexcept nogil:
+    return _write_header(o, <unsigned char>(0x80 | opcode), n, NULL)
+
+
 cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* data,
                             Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t hl = _write_header(o, <unsigned char>(0x80 | opcode), n, NULL)

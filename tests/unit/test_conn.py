@@ -108,3 +108,38 @@ def test_message_queue_limit_drops_a_peer_that_does_not_read(loop):
     for _ in range(10):
         conn.send_eio(b"4" + b"x" * 10)
     assert handler.overflowed == ["s4"]
+
+
+class PartsWS(FramedWS):
+    def __init__(self):
+        super().__init__()
+        self.part_writes = []
+
+    def ws_writelines(self, parts):
+        self.part_writes.append(list(parts))
+
+
+def test_large_output_goes_out_as_parts_without_copying_attachments(loop):
+    conn = Conn("s5", Handler(), Flusher(loop))
+    ws = PartsWS()
+    conn.upgrade(ws)
+    blob = bytes(range(256)) * 400
+    enc = encode(BINARY_EVENT, "/", ["big", blob])
+    conn.send_eio(b"2")
+    conn.send_packet(enc)
+    run_flush(loop)
+    assert ws.written == []
+    [parts] = ws.part_writes
+    assert any(p is enc.attachments[0] for p in parts)
+    frames = FrameReader(1 << 20, False).feed(b"".join(parts))
+    assert [(op, bytes(p)) for op, p in frames] == [(1, b"2"), (1, enc.message), (2, blob)]
+
+
+def test_default_writelines_joins_into_one_write(loop):
+    conn = Conn("s6", Handler(), Flusher(loop))
+    ws = FramedWS()
+    conn.upgrade(ws)
+    enc = encode(BINARY_EVENT, "/", ["big", b"x" * 70000])
+    conn.send_packet(enc)
+    run_flush(loop)
+    assert ws.written == [enc.ws_frames()]

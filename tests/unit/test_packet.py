@@ -581,3 +581,15 @@ def test_stdlib_json_matches_python_socketio_bytes(pkt):
     finally:
         P.configure_json(None)
     assert enc.text == SioPacket(ptype, data=data, namespace=ns, id=id).encode().encode("utf-8")
+
+
+@pytest.mark.parametrize("sizes", [[5], [20000], [3, 70000, 10, 16384, 16383], [65536, 65536]])
+def test_ws_parts_are_ws_frames_with_large_attachments_uncopied(sizes):
+    blobs = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    enc = encode(P.BINARY_EVENT, "/", ["files", *blobs])
+    parts = enc.ws_parts()
+    assert b"".join(parts) == enc.ws_frames()
+    for blob, original in zip(enc.attachments, blobs):
+        if len(original) >= 16384:
+            assert any(p is blob for p in parts)
+    assert enc.ws_parts() is parts
