@@ -59,6 +59,11 @@ SERVERS: dict[str, dict] = {
         "check": [PY, os.path.join(SERVERS_DIR, "fastio_uvicorn.py"), "--check"],
         "label": "fastio ASGIApp + uvicorn",
     },
+    "fastio_uvicorn_ws": {
+        "cmd": [PY, os.path.join(SERVERS_DIR, "fastio_uvicorn.py"), "--native-ws"],
+        "check": [PY, os.path.join(SERVERS_DIR, "fastio_uvicorn.py"), "--check"],
+        "label": "fastio ASGIApp + uvicorn, ws=app.uvicorn_ws",
+    },
     "pysio_uvicorn": {
         "cmd": [PY, os.path.join(SERVERS_DIR, "pysio_uvicorn.py")],
         "label": "python-socketio ASGI + uvicorn",
@@ -399,6 +404,7 @@ def table(title: str, scenarios: list[str], servers: list[str], agg: dict, value
 
 
 ASGI_COLUMNS = ("fastio_uvicorn", "pysio_uvicorn", "uvicorn_floor")
+ASGI_FASTIO = ("fastio_uvicorn", "fastio_uvicorn_ws")
 
 
 def asgi_figure(sc: str, s: dict | None) -> float | None:
@@ -417,24 +423,35 @@ def asgi_section(agg: dict, scenarios: list[str]) -> list[str]:
 
     ``uvicorn_floor`` is a bare ASGI app under the same uvicorn: what uvicorn spends for any app.
     Subtracting it leaves each server's own share, which is what an ASGI app can change.
+    ``fastio_uvicorn_ws`` is fastio under the same uvicorn with ``ws=app.uvicorn_ws``.
     """
-    if not any(agg.get(sc, {}).get("fastio_uvicorn") and agg.get(sc, {}).get("pysio_uvicorn") for sc in scenarios):
+    fastios = [n for n in ASGI_FASTIO if any(agg.get(sc, {}).get(n) for sc in scenarios)]
+    if not fastios or not any(agg.get(sc, {}).get("pysio_uvicorn") for sc in scenarios):
         return []
-    out = ["", "UNDER UVICORN: python-socketio / fastio (CPU per op; idle: bytes per client; latency: p99)",
-           "  %-10s %12s %12s %12s %10s %18s" % ("scenario", "fastio", "pysio", "floor", "ratio",
-                                                  "ratio above floor")]
+    head = "  %-10s %10s %10s" % ("scenario", "pysio", "floor")
+    for n in fastios:
+        head += " %18s %8s" % (n, "ratio")
+        if n == "fastio_uvicorn":
+            head += " %12s" % "above floor"
+    out = ["", "UNDER UVICORN: python-socketio / fastio (CPU us per op; idle: bytes per client; latency: p99 us)",
+           head]
     for sc in scenarios:
-        f, p, fl = (asgi_figure(sc, agg.get(sc, {}).get(n)) for n in ASGI_COLUMNS)
-        if f is None or p is None:
+        p = asgi_figure(sc, agg.get(sc, {}).get("pysio_uvicorn"))
+        fl = asgi_figure(sc, agg.get(sc, {}).get("uvicorn_floor"))
+        if p is None:
             continue
-        ratio = "%sx" % fmt(p / f, 3) if f else "n/a"
-        own = "n/a"
-        if fl is not None and sc != "latency" and f > fl:
-            own = "%sx" % fmt((p - fl) / (f - fl), 3)
-        out.append("  %-10s %12s %12s %12s %10s %18s" % (sc, fmt(f, 4), fmt(p, 4), fmt(fl, 4) if fl is not None else "n/a",
-                                                       ratio, own))
+        row = "  %-10s %10s %10s" % (sc, fmt(p, 4), fmt(fl, 4) if fl is not None else "n/a")
+        for n in fastios:
+            f = asgi_figure(sc, agg.get(sc, {}).get(n))
+            row += " %18s %8s" % (fmt(f, 4), "%sx" % fmt(p / f, 3) if f else "n/a")
+            if n == "fastio_uvicorn":
+                own = "n/a"
+                if f is not None and fl is not None and sc != "latency" and f > fl:
+                    own = "%sx" % fmt((p - fl) / (f - fl), 3)
+                row += " %12s" % own
+        out.append(row)
     if any(agg.get(sc, {}).get("uvicorn_floor") for sc in scenarios):
-        out.append("  floor = uvicorn_floor, a bare ASGI app answering the same messages; 'ratio above floor' "
+        out.append("  floor = uvicorn_floor, a bare ASGI app answering the same messages; 'above floor' "
                    "compares what each server adds to it")
     return out
 
@@ -518,7 +535,7 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
 
 # -- plots ---------------------------------------------------------------------------------------
 
-COLORS = {"fastio_native": "#d62728", "fastio_uvicorn": "#ff9896", "pysio_uvicorn": "#1f77b4",
+COLORS = {"fastio_native": "#d62728", "fastio_uvicorn": "#ff9896", "fastio_uvicorn_ws": "#ff7f0e", "pysio_uvicorn": "#1f77b4",
           "pysio_aiohttp": "#aec7e8", "node_socketio": "#2ca02c", REFERENCE: "#bbbbbb",
           "uvicorn_floor": "#dddddd"}
 

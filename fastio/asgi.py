@@ -102,6 +102,21 @@ class ASGIApp:
         self.static_files = static_files or {}
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self._uvicorn_ws: Any = None
+
+    @property
+    def uvicorn_ws(self) -> Any:
+        """A uvicorn ``ws`` protocol serving this app's Socket.IO WebSockets natively.
+
+        ``uvicorn.run(app, ws=app.uvicorn_ws)`` (or ``uvicorn module:app --ws module:app.uvicorn_ws``):
+        WebSocket connections under the Socket.IO path skip ASGI and are served by fastio's
+        compiled protocol; other WebSocket paths, HTTP and long-polling are served as usual.
+        """
+        if self._uvicorn_ws is None:
+            from fastio._uvicorn import UvicornWebSocketFactory
+
+            self._uvicorn_ws = UvicornWebSocketFactory(self.sio)
+        return self._uvicorn_ws
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

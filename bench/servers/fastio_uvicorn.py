@@ -1,5 +1,8 @@
 """fastio under uvicorn through ``fastio.ASGIApp`` (same uvicorn settings as pysio_uvicorn).
 
+With ``--native-ws`` uvicorn gets ``ws=app.uvicorn_ws``: Socket.IO WebSockets are then served by
+fastio's compiled protocol instead of ASGI messages (HTTP stays on uvicorn).
+
 Exits with status 3 and a SKIP line when this fastio build has no ``ASGIApp`` yet.
 """
 from __future__ import annotations
@@ -22,6 +25,9 @@ def available() -> bool:
 
 
 if __name__ == "__main__":
+    native_ws = "--native-ws" in sys.argv
+    if native_ws:
+        sys.argv.remove("--native-ws")
     if "--check" in sys.argv:
         sys.exit(0 if available() else SKIP_STATUS)
     if not available():
@@ -42,6 +48,7 @@ if __name__ == "__main__":
         await sio.emit("broadcast", data)
 
     a = parse_args(__doc__)
-    announce_when_listening("fastio_uvicorn", a.host, a.port)
-    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools", ws="auto",
+    announce_when_listening("fastio_uvicorn_ws" if native_ws else "fastio_uvicorn", a.host, a.port)
+    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools",
+                ws=app.uvicorn_ws if native_ws else "auto",
                 log_level="warning", access_log=False, lifespan="off", backlog=4096)

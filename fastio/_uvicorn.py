@@ -1,0 +1,169 @@
+"""A uvicorn ``ws=`` protocol that serves Socket.IO WebSockets with fastio's compiled protocol.
+
+uvicorn hands a WebSocket upgrade to the class given as ``ws``: it calls it with
+``config=``, ``server_state=`` and ``app_state=``, then ``connection_made(transport)``, then
+``data_received(the upgrade request)``, and makes the result the transport's protocol.  The
+protocol made here reads the request line: an upgrade under the Engine.IO path goes to fastio's
+native ``HttpProtocol`` (handshake, framing and Engine.IO in C, no ASGI message per frame);
+any other upgrade goes to uvicorn's own WebSocket protocol, so the other app's WebSocket routes
+work as before.  HTTP requests, long-polling included, stay on ASGI.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
+from fastio._core.protocol import HttpProtocol
+
+__all__ = ["UvicornWebSocketFactory"]
+
+_MAX_HEAD = 65536
+
+
+def _default_fallback() -> Any:
+    try:
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+    except ImportError:  # pragma: no cover - uvicorn without its websockets module
+        return None
+    return AutoWebSocketsProtocol
+
+
+class UvicornWebSocketFactory:
+    """Pass as uvicorn's ``ws`` (``uvicorn.run(app, ws=asgi_app.uvicorn_ws)``, or on the command
+    line ``--ws module:app.uvicorn_ws``).
+
+    :param engine_app: the fastio ``AsyncServer`` (Socket.IO or Engine.IO) behind the ASGI app.
+    :param fallback: the protocol class for other WebSocket paths (default: uvicorn's ``auto``).
+    """
+
+    def __init__(self, engine_app: Any, fallback: Any = None) -> None:
+        from fastio.native import _Router, tune_malloc
+
+        tune_malloc()
+
+        switches: dict[Any, _Switch] = {}
+
+        class Router(_Router):
+            def _connection_lost(self, proto: HttpProtocol) -> None:
+                super()._connection_lost(proto)
+                sw = switches.pop(proto, None)
+                if sw is not None and sw._server_state is not None:
+                    sw._server_state.connections.discard(sw)
+
+        self._router = Router(engine_app)
+        self._switches = switches
+        self.engine = self._router.engine
+        self._fallback = fallback
+
+    @property
+    def connections(self) -> set[Any]:
+        """fastio's native connections opened through uvicorn and still open."""
+        return self._router.connections
+
+    def __call__(self, config: Any = None, server_state: Any = None, app_state: Any = None,
+                 **kwargs: Any) -> asyncio.Protocol:
+        """Make the protocol for one upgraded connection (uvicorn's calling convention)."""
+        return _Switch(self, config, server_state, app_state, kwargs)
+
+    def _native(self) -> HttpProtocol:
+        engine = self.engine
+        engine._ensure_started()
+        return HttpProtocol(self._router, max(engine.max_http_buffer_size + 4096, 1_000_000),
+                            engine.max_http_buffer_size)
+
+    def _other(self, config: Any, server_state: Any, app_state: Any, kwargs: dict[str, Any]) -> Any:
+        cls = self._fallback if self._fallback is not None else _default_fallback()
+        if cls is None:
+            return None
+        return cls(config=config, server_state=server_state, app_state=app_state, **kwargs)
+
+
+class _Switch(asyncio.Protocol):
+    """Reads the upgrade request's line, then hands the connection to the protocol it needs."""
+
+    __slots__ = ("_factory", "_config", "_server_state", "_app_state", "_kwargs", "_transport",
+                 "_head", "_inner", "_native")
+
+    def __init__(self, factory: UvicornWebSocketFactory, config: Any, server_state: Any, app_state: Any,
+                 kwargs: dict[str, Any]) -> None:
+        self._factory = factory
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._kwargs = kwargs
+        self._transport: Any = None
+        self._head = b""
+        self._inner: Any = None
+        self._native = False
+
+    # -- asyncio protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        inner = self._inner
+        if inner is not None:
+            inner.data_received(data)
+            return
+        head = self._head + data
+        end = head.find(b"\r\n")
+        if end < 0:
+            if len(head) > _MAX_HEAD:
+                self._transport.close()
+            self._head = head
+            return
+        self._head = b""
+        parts = head[:end].split(b" ")
+        path = unquote(parts[1].split(b"?", 1)[0].decode("latin-1")) if len(parts) == 3 else ""
+        if self._factory.engine.handles_path(path):
+            inner = self._factory._native()
+            self._native = True
+            if self._server_state is not None:
+                # uvicorn's graceful shutdown calls shutdown() on what it tracks; the router
+                # forgets this entry when the connection ends.
+                self._server_state.connections.add(self)
+                self._factory._switches[inner] = self
+        else:
+            inner = self._factory._other(self._config, self._server_state, self._app_state, self._kwargs)
+            if inner is None:
+                self._transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                self._transport.close()
+                return
+        self._inner = inner
+        inner.connection_made(self._transport)
+        inner.data_received(head)
+        # uvicorn makes this object the transport's protocol when data_received returns; after
+        # that the inner protocol takes the transport's callbacks directly.
+        asyncio.get_running_loop().call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        t = self._transport
+        if self._inner is not None and t is not None and not t.is_closing():
+            t.set_protocol(self._inner)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def eof_received(self) -> bool | None:
+        if self._inner is not None:
+            return self._inner.eof_received()
+        return None
+
+    # -- uvicorn -------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """uvicorn is shutting down: close the connection (a WebSocket with 1001 'going away')."""
+        inner = self._inner
+        if self._native and inner is not None:
+            inner.close_transport()
