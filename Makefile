@@ -16,7 +16,11 @@ demo: build
 test: build
 	$(PY) -m pytest -q
 
-bench: build
+.venv/.bench: pyproject.toml .venv/.bootstrapped
+	$(PY) -m pip install -q "matplotlib>=3.7" "py-spy>=0.3"
+	touch $@
+
+bench: build .venv/.bench
 	$(PY) bench/run.py
 
 clean:
