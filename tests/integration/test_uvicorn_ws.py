@@ -44,11 +44,12 @@ def build_app(log: Log):
     return sio, fastio.ASGIApp(sio, other_asgi_app=api)
 
 
-@pytest.fixture
-async def native_ws_env(sio_client):
+@pytest.fixture(params=["httptools", "h11"])
+async def native_ws_env(request, sio_client):
+    """Both of uvicorn's HTTP implementations hand upgrades to the ``ws`` protocol."""
     log = Log()
     sio, app = build_app(log)
-    async with uvicorn_server(app, ws=app.uvicorn_ws) as (server, port):
+    async with uvicorn_server(app, ws=app.uvicorn_ws, http=request.param) as (server, port):
         yield sio, app, server, log, port
         await sio.shutdown()
 
