@@ -171,8 +171,12 @@ class AsyncServer:
     # -- rooms and sessions ------------------------------------------------------------------------
 
     async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
-        """Add a client to a room."""
-        self.manager.enter_room_now(sid, namespace or "/", room)
+        """Add a client to a room (with a pub/sub manager, also a client of another process)."""
+        namespace = namespace or "/"
+        if self.manager.get_socket(sid, namespace) is not None:
+            self.manager.enter_room_now(sid, namespace, room)
+        else:
+            await self.manager.enter_room(sid, namespace, room)
 
     async def leave_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         """Remove a client from a room."""
@@ -228,6 +232,9 @@ class AsyncServer:
         namespace = namespace or "/"
         sock = self.manager.get_socket(sid, namespace)
         if sock is None or not sock.connected:
+            if not ignore_queue:
+                # A pub/sub manager asks the process the client is connected to.
+                await self.manager.can_disconnect(sid, namespace)
             return
         self.logger.info("Disconnecting %s [%s]", sid, namespace)
         sock.conn.send_packet(encode(DISCONNECT, namespace))

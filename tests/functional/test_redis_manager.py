@@ -74,3 +74,143 @@ async def test_emits_reach_clients_of_other_servers():
             await client.disconnect()
         await srv1.close()
         await srv2.close()
+
+
+async def _remote_control_server(channel):
+    """A server whose handlers act on clients that may be connected to another process."""
+    sio, srv = await _server(channel)
+
+    @sio.event
+    async def join_remote(sid, target, room):
+        await sio.enter_room(target, room)
+
+    @sio.event
+    async def leave_remote(sid, target, room):
+        await sio.leave_room(target, room)
+
+    @sio.event
+    async def to_room(sid, room, data):
+        await sio.emit("news", data, to=room)
+
+    @sio.event
+    async def kick(sid, target):
+        await sio.disconnect(target)
+
+    @sio.event
+    async def ask(sid, target, question):
+        return await sio.call("question", question, to=target, timeout=5)
+
+    return sio, srv
+
+
+@pytest.mark.timeout(30)
+async def test_rooms_disconnects_and_acks_for_clients_of_another_process():
+    channel = "fastio-test-" + uuid.uuid4().hex
+    (sio1, srv1), (sio2, srv2) = await _remote_control_server(channel), await _remote_control_server(channel)
+    inbox_a, inbox_b = asyncio.Queue(), asyncio.Queue()
+    a = await _client(srv1.url, inbox_a)
+    b = await _client(srv2.url, inbox_b)
+    b_gone = asyncio.Event()
+    b.on("disconnect", lambda *reason: b_gone.set())
+    b.on("question", lambda q: {"answer": q.upper(), "bin": b"\x07"})
+    try:
+        b_sid = b.get_sid()
+        # server 1 puts server 2's client into a room, and a room emit from server 1 reaches it
+        assert await a.call("join_remote", (b_sid, "vip"), timeout=5) is None
+        await a.emit("to_room", ("vip", "for vips"))
+        assert await asyncio.wait_for(inbox_b.get(), 5) == "for vips"
+        assert "vip" in sio2.rooms(b_sid)
+        # ...and takes it out again
+        await a.call("leave_remote", (b_sid, "vip"), timeout=5)
+        await a.emit("to_room", ("vip", "after leave"))
+        await a.emit("to_room", (b_sid, "marker"))
+        assert await asyncio.wait_for(inbox_b.get(), 5) == "marker"
+        assert "vip" not in sio2.rooms(b_sid)
+        # call() on a client of the other process: the acknowledgement comes back through Redis
+        assert await a.call("ask", (b_sid, "why?"), timeout=10) == {"answer": "WHY?", "bin": b"\x07"}
+        # disconnect() of a client of the other process
+        await a.emit("kick", b_sid)
+        await asyncio.wait_for(b_gone.wait(), 5)
+        assert inbox_a.empty()
+    finally:
+        for client in (a, b):
+            await client.disconnect()
+        await srv1.close()
+        await srv2.close()
+
+
+@pytest.mark.timeout(30)
+async def test_python_socketio_emitter_process_reaches_fastio_clients():
+    """python-socketio's documented way to emit from a worker: a write-only Redis manager."""
+    channel = "fastio-test-" + uuid.uuid4().hex
+    sio, srv = await _server(channel)
+    inbox = asyncio.Queue()
+    c = await _client(srv.url, inbox)
+    external = pysio.AsyncRedisManager(REDIS_URL, channel=channel, write_only=True)
+    try:
+        await external.emit("news", {"from": "worker", "blob": b"\x00\xff"}, room="r")
+        assert await asyncio.wait_for(inbox.get(), 5) == {"from": "worker", "blob": b"\x00\xff"}
+        c.on("pair", lambda x, y: inbox.put_nowait((x, y)))
+        await external.emit("pair", ("two", "args"), room=c.get_sid())
+        assert await asyncio.wait_for(inbox.get(), 5) == ("two", "args")
+        await external.emit("news", "to everyone")
+        assert await asyncio.wait_for(inbox.get(), 5) == "to everyone"
+    finally:
+        await c.disconnect()
+        await srv.close()
+        await external.redis.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_fastio_and_python_socketio_servers_share_a_channel():
+    """A python-socketio server (under uvicorn) and a fastio server on one Redis channel: each
+    one's emits reach the other's clients."""
+    import uvicorn
+
+    channel = "fastio-test-" + uuid.uuid4().hex
+    fsio, fsrv = await _server(channel)
+    pmgr = pysio.AsyncRedisManager(REDIS_URL, channel=channel)
+    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
+
+    @psio.event
+    async def connect(sid, environ, auth):
+        await psio.enter_room(sid, "r")
+
+    cfg = uvicorn.Config(pysio.ASGIApp(psio), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    userver = uvicorn.Server(cfg)
+    task = asyncio.create_task(userver.serve())
+    for _ in range(500):
+        if userver.started:
+            break
+        await asyncio.sleep(0.01)
+    assert userver.started
+    pport = userver.servers[0].sockets[0].getsockname()[1]
+    f_inbox, p_inbox = asyncio.Queue(), asyncio.Queue()
+    f_client = await _client(fsrv.url, f_inbox)
+    p_client = await _client("http://127.0.0.1:%d" % pport, p_inbox)
+    try:
+        # python-socketio's listener starts with its first client; wait until it hears us
+        for _ in range(100):
+            await fsio.emit("news", "probe", to="r")
+            try:
+                if await asyncio.wait_for(p_inbox.get(), 0.1) == "probe":
+                    break
+            except asyncio.TimeoutError:
+                pass
+        while not f_inbox.empty():
+            f_inbox.get_nowait()
+        await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
+        assert await asyncio.wait_for(p_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
+        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
+        await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to="r")
+        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "python-socketio", "bin": b"\x03"}
+        # an acknowledgement across the two implementations
+        p_client.on("question", lambda q: q * 2)
+        assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=5) == "abab"
+    finally:
+        await f_client.disconnect()
+        await p_client.disconnect()
+        await fsrv.close()
+        userver.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await pmgr.redis.aclose()
