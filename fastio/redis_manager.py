@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import json as _json
 import logging
 import uuid
 from typing import Any, Callable
@@ -27,6 +26,21 @@ from fastio.manager import AsyncManager
 __all__ = ["AsyncRedisManager"]
 
 logger = logging.getLogger("fastio.server")
+
+
+class _OrjsonCodec:
+    """JSON for the pub/sub messages with orjson, which encodes what fastio's packets encode
+    (datetimes, dataclasses, non-string keys), so data that reaches local clients also crosses."""
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._dumps = orjson.dumps
+        self._option = orjson.OPT_NON_STR_KEYS
+        self.loads = orjson.loads
+
+    def dumps(self, obj: Any) -> bytes:
+        return self._dumps(obj, option=self._option)
 
 
 def _deconstruct(data: Any, attachments: list[bytes]) -> Any:
@@ -81,7 +95,7 @@ class AsyncRedisManager(AsyncManager):
     :param url: the Redis URL.
     :param channel: the pub/sub channel shared by the cooperating processes.
     :param write_only: publish only (an emitter outside the server processes).
-    :param json: a module with ``dumps``/``loads`` for the pub/sub messages (default ``json``).
+    :param json: a module with ``dumps``/``loads`` for the pub/sub messages (default: orjson).
     :param redis_options: extra keyword arguments for ``redis.asyncio.Redis.from_url``.
     """
 
@@ -98,7 +112,7 @@ class AsyncRedisManager(AsyncManager):
         self.url = url
         self.channel = channel
         self.write_only = write_only
-        self.json = json if json is not None else _json
+        self.json = json if json is not None else _OrjsonCodec()
         self.host_id = uuid.uuid4().hex
         self._redis = aioredis.Redis.from_url(url, **(redis_options or {}))
         self._listener: asyncio.Task[None] | None = None
@@ -186,7 +200,7 @@ class AsyncRedisManager(AsyncManager):
         message.setdefault("host_id", self.host_id)
         try:
             payload = self.json.dumps(message)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
             raise TypeError("data published to other processes must be JSON-serializable: %s" % exc) from None
         self._outbox.append(payload.encode() if isinstance(payload, str) else payload)
         if self._writer is None or self._writer.done():
