@@ -9,7 +9,7 @@ from fastio.client import AsyncClient
 from fastio.manager import AsyncManager
 from fastio.namespace import AsyncNamespace
 from fastio.namespace_client import AsyncClientNamespace, ClientNamespace
-from fastio.native import Server, run, serve, tune_malloc
+from fastio.native import Server, run, serve, tune_gc, tune_malloc
 from fastio.redis_manager import AsyncRedisManager
 from fastio.server import AsyncServer
 from fastio.simple import AsyncSimpleClient
@@ -17,6 +17,6 @@ from fastio.sync import Client, SimpleClient
 
 __all__ = [
     "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncRedisManager", "exceptions",
-    "run", "serve", "Server", "tune_malloc",
+    "run", "serve", "Server", "tune_gc", "tune_malloc",
     "AsyncClient", "Client", "SimpleClient", "AsyncSimpleClient", "AsyncClientNamespace", "ClientNamespace",
 ]
