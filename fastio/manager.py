@@ -69,6 +69,8 @@ class AsyncManager:
 
     def __init__(self) -> None:
         self.server: Any = None
+        # The packet encoder: the server sets its serializer's (default: JSON text packets).
+        self.encode: Callable[..., Any] = encode
         self.rooms = RoomTable()
         self.sockets: dict[str, dict[str, Socket]] = {}
 
@@ -162,7 +164,7 @@ class AsyncManager:
         """Encode once and queue to every recipient; returns how many were addressed."""
         args = event_args(event, data)
         if callback is None:
-            return self.rooms.fanout(namespace, room, skip_sid, encode(EVENT, namespace, args))
+            return self.rooms.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
         # An acknowledgement id is per recipient, so each gets its own packet.
         skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
         rooms = room if isinstance(room, (list, tuple, set)) else [room]
@@ -176,7 +178,7 @@ class AsyncManager:
                 sock = self.get_socket(sid, namespace)
                 if sock is None:
                     continue
-                conn.send_packet(encode(EVENT, namespace, args, sock.add_callback(callback)))
+                conn.send_packet(self.encode(EVENT, namespace, args, sock.add_callback(callback)))
                 n += 1
         return n
 

@@ -44,6 +44,9 @@ class AsyncServer:
 
     :param client_manager: the client manager; fastio's in-memory ``AsyncManager`` by default.
     :param logger: a ``logging.Logger``, or True/False for INFO/ERROR logging of Socket.IO events.
+    :param serializer: ``"default"`` (JSON text packets with binary attachments) or ``"msgpack"``
+                       (python-socketio's msgpack packets, Node's ``socket.io-msgpack-parser``;
+                       ``pip install msgpack``).
     :param json: a module with ``dumps``/``loads`` used instead of orjson.
     :param async_handlers: accepted for compatibility; handlers always start eagerly and go on
                            as tasks only when they suspend.
@@ -64,8 +67,18 @@ class AsyncServer:
         engineio_logger = kwargs.pop("engineio_logger", None)
         if engineio_logger is not None:
             kwargs["logger"] = engineio_logger
-        if serializer != "default":
-            raise ValueError("only the default serializer is supported")
+        if serializer == "default":
+            self._encode: Callable[..., Any] = encode
+            self._new_decoder: Callable[[], Any] = lambda: Decoder(self.max_attachments,
+                                                                   self.eio.max_http_buffer_size)
+        elif serializer == "msgpack":
+            from fastio._msgpack import MsgpackDecoder, msgpack_encoder
+
+            self._encode = msgpack_encoder()
+            self._new_decoder = lambda: MsgpackDecoder(self.eio.max_http_buffer_size)
+        else:
+            raise ValueError('serializer must be "default" or "msgpack"')
+        self.serializer = serializer
         if json is not None:
             configure_json(json)
             kwargs["json"] = json
@@ -85,6 +98,7 @@ class AsyncServer:
         self.not_handled = object()
         self.manager = client_manager if client_manager is not None else AsyncManager()
         self.manager.set_server(self)
+        self.manager.encode = self._encode
         self.manager_initialized = False
         self.environ: dict[str, Any] = _EnvironView(self.eio)
 
@@ -237,7 +251,7 @@ class AsyncServer:
                 await self.manager.can_disconnect(sid, namespace)
             return
         self.logger.info("Disconnecting %s [%s]", sid, namespace)
-        sock.conn.send_packet(encode(DISCONNECT, namespace))
+        sock.conn.send_packet(self._encode(DISCONNECT, namespace))
         self._drop_socket(sock, self.reason.SERVER_DISCONNECT)
 
     async def shutdown(self) -> None:
@@ -267,7 +281,7 @@ class AsyncServer:
             self.manager_initialized = True
             self.manager.initialize()
         conn = self.eio.sockets[eio_sid]
-        conn.ext = _Client(conn, Decoder(self.max_attachments, self.eio.max_http_buffer_size))
+        conn.ext = _Client(conn, self._new_decoder())
 
     def _handle_eio_close(self, conn: Any, reason: str) -> None:
         client = conn.ext
@@ -352,7 +366,7 @@ class AsyncServer:
         if r is self.not_handled:
             return
         args = [] if r is None else list(r) if type(r) is tuple else [r]
-        conn.send_packet(encode(ACK, namespace, args, ack_id))
+        conn.send_packet(self._encode(ACK, namespace, args, ack_id))
 
     def _handle_ack(self, client: _Client, pkt: Any) -> None:
         sock = client.sockets.get(pkt.namespace)
@@ -376,7 +390,7 @@ class AsyncServer:
         if not (namespace in self.handlers or namespace in self.namespace_handlers
                 or self.namespaces == "*" or namespace in self.namespaces):
             self.logger.info("%s: CONNECT_ERROR for unknown namespace %s", conn.sid, namespace)
-            conn.send_packet(encode(CONNECT_ERROR, namespace, {"message": "Invalid namespace"}))
+            conn.send_packet(self._encode(CONNECT_ERROR, namespace, {"message": "Invalid namespace"}))
             return
         sid = self.eio.generate_id()
         sock = Socket(sid, namespace, conn, client)
@@ -384,7 +398,7 @@ class AsyncServer:
         self.manager.add_socket(sock)
         sock.connected = True
         if self.always_connect:
-            conn.send_packet(encode(CONNECT, namespace, {"sid": sid}))
+            conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
         auth = pkt.data
         fail_reason: dict[str, Any] = {"message": "Connection rejected by server"}
 
@@ -393,15 +407,15 @@ class AsyncServer:
                 return
             if success is False:
                 if self.always_connect:
-                    conn.send_packet(encode(DISCONNECT, namespace, fail_reason))
+                    conn.send_packet(self._encode(DISCONNECT, namespace, fail_reason))
                 else:
-                    conn.send_packet(encode(CONNECT_ERROR, namespace, fail_reason))
+                    conn.send_packet(self._encode(CONNECT_ERROR, namespace, fail_reason))
                 self.logger.info("%s: connection to %s refused: %s", conn.sid, namespace, fail_reason)
                 client.sockets.pop(namespace, None)
                 self.manager.remove_socket(sock)
             else:
                 if not self.always_connect:
-                    conn.send_packet(encode(CONNECT, namespace, {"sid": sid}))
+                    conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
                 self.logger.info("%s connected to %s", sid, namespace)
 
         def failed(exc: BaseException) -> None:

@@ -185,6 +185,8 @@ cdef class Conn:
             return 0
         if self.upgraded:
             if self.ws is not None and self.ws.ws_messages:
+                if enc.binary:
+                    return self._queue_msg(enc.message, PyBytes_GET_SIZE(enc.message))
                 self._queue_msg(enc.message_str(), PyBytes_GET_SIZE(enc.message))
                 for item in enc.attachments:
                     self._queue_msg(item, PyBytes_GET_SIZE(item))

@@ -50,6 +50,7 @@ cdef class Encoded:
     """The result of one encode, shared by every recipient of a broadcast."""
     cdef readonly bytes message      # b"4" + text: the Engine.IO MESSAGE packet
     cdef readonly list attachments   # list[bytes]
+    cdef readonly bint binary        # a binary Engine.IO message (msgpack): ``message`` is its payload
     cdef bytes _text
     cdef str _message_str
     cdef bytes _frames
@@ -63,3 +64,4 @@ cdef class Encoded:
 
 
 cpdef Encoded encode(int type, str namespace=*, object data=*, object id=*)
+cpdef Encoded encoded_binary(bytes payload)

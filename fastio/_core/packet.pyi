@@ -65,11 +65,17 @@ class Encoded:
         """All WebSocket frames of the packet, concatenated (cached)."""
     def poll_items(self) -> list[bytes]:
         """Polling items: the message, then ``b"b" + base64`` per attachment (cached; do not mutate)."""
+    @property
+    def binary(self) -> bool:
+        """True for one binary Engine.IO message whose payload is ``message`` (``encoded_binary``)."""
     def ws_parts(self) -> list[bytes]:
         """``ws_frames()`` as parts to write in order; attachments of 16 KiB or more are parts of
         their own (the attachment objects themselves), so they are sent without a copy (cached)."""
     def message_str(self) -> str:
         """``message`` decoded, for transports that send whole text messages (cached)."""
+
+def encoded_binary(payload: bytes) -> Encoded:
+    """An ``Encoded`` that is one binary Engine.IO message carrying ``payload`` (msgpack packets)."""
 
 def encode(type: int, namespace: str = "/", data: Any = None,
            id: Optional[int] = None) -> Encoded:

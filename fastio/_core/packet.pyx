@@ -479,6 +479,8 @@ cdef class Encoded:
     ``message`` is the Engine.IO MESSAGE packet (``b"4" + text``),
     ``attachments`` the binary attachments (list of bytes). The transport
     forms are built on first use and cached; treat them as read-only.
+    With ``binary`` set (see ``encoded_binary``) the packet is one binary
+    Engine.IO message whose payload is ``message``, and has no attachments.
     """
 
     def __init__(self, bytes text, list attachments=None):
@@ -501,7 +503,11 @@ cdef class Encoded:
         cdef Py_ssize_t total, pos
         cdef unsigned char* o
         if self._frames is None:
-            if not self.attachments:
+            if self.binary:
+                self._frames = build_frame_c(
+                    OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(self.message),
+                    PyBytes_GET_SIZE(self.message))
+            elif not self.attachments:
                 self._frames = build_frame_c(
                     OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(self.message),
                     PyBytes_GET_SIZE(self.message))
@@ -537,6 +543,10 @@ cdef class Encoded:
         cdef unsigned char hbuf[16]
         cdef Py_ssize_t n, hl
         if self._parts is None:
+            if self.binary and PyBytes_GET_SIZE(self.message) >= _ZERO_COPY_MIN:
+                hl = write_frame_header(hbuf, OP_BINARY, PyBytes_GET_SIZE(self.message))
+                self._parts = [PyBytes_FromStringAndSize(<char*>hbuf, hl), self.message]
+                return self._parts
             if not self.attachments:
                 self._parts = [self.ws_frames()]
                 return self._parts
@@ -569,7 +579,10 @@ cdef class Encoded:
         ``b"b" + base64(attachment)`` for each attachment. Do not mutate."""
         cdef list items
         cdef bytes a
-        if self._poll is None:
+        if self._poll is None and self.binary:
+            self._poll = [b64encode_prefixed(<const unsigned char*>PyBytes_AS_STRING(self.message),
+                                             PyBytes_GET_SIZE(self.message), 0x62)]
+        elif self._poll is None:
             items = [self.message]
             for a in self.attachments:
                 items.append(b64encode_prefixed(
@@ -580,6 +593,17 @@ cdef class Encoded:
 
     def __repr__(self):
         return f"Encoded(text={self.text!r}, attachments={len(self.attachments)})"
+
+
+cpdef Encoded encoded_binary(bytes payload):
+    """An ``Encoded`` that is one binary Engine.IO message carrying ``payload`` (a packet of a
+    binary serializer such as msgpack): a binary WebSocket frame, or ``b"b" + base64`` when
+    polling."""
+    cdef Encoded enc = Encoded.__new__(Encoded)
+    enc.message = payload
+    enc.attachments = []
+    enc.binary = True
+    return enc
 
 
 cpdef Encoded encode(int type, str namespace="/", object data=None, object id=None):

@@ -18,6 +18,7 @@
 //                  left out for an emit) run once, when the socket they name
 //                  first connects
 //   timeoutMs      hard stop, default 10000
+//   parser         "msgpack" for socket.io-msgpack-parser, default the JSON parser
 //
 // Binary values (Buffer, ArrayBuffer, typed arrays) travel in the JSON lines
 // as {"$bin": "<base64>"}, at any depth, in both directions.
@@ -58,6 +59,7 @@
 //   {"cmd":"exit"}                         exit at once
 
 import { Manager } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 import {
   armTimeout,
   describe,
@@ -115,6 +117,7 @@ function main(cfg) {
     autoConnect: false,
   };
   if (cfg.query) opts.query = cfg.query;
+  if (cfg.parser === "msgpack") opts.parser = msgpackParser;
 
   const manager = new Manager(cfg.url, opts);
   const sockets = new Map();
