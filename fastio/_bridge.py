@@ -203,7 +203,13 @@ class BridgeWebSocket(WSTransport):
                 result = start_eagerly(self._write_all())
             finally:
                 self._writing = False
-            self._writer = result if isinstance(result, asyncio.Task) else None
+            if isinstance(result, asyncio.Task):
+                # The framework's send has to wait (a slow reader): the session keeps its output
+                # queued, counted against max_write_buffer, until the writer has caught up.
+                self._writer = result
+                self.ws_paused = True
+            else:
+                self._writer = None
 
     async def _write_all(self) -> None:
         out = self._out
@@ -238,4 +244,10 @@ class BridgeWebSocket(WSTransport):
                     return
         except Exception:
             self.lost("transport error")
+        finally:
+            if self.ws_paused:
+                self.ws_paused = False
+                conn = self.conn
+                if conn is not None and not self.closed and not self.probing and conn.ws is self:
+                    conn.resume()
 

@@ -188,6 +188,15 @@ class AsyncManager:
         """Emit an event (python-socketio's manager signature)."""
         self.emit_now(event, data, namespace, to if to is not None else room, skip_sid, callback)
 
+    def discard_callback(self, sid: str, namespace: str, callback: Callable[..., Any]) -> None:
+        """Forget ``callback`` wherever it waits for ``sid``'s acknowledgement (a call that
+        timed out)."""
+        sock = self.get_socket(sid, namespace)
+        if sock is not None and sock.callbacks:
+            for ack_id, cb in list(sock.callbacks.items()):
+                if cb is callback:
+                    del sock.callbacks[ack_id]
+
     async def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
         """Run the acknowledgement callback ``id`` of ``sid``."""
         for socks in self.sockets.values():

@@ -65,6 +65,10 @@ def _reconstruct(data: Any, attachments: list[bytes]) -> Any:
     return data
 
 
+def _is_many(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset))
+
+
 def _has_binary(data: Any) -> bool:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return True
@@ -141,22 +145,38 @@ class AsyncRedisManager(AsyncManager):
     def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
                  skip_sid: Any = None, callback: Callable[..., Any] | None = None) -> int:
         """Deliver locally, then publish for the other processes."""
-        n = super().emit_now(event, data, namespace, room, skip_sid, callback)
+        if callback is not None and isinstance(room, str) and self.is_connected(room, namespace):
+            # A client of this process: its acknowledgement comes back here.
+            return super().emit_now(event, data, namespace, room, skip_sid, callback)
         remote_callback = None
         if callback is not None:
-            if n:
-                return n  # the client is here; its acknowledgement comes back here
-            if room is None or isinstance(room, (list, tuple, set)):
+            if room is None or _is_many(room):
                 raise ValueError("Cannot use callback without a single room (sid) set.")
+            remote_callback = [room, namespace, self._remote_ack_id + 1]
+        args, binary = _pack(list(data) if isinstance(data, tuple) else [data])
+        # Encoded before anything is delivered, so data that cannot cross fails as a whole.
+        payload = self._encode_message({
+            "method": "emit", "event": event, "data": args, "binary": binary, "namespace": namespace,
+            "room": list(room) if _is_many(room) else room,
+            "skip_sid": list(skip_sid) if _is_many(skip_sid) else skip_sid,
+            "callback": remote_callback})
+        n = super().emit_now(event, data, namespace, room, skip_sid, callback)
+        if callback is not None:
             self._remote_ack_id += 1
             self._remote_acks.setdefault(room, {})[self._remote_ack_id] = callback
-            remote_callback = [room, namespace, self._remote_ack_id]
-        args, binary = _pack(list(data) if isinstance(data, tuple) else [data])
-        self._publish({"method": "emit", "event": event, "data": args, "binary": binary,
-                       "namespace": namespace, "room": room,
-                       "skip_sid": list(skip_sid) if isinstance(skip_sid, (tuple, set)) else skip_sid,
-                       "callback": remote_callback})
+        self._send(payload)
         return n
+
+    def discard_callback(self, sid: str, namespace: str, callback: Callable[..., Any]) -> None:
+        """Forget ``callback`` (an acknowledgement that will not be waited for any more)."""
+        super().discard_callback(sid, namespace, callback)
+        acks = self._remote_acks.get(sid)
+        if acks:
+            for ack_id, cb in list(acks.items()):
+                if cb is callback:
+                    del acks[ack_id]
+            if not acks:
+                del self._remote_acks[sid]
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Callable[..., Any] | None = None,
@@ -197,12 +217,18 @@ class AsyncRedisManager(AsyncManager):
     # -- publishing -------------------------------------------------------------------------------
 
     def _publish(self, message: dict[str, Any]) -> None:
+        self._send(self._encode_message(message))
+
+    def _encode_message(self, message: dict[str, Any]) -> bytes:
         message.setdefault("host_id", self.host_id)
         try:
             payload = self.json.dumps(message)
         except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
             raise TypeError("data published to other processes must be JSON-serializable: %s" % exc) from None
-        self._outbox.append(payload.encode() if isinstance(payload, str) else payload)
+        return payload.encode() if isinstance(payload, str) else payload
+
+    def _send(self, payload: bytes) -> None:
+        self._outbox.append(payload)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
 

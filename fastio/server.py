@@ -152,15 +152,20 @@ class AsyncServer:
 
         ``data`` is one argument, or a tuple for several; bytes anywhere in it travel as binary.
         """
-        self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
-                              skip_sid, callback)
+        if ignore_queue:
+            # Only this process's clients, even with a pub/sub manager (python-socketio's meaning).
+            AsyncManager.emit_now(self.manager, event, data, namespace or "/", to if to is not None else room,
+                                  skip_sid, callback)
+        else:
+            self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
+                                  skip_sid, callback)
 
     async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable[..., Any] | None = None,
                    ignore_queue: bool = False) -> None:
         """Emit a ``message`` event."""
         await self.emit("message", data, to=to, room=room, skip_sid=skip_sid,
-                        namespace=namespace, callback=callback)
+                        namespace=namespace, callback=callback, ignore_queue=ignore_queue)
 
     async def call(self, event: str, data: Any = None, to: Any = None, sid: str | None = None,
                    namespace: str | None = None, timeout: float | None = 60,
@@ -175,10 +180,12 @@ class AsyncServer:
             if not fut.done():
                 fut.set_result(args)
 
-        await self.emit(event, data, to=to or sid, namespace=namespace, callback=callback)
+        target = to or sid
+        await self.emit(event, data, to=target, namespace=namespace, callback=callback, ignore_queue=ignore_queue)
         try:
             args = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
+            self.manager.discard_callback(target, namespace or "/", callback)
             raise exceptions.TimeoutError() from None
         return args if len(args) > 1 else args[0] if len(args) == 1 else None
 

@@ -47,8 +47,10 @@ cdef class Conn:
     cdef list pollq
     cdef Flusher flusher
     cdef bint dirty
+    cdef bint dropping              # past max_buffer: queue nothing more until the close
 
     cdef int _mark(self) except -1
+    cdef int _overflowed(self) except -1
     cdef int _queue_ws(self, bytes frames) except -1
     cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1
     cdef int _queue_poll(self, bytes item) except -1

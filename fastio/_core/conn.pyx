@@ -136,44 +136,51 @@ cdef class Conn:
             self.flusher.mark(self)
         return 0
 
+    cdef int _overflowed(self) except -1:
+        # A peer that does not read: drop what is queued and end the session.  Nothing more is
+        # queued until the engine closes it (it may still be adding the rest of a packet, and
+        # a packet's parts must never go out without its beginning).
+        self.wq = None
+        self.pollq = None
+        self.wq_bytes = 0
+        self.dropping = True
+        self.handler._overflow(self)
+        return 0
+
     cdef int _queue_ws(self, bytes frames) except -1:
+        if self.dropping:
+            return 0
         if self.wq is None:
             self.wq = [frames]
         else:
             self.wq.append(frames)
         self.wq_bytes += PyBytes_GET_SIZE(frames)
         if self.wq_bytes > self.max_buffer:
-            # A peer that does not read: drop what is queued and end the session.
-            self.wq = None
-            self.wq_bytes = 0
-            self.handler._overflow(self)
-            return 0
+            return self._overflowed()
         return self._mark()
 
     cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1:
+        if self.dropping:
+            return 0
         if self.wq is None:
             self.wq = [msg]
         else:
             self.wq.append(msg)
         self.wq_bytes += size
         if self.wq_bytes > self.max_buffer:
-            self.wq = None
-            self.wq_bytes = 0
-            self.handler._overflow(self)
-            return 0
+            return self._overflowed()
         return self._mark()
 
     cdef int _queue_poll(self, bytes item) except -1:
+        if self.dropping:
+            return 0
         if self.pollq is None:
             self.pollq = [item]
         else:
             self.pollq.append(item)
         self.wq_bytes += PyBytes_GET_SIZE(item)
         if self.wq_bytes > self.max_buffer:
-            self.pollq = None
-            self.wq_bytes = 0
-            self.handler._overflow(self)
-            return 0
+            return self._overflowed()
         if self.poll_waiter is not None:
             self._mark()
         return 0

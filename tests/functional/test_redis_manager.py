@@ -214,3 +214,46 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         userver.should_exit = True
         await asyncio.wait_for(task, 10)
         await pmgr.redis.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
+    channel = "fastio-test-" + uuid.uuid4().hex
+    (sio1, srv1), (sio2, srv2) = await _server(channel), await _server(channel)
+    inbox_a, inbox_b = asyncio.Queue(), asyncio.Queue()
+    a = await _client(srv1.url, inbox_a)
+    b = await _client(srv2.url, inbox_b)
+    a.on("q", lambda x: "a:" + x)
+    b.on("q", lambda x: "b:" + x)
+    try:
+        # an emit with a callback to a room reaches its members in both processes, and every
+        # member's acknowledgement comes back to the emitter
+        acks = asyncio.Queue()
+        await sio1.emit("q", "hi", to="r", callback=lambda ans: acks.put_nowait(ans))
+        got = {await asyncio.wait_for(acks.get(), 5), await asyncio.wait_for(acks.get(), 5)}
+        assert got == {"a:hi", "b:hi"}
+        # rooms and skip_sid given as sets cross too
+        await sio1.emit("news", "set", to={"r"}, skip_sid=frozenset({a.get_sid()}))
+        assert await asyncio.wait_for(inbox_b.get(), 5) == "set"
+        # ignore_queue: this process's clients only
+        await sio1.emit("news", "local only", to="r", ignore_queue=True)
+        assert await asyncio.wait_for(inbox_a.get(), 5) == "local only"
+        await sio1.emit("news", "marker", to=b.get_sid())
+        assert await asyncio.wait_for(inbox_b.get(), 5) == "marker"
+        # a call to a client of the other process that never answers times out and is forgotten
+        release = asyncio.Event()
+
+        async def slow():
+            await release.wait()       # answers only after the caller gave up
+
+        b.on("silent", slow)
+        with pytest.raises(fastio.exceptions.TimeoutError):
+            await sio1.call("silent", to=b.get_sid(), timeout=0.5)
+        assert sio1.manager._remote_acks == {}
+        release.set()
+        assert inbox_a.empty() and inbox_b.empty()
+    finally:
+        for client in (a, b):
+            await client.disconnect()
+        await srv1.close()
+        await srv2.close()

@@ -143,3 +143,54 @@ def test_default_writelines_joins_into_one_write(loop):
     conn.send_packet(enc)
     run_flush(loop)
     assert ws.written == [enc.ws_frames()]
+
+
+@pytest.mark.parametrize("transport", [PartsWS, MessageWS])
+def test_overflow_in_the_middle_of_a_packet_sends_none_of_it(loop, transport):
+    """Past max_buffer the session ends; the rest of the packet that overflowed must not be
+    queued again on its own (an attachment without its frame header would reach the peer)."""
+    handler = Handler()
+    conn = Conn("s7", handler, Flusher(loop), 100_000)
+    ws = transport()
+    conn.upgrade(ws)
+    conn.send_eio(b"4" + b"x" * 99_990)
+    conn.send_packet(encode(BINARY_EVENT, "/", ["big", b"\x81\x05hello" * 3000]))
+    conn.send_eio(b"4later")
+    run_flush(loop)
+    assert handler.overflowed == ["s7"]
+    assert ws.written == [] and getattr(ws, "part_writes", []) == [] and getattr(ws, "batches", []) == []
+    assert conn.pending == 0
+
+
+def test_framework_websocket_that_cannot_keep_up_is_bounded_by_max_buffer(loop):
+    """A framework WebSocket whose send() has to wait pauses the session's output, so what piles
+    up is counted against max_buffer and a reader that never catches up is dropped."""
+    from fastio._bridge import BridgeWebSocket
+
+    async def scenario():
+        handler = Handler()
+        conn = Conn("s8", handler, Flusher(asyncio.get_running_loop()), 50_000)
+        ws = BridgeWebSocket(conn, False)
+        sent = []
+        gate = asyncio.Event()
+
+        async def send(message):
+            sent.append(message)
+            if len(sent) >= 2:
+                await gate.wait()          # the peer stops reading
+
+        ws.attach_asgi(send)
+        conn.upgrade(ws)
+        for i in range(200):
+            conn.send_eio(b"4" + b"y" * 1000)
+            await asyncio.sleep(0)
+        assert ws.ws_paused
+        assert handler.overflowed == ["s8"]
+        assert len(sent) < 10 and len(ws._out) < 60
+        # a reader that catches up lets the session write again
+        gate.set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not ws.ws_paused
+
+    loop.run_until_complete(scenario())
