@@ -44,7 +44,14 @@ class UvicornWebSocketFactory:
 
         switches: dict[Any, _Switch] = {}
 
+        factory = self
+
         class Router(_Router):
+            def handle_request(self, req: Any) -> None:
+                if req.upgrade and self.engine.handles_path(req.path):
+                    req.environ = factory._environ(req)
+                super().handle_request(req)
+
             def _connection_lost(self, proto: HttpProtocol) -> None:
                 super()._connection_lost(proto)
                 sw = switches.pop(proto, None)
@@ -53,6 +60,8 @@ class UvicornWebSocketFactory:
 
         self._router = Router(engine_app)
         self._switches = switches
+        self._config: Any = None
+        self._proxy: Any = None
         self.engine = self._router.engine
         self._fallback = fallback
 
@@ -64,7 +73,53 @@ class UvicornWebSocketFactory:
     def __call__(self, config: Any = None, server_state: Any = None, app_state: Any = None,
                  **kwargs: Any) -> asyncio.Protocol:
         """Make the protocol for one upgraded connection (uvicorn's calling convention)."""
+        if config is not self._config:
+            self._use_config(config)
         return _Switch(self, config, server_state, app_state, kwargs)
+
+    def _use_config(self, config: Any) -> None:
+        self._config = config
+        self._proxy = None
+        if config is not None and getattr(config, "proxy_headers", False):
+            try:
+                from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+            except ImportError:  # pragma: no cover - depends on uvicorn's layout
+                return
+
+            async def keep(scope: Any, receive: Any, send: Any) -> None:
+                return None
+
+            self._proxy = ProxyHeadersMiddleware(keep, trusted_hosts=config.forwarded_allow_ips)
+
+    def _environ(self, req: Any) -> dict[str, Any]:
+        """The environ of an upgrade request, as fastio.ASGIApp would build it under uvicorn: with
+        an ``asgi.scope``, and the client and scheme from uvicorn's proxy-headers handling."""
+        env = self.engine._environ(req)
+        config = self._config
+        scope: dict[str, Any] = {
+            "type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": req.http_version, "scheme": "ws", "path": req.path,
+            "raw_path": req.url.split(b"?", 1)[0], "query_string": req.query_string,
+            "root_path": getattr(config, "root_path", "") or "", "headers": req.headers,
+            "client": req.client, "server": req.server, "subprotocols": [], "state": {},
+        }
+        proxy = self._proxy
+        if proxy is not None:
+            # uvicorn's own middleware decides what X-Forwarded-* may change, as for ASGI apps.
+            coro = proxy(scope, None, None)
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+            else:  # pragma: no cover - the middleware awaited something: keep the raw peer
+                coro.close()
+        client = scope["client"] or ("", 0)
+        env["REMOTE_ADDR"] = client[0]
+        env["REMOTE_PORT"] = str(client[1])
+        env["wsgi.url_scheme"] = scope["scheme"]
+        env["SCRIPT_NAME"] = scope["root_path"]
+        env["asgi.scope"] = scope
+        return env
 
     def _native(self) -> HttpProtocol:
         engine = self.engine

@@ -21,6 +21,8 @@ class Request:
     streaming: bool
     ended: bool
     on_abort: Callable[["Request"], Any] | None
+    environ: dict[str, Any] | None
+    """Set by a host that builds the environ itself (``ASGIApp.uvicorn_ws``); else None."""
     def header(self, name: bytes, default: Any = None) -> Any:
         """The value of header ``name`` (lower-case bytes), or ``default``."""
     @property

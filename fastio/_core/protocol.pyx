@@ -64,6 +64,9 @@ cdef class Request:
     cdef public object on_abort
     cdef public bint streaming
     cdef public bint ended
+    # Set by a host that builds the request's WSGI-style environ itself (uvicorn_ws); None: the
+    # engine builds it from the request.
+    cdef public object environ
     cdef HttpProtocol proto
 
     def header(self, bytes name, default=None):

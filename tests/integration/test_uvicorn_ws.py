@@ -123,3 +123,32 @@ async def test_uvicorn_shutdown_closes_fastio_websockets(sio_client):
         "transport close", "io server disconnect", "transport error")
     await asyncio.wait_for(log.expect("disconnect", sid=sid), 10)
     assert not app.uvicorn_ws.connections
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("native", [True, False])
+async def test_environ_as_asgi_builds_it_behind_a_proxy(native):
+    """Behind a trusted proxy (uvicorn's forwarded_allow_ips), a WebSocket session's environ has
+    the forwarded client and scheme and an asgi.scope, whether fastio or ASGI carries it."""
+    sio = fastio.AsyncServer()
+    seen: asyncio.Queue = asyncio.Queue()
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        scope = environ.get("asgi.scope") or {}
+        seen.put_nowait((environ["REMOTE_ADDR"], environ["wsgi.url_scheme"], scope.get("type"),
+                         scope.get("path"), environ.get("HTTP_X_FORWARDED_FOR")))
+
+    app = fastio.ASGIApp(sio)
+    options = {"ws": app.uvicorn_ws} if native else {}
+    async with uvicorn_server(app, **options) as (server, port):
+        async with websockets.connect(
+                f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+                additional_headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}) as ws:
+            assert (await asyncio.wait_for(ws.recv(), 10)).startswith("0{")
+            await ws.send("40")
+            assert (await asyncio.wait_for(ws.recv(), 10)).startswith("40{")
+            assert await asyncio.wait_for(seen.get(), 10) == (
+                "203.0.113.7", "wss", "websocket", "/socket.io/", "203.0.113.7")
+            assert len(app.uvicorn_ws.connections) == (1 if native else 0)
+        await sio.shutdown()
