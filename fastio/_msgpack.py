@@ -74,6 +74,9 @@ class MsgpackDecoder:
         self._ext = ext
         self.max_size = max_size
 
+    def reset(self) -> None:
+        """Nothing is carried between messages."""
+
     def feed_text(self, data: bytes) -> Packet:
         """Text messages are not packets with this serializer."""
         raise ValueError("text message received with the msgpack serializer")

@@ -107,7 +107,7 @@ class AsyncClient:
     :param randomization_factor: each delay is multiplied by a random factor within
                                  ``1 ± randomization_factor`` (0.5 by default).
     :param logger: a ``logging.Logger``, or True/False for INFO/ERROR logging.
-    :param serializer: ``'default'`` (JSON) only.
+    :param serializer: ``'default'`` (JSON) or ``'msgpack'`` (``pip install msgpack``).
     :param json: a JSON module with ``dumps``/``loads`` to use instead of orjson (process-wide).
     :param handle_sigint: on SIGINT, stop reconnecting and disconnect every client, then let the
                           previous SIGINT handler run (only when created in the main thread).
@@ -125,8 +125,9 @@ class AsyncClient:
                  randomization_factor: float = 0.5, logger: logging.Logger | bool = False,
                  serializer: Any = "default", json: Any = None, handle_sigint: bool = True,
                  **kwargs: Any) -> None:
-        if serializer != "default":
-            raise ValueError("fastio's client supports only the default (JSON) serializer")
+        if serializer not in ("default", "msgpack"):
+            raise ValueError('serializer must be "default" or "msgpack"')
+        self.serializer = serializer
         if json is not None:
             configure_json(json)
         self.reconnection = reconnection
@@ -159,7 +160,15 @@ class AsyncClient:
         self.namespace_handlers: dict[str, Any] = {}
         self.callbacks: dict[str, dict[int, Callable[..., Any]]] = {}
 
-        self._decoder = Decoder(max_attachments=1 << 20, max_size=sys.maxsize)
+        self._encode: Callable[..., Any] = encode
+        self._decoder: Any
+        if serializer == "msgpack":
+            from fastio._msgpack import MsgpackDecoder, msgpack_encoder
+
+            self._encode = msgpack_encoder()
+            self._decoder = MsgpackDecoder(max_size=sys.maxsize)
+        else:
+            self._decoder = Decoder(max_attachments=1 << 20, max_size=sys.maxsize)
         self._ack_ids: dict[str, Any] = {}
         self._wait_timeout: float = 1
         self._connect_event: asyncio.Event | None = None
@@ -423,15 +432,20 @@ class AsyncClient:
         return args[0] if args else None
 
     async def _send(self, ptype: int, namespace: str, data: Any = None, ack_id: int | None = None) -> None:
-        encoded = encode(ptype, namespace, data, ack_id)
-        await self.eio._send_message(encoded.message, encoded.attachments)
+        encoded = self._encode(ptype, namespace, data, ack_id)
+        if encoded.binary:
+            await self.eio._send_binary_message(encoded.message)
+        else:
+            await self.eio._send_message(encoded.message, encoded.attachments)
 
     def _send_nowait(self, ptype: int, namespace: str, data: Any = None, ack_id: int | None = None) -> None:
         if self.eio.state != "connected":
             return
-        encoded = encode(ptype, namespace, data, ack_id)
+        encoded = self._encode(ptype, namespace, data, ack_id)
         attachments = encoded.attachments
-        if attachments:
+        if encoded.binary:
+            self.eio._send_items([(encoded.message, True)])
+        elif attachments:
             self.eio._send_items([(encoded.message, False)] + [(a, True) for a in attachments])
         else:
             self.eio._send_items([(encoded.message, False)])

@@ -581,6 +581,13 @@ class AsyncClient(AsyncioHelpers):
             self._send_items([(message, False)])
         await self._drain()
 
+    async def _send_binary_message(self, payload: bytes) -> None:
+        """Send one binary Engine.IO MESSAGE (a packet of a binary serializer such as msgpack)."""
+        if self.state != "connected":
+            return
+        self._send_items([(payload, True)])
+        await self._drain()
+
     async def _wait_upgrade(self, timeout: float) -> None:
         """Wait (at most ``timeout``) until a pending upgrade succeeded or failed."""
         task = self._upgrade_task

@@ -6,6 +6,7 @@
 //   pingInterval, pingTimeout (ms)
 //   transports     server-side allowed transports
 //   tls            {"key": path, "cert": path}: serve HTTPS / WSS
+//   parser         "msgpack" for socket.io-msgpack-parser
 //   lifetimeMs     the process exits by itself after this long (default 120 s)
 // stdout: one JSON object per line with an "event" key:
 //   {"event":"listening","port":N} once ready, then connect / upgrade / disconnect / note.
@@ -28,6 +29,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createSecureServer } from "node:https";
 import { Server } from "socket.io";
+import msgpackParser from "socket.io-msgpack-parser";
 
 const cfg = JSON.parse(process.argv[2] || "{}");
 
@@ -61,6 +63,7 @@ const options = {
   pingTimeout: cfg.pingTimeout ?? 20000,
   transports: cfg.transports ?? ["polling", "websocket"],
 };
+if (cfg.parser === "msgpack") options.parser = msgpackParser;
 if (cfg.recovery) {
   options.connectionStateRecovery = { maxDisconnectionDuration: 60000, skipMiddlewares: true };
 }

@@ -139,3 +139,23 @@ async def test_tls_with_and_without_verification(node_backend, clients, tls_file
     clients.append(strict)
     with pytest.raises(exceptions.ConnectionError):
         await strict.connect(backend.url, transports=transports)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], None])
+async def test_msgpack_serializer_with_node(node_backend, clients, transports):
+    """serializer="msgpack" against Node's socket.io with socket.io-msgpack-parser."""
+    backend = await node_backend.start(parser="msgpack")
+    client = AsyncClient(reconnection=False, serializer="msgpack")
+    clients.append(client)
+    answers = asyncio.Queue()
+    client.on("question", lambda data: {"got": data, "bin": b"\x09"})
+    client.on("answer", lambda data: answers.put_nowait(data))
+    await client.connect(backend.url, transports=transports, auth={"user": "mp"})
+    payload = {"blob": b"\x00\xff" * 5000, "list": [1, 2.5, None, "x"], "nested": {"b": b"\x01"}}
+    assert await client.call("echo", payload) == payload
+    assert await client.call("echo", ("a", b"\x02", 3)) == ("a", b"\x02", 3)
+    assert (await client.call("whoami"))["auth"] == {"user": "mp"}
+    await client.emit("ask", "why")
+    assert await asyncio.wait_for(answers.get(), 10) == {"got": "why", "bin": b"\x09"}
+    await client.disconnect()

@@ -83,3 +83,25 @@ async def test_broadcast_reaches_every_other_client(server):
     finally:
         for c in clients:
             await c.disconnect()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], None])
+async def test_fastio_client_with_msgpack(server, transports):
+    sio, srv = server
+    c = fastio.AsyncClient(serializer="msgpack", reconnection=False)
+    c.on("ask", lambda q: {"answer": q, "bin": b"\x07"})
+    await c.connect(srv.url, transports=transports, auth={"user": "f1"})
+    try:
+        assert await c.call("echo", PAYLOAD, timeout=10) == PAYLOAD
+        assert await c.call("whoami", timeout=10) == {"user": "f1"}
+        assert await sio.call("ask", "q", to=c.get_sid(), timeout=10) == {"answer": "q", "bin": b"\x07"}
+    finally:
+        await c.disconnect()
+
+
+def test_serializers_are_checked():
+    with pytest.raises(ValueError):
+        fastio.AsyncServer(serializer="cbor")
+    with pytest.raises(ValueError):
+        fastio.AsyncClient(serializer="cbor")
