@@ -430,7 +430,7 @@ async def test_json_option_and_serializer(backend, clients):
     import json
 
     with pytest.raises(ValueError):
-        AsyncClient(serializer="msgpack")
+        AsyncClient(serializer="cbor")
     client = make_client(clients, json=json)
     try:
         await client.connect(backend.url)
