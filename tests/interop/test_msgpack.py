@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_socketio_client import MODES, NESTED, Env, to_wire, unb64
+from test_socketio_client import MODES, Env, nested_binary_round_trips
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,17 +35,7 @@ async def test_acks_both_directions_with_msgpack(mp_env, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_nested_binary_both_directions_with_msgpack(mp_env, mode):
-    proc, sid = await mp_env.connected(mode, parser="msgpack")
-    await proc.send("emit", name="nested", args=[to_wire(NESTED)], ack=True, id="b1")
-    back = await proc.expect("ack", id="b1")
-    seen = await mp_env.log.expect("nested", sid=sid)
-    assert seen["data"] == NESTED
-    assert unb64(back["args"]) == [NESTED]
-    await mp_env.sio.emit("files", (NESTED, [b"\x01\x02", {"b": b"\x03"}]), to=sid)
-    ev = await proc.expect("ev", type="files")
-    assert unb64(ev["args"]) == [NESTED, [b"\x01\x02", {"b": b"\x03"}]]
-    payload = {"img": b"\x89PNG\r\n\x1a\n" * 512, "list": [b"a", b"b"]}
-    assert await mp_env.sio.call("echo_bin", payload, to=sid, timeout=5) == payload
+    await nested_binary_round_trips(mp_env, mode, parser="msgpack")
 
 
 async def test_namespaces_auth_and_refusal_with_msgpack(mp_env):

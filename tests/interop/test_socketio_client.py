@@ -323,7 +323,12 @@ NESTED = {
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_nested_binary_both_directions(env, mode):
-    proc, sid = await env.connected(mode)
+    await nested_binary_round_trips(env, mode)
+
+
+async def nested_binary_round_trips(env: Env, mode: str, **client_config: Any) -> None:
+    """Binary at several depths both ways: events, acks, and a server call() answered with it."""
+    proc, sid = await env.connected(mode, **client_config)
     # client -> server (Buffers inside objects and arrays); the ack echoes it back
     await proc.send("emit", name="nested", args=[to_wire(NESTED)], ack=True, id="b1")
     back = await proc.expect("ack", id="b1")
