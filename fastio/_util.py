@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import types
 from typing import Any, Callable
 
@@ -30,13 +31,7 @@ async def _drive(coro: Any, yielded: Any) -> Any:
             return stop.value
 
 
-def start_eagerly(result: Any) -> Any:
-    """Run a handler's coroutine up to its first suspension, synchronously.
-
-    Returns the coroutine's value when it finished without suspending (no task is created,
-    which is the common case for handlers that only emit), else a Task that finishes it.
-    A non-coroutine ``result`` is returned as is.
-    """
+def _start_eagerly_driven(result: Any) -> Any:
     if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
         return result
     try:
@@ -47,6 +42,36 @@ def start_eagerly(result: Any) -> Any:
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
+
+
+def _start_eagerly_task(result: Any) -> Any:
+    if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
+        return result
+    task = _Task(result, loop=asyncio.get_running_loop(), eager_start=True)  # type: ignore[call-arg]
+    if task.done():
+        return task.result()
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+if sys.version_info >= (3, 12):
+    # An eagerly started Task: the handler runs at once, inside a real task, so everything
+    # that needs the current task (asyncio.timeout, wait_for, TaskGroup) works from its
+    # first line; a handler that finishes without suspending is never scheduled.
+    start_eagerly = _start_eagerly_task
+else:
+    # Before 3.12 there is no eager Task: the coroutine is driven by hand up to its first
+    # suspension, then continued by a task. Before that first suspension there is no
+    # current task (asyncio.timeout() and TaskGroup need one; asyncio.wait_for does not).
+    start_eagerly = _start_eagerly_driven
+
+start_eagerly.__doc__ = """Run a handler's coroutine up to its first suspension, synchronously.
+
+Returns the coroutine's value when it finished without suspending (nothing is scheduled, which
+is the common case for handlers that only emit), else a Task that finishes it. A
+non-coroutine ``result`` is returned as is.
+"""
 
 
 def then(result: Any, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any]) -> None:

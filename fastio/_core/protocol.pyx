@@ -400,6 +400,10 @@ cdef class HttpProtocol(WSTransport):
         if self.closed or self.transport is None:
             return
         if self.ws_mode:
+            if self.probing and self.conn is not None and not self.close_sent:
+                # A session in the middle of its upgrade: the client may already have moved to
+                # this socket (its upgrade packet not read yet), so it gets the close packet here too.
+                self.ws_write(_frame(OP_TEXT, b"1"))
             self.ws_close(1001, "server shutdown")
         else:
             self.transport.close()
