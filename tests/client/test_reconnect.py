@@ -61,9 +61,12 @@ async def test_reconnects_and_rejoins_every_namespace(any_backend, clients, rec,
         await backend.expect("connect", nsp=ns)
 
     await backend.stop()
-    expected_reason = "server disconnect" if backend.name == "fastio" else "transport error"
+    # fastio's shutdown sends a close packet; a polling client between two polls may find the
+    # listener closed before it fetches it (as with Node), which is a transport error
+    expected = {"server disconnect"} if backend.name == "fastio" and mode == "websocket" else \
+        {"server disconnect", "transport error"} if backend.name == "fastio" else {"transport error"}
     for ns in NAMESPACES:
-        assert (await rec.wait(f"disconnect {ns}"))[0] == (expected_reason,)
+        assert (await rec.wait(f"disconnect {ns}"))[0][0] in expected
     assert not client.connected
 
     # let it fail a few times while the server is down: 0.05, 0.1, 0.2, 0.4 s (+-50%)
@@ -129,7 +132,7 @@ async def test_gives_up_after_reconnection_attempts(fastio_backend, clients, rec
     client.on("disconnect", rec.handler("disconnect"))
     client.on("connect_error", rec.handler("connect_error"))
     client.on("__disconnect_final", rec.handler("final"))
-    await client.connect(backend.url)
+    await client.connect(backend.url, transports=["websocket"])
     await backend.stop()
     await asyncio.wait_for(client.wait(), 10)
     assert rec.of("disconnect") == [("server disconnect",)]
@@ -186,7 +189,7 @@ async def test_no_reconnection_when_disabled(fastio_backend, clients, rec):
     clients.append(client)
     client.on("disconnect", rec.handler("disconnect"))
     client.on("__disconnect_final", rec.handler("final"))
-    await client.connect(backend.url)
+    await client.connect(backend.url, transports=["websocket"])
     await backend.stop()
     await asyncio.wait_for(client.wait(), 5)
     assert rec.of("disconnect") == [("server disconnect",)]
