@@ -793,11 +793,15 @@ async def test_ping_timeout_reason(make_sio, serve_sio, event_log, raw_ws, py_cl
 async def test_always_connect_refusal(make_sio, serve_sio, event_log, py_client, make_log):
     sio = make_sio(always_connect=True)
     log = event_log
+    # The refusal comes once the client saw its CONNECT (a handler still checking something):
+    # python-socketio's client ignores a DISCONNECT that arrives before its connect() returned.
+    checked = asyncio.Event()
 
     @sio.event
     async def connect(sid, environ, auth):
         log.add("connect", sid=sid, auth=auth)
         if auth and auth.get("refuse"):
+            await checked.wait()
             raise fastio.exceptions.ConnectionRefusedError("later refusal")
 
     @sio.event
@@ -812,6 +816,7 @@ async def test_always_connect_refusal(make_sio, serve_sio, event_log, py_client,
     refused = client_with_log(py_client, make_log)
     # with always_connect the client is connected first, then told to go
     await refused.connect(srv.url, auth={"refuse": True}, wait_timeout=5)
+    checked.set()
     assert (await refused.log.expect("disconnect", ns="/"))["reason"] == "server disconnect"
     assert ok.connected
 
