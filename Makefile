@@ -1,6 +1,6 @@
 # The two everyday commands: `make demo` runs the demo server, `make test` runs every test.
 # Both set the project up first on a fresh machine (scripts/bootstrap).
-.PHONY: demo test build bench clean
+.PHONY: demo test test-pythons build bench clean
 
 PY := .venv/bin/python
 
@@ -20,8 +20,12 @@ test: build
 	$(PY) -m pip install -q "matplotlib>=3.7" "py-spy>=0.3"
 	touch $@
 
+# The same suites on the other installed CPythons (scripts/test-pythons; default 3.10 and 3.13).
+test-pythons: .venv/.bootstrapped
+	bash scripts/test-pythons
+
 bench: build .venv/.bench
 	$(PY) bench/run.py
 
 clean:
-	rm -rf build fastio/_core/*.c fastio/_core/*.so fastio/_core/*.html
+	rm -rf .pythons build fastio/_core/*.c fastio/_core/*.so fastio/_core/*.html
