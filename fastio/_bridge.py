@@ -92,13 +92,13 @@ class BridgeWebSocket(WSTransport):
         self._writing = False
         self._send_text: Callable[[str], Awaitable[None]] | None = None
         self._send_bytes: Callable[[bytes], Awaitable[None]] | None = None
-        self._close: Callable[[int], Awaitable[None]] | None = None
+        self._close: Callable[[int], Awaitable[Any]] | None = None
         self._asgi_send: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.done = asyncio.get_running_loop().create_future()
         self.ws_paused = False
 
     def attach(self, send_text: Callable[[str], Awaitable[None]], send_bytes: Callable[[bytes], Awaitable[None]],
-               close: Callable[[int], Awaitable[None]]) -> None:
+               close: Callable[[int], Awaitable[Any]]) -> None:
         """Connect to the framework's send/close coroutines and start writing."""
         self._send_text = send_text
         self._send_bytes = send_bytes
@@ -108,7 +108,10 @@ class BridgeWebSocket(WSTransport):
     def attach_asgi(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         """Connect to an ASGI ``send`` directly (one ASGI message per WebSocket message)."""
         self._asgi_send = send
-        self.attach(send, send, send)
+        # The text/bytes/close callables are not used in ASGI mode (the writer builds ASGI
+        # messages itself); attach() only needs them set to start writing.
+        any_send: Any = send
+        self.attach(any_send, any_send, any_send)
 
     # -- WSTransport --------------------------------------------------------------------------
 

@@ -156,7 +156,8 @@ class ASGIApp:
             # A long poll: answer when data comes, or give up if the client goes away.
             watcher = asyncio.ensure_future(self._watch_disconnect(receive))
             try:
-                await asyncio.wait([req.response, watcher], return_when=asyncio.FIRST_COMPLETED)
+                waiting: list[asyncio.Future[Any]] = [req.response, watcher]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 watcher.cancel()
             if not req.response.done():

@@ -256,9 +256,9 @@ class AsyncServer(AsyncioHelpers):
             for conn in list(self.sockets.values()):
                 conn.close(self.reason.SERVER_DISCONNECT, True)
         else:
-            conn = self.sockets.get(sid)
-            if conn is not None:
-                conn.close(self.reason.SERVER_DISCONNECT, True)
+            one = self.sockets.get(sid)
+            if one is not None:
+                one.close(self.reason.SERVER_DISCONNECT, True)
 
     def transport(self, sid: str) -> str:
         """'websocket' or 'polling'."""
@@ -360,6 +360,7 @@ class AsyncServer(AsyncioHelpers):
 
     def _handshake(self, req: Any, transport: str) -> None:
         sid = self.generate_id()
+        assert self._flusher is not None  # handle_request started the engine
         conn = Conn(sid, self, self._flusher, self.max_write_buffer)
         conn.on_message = self._message_sink
         conn.environ = self._environ(req)

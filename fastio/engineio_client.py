@@ -746,7 +746,7 @@ class AsyncClient(AsyncioHelpers):
                     f"Unexpected status code {int(response.status)} in server response",
                     self._json_or_none(body)) from None
             raise exceptions.ConnectionError(f"WebSocket connection to {url} failed: {exc!r}") from None
-        return listener  # type: ignore[no-any-return]
+        return listener  # type: ignore[no-any-return, return-value]
 
     @staticmethod
     def _json_or_none(body: bytes | None) -> Any:

@@ -276,9 +276,11 @@ class Server:
         max_body = max(engine.max_http_buffer_size + 4096, 1_000_000)
         max_msg = engine.max_http_buffer_size
         router = self._router
-        self._server = await loop.create_server(
-            lambda: HttpProtocol(router, max_body, max_msg), self.host, self.requested_port,
-            reuse_address=True, backlog=4096)
+        def protocol() -> Any:  # an asyncio protocol, implemented in the compiled core
+            return HttpProtocol(router, max_body, max_msg)
+
+        self._server = await loop.create_server(protocol, self.host, self.requested_port,
+                                                reuse_address=True, backlog=4096)
         sockets = self._server.sockets
         if len(sockets) == 1 and self.host not in ("", "0.0.0.0", "::", None):
             # Bound to one address: every accepted connection has it as its local address,

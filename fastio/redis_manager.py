@@ -287,11 +287,11 @@ class AsyncRedisManager(AsyncManager):
                                                  ignore_queue=True)
             elif method == "enter_room":
                 sid, ns = message.get("sid"), message.get("namespace") or "/"
-                if self.is_connected(sid, ns):
+                if isinstance(sid, str) and self.is_connected(sid, ns):
                     self.enter_room_now(sid, ns, message.get("room"))
             elif method == "leave_room":
                 sid, ns = message.get("sid"), message.get("namespace") or "/"
-                if self.is_connected(sid, ns):
+                if isinstance(sid, str) and self.is_connected(sid, ns):
                     await AsyncManager.leave_room(self, sid, ns, message.get("room"))
             elif method == "close_room":
                 await AsyncManager.close_room(self, message.get("room"), message.get("namespace") or "/")

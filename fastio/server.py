@@ -180,7 +180,7 @@ class AsyncServer:
             if not fut.done():
                 fut.set_result(args)
 
-        target = to or sid
+        target: Any = to or sid
         await self.emit(event, data, to=target, namespace=namespace, callback=callback, ignore_queue=ignore_queue)
         try:
             args = await asyncio.wait_for(fut, timeout)
