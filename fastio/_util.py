@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import types
@@ -34,11 +35,13 @@ async def _drive(coro: Any, yielded: Any) -> Any:
 def _start_eagerly_driven(result: Any) -> Any:
     if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
         return result
+    # In a context of its own, as a task would be: context variables a handler sets stay there.
+    ctx = contextvars.copy_context()
     try:
-        yielded = result.send(None)
+        yielded = ctx.run(result.send, None)
     except StopIteration as stop:
         return stop.value
-    task = asyncio.get_running_loop().create_task(_drive(result, yielded))
+    task = ctx.run(asyncio.get_running_loop().create_task, _drive(result, yielded))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task

@@ -98,7 +98,8 @@ class UvicornWebSocketFactory:
         config = self._config
         scope: dict[str, Any] = {
             "type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": req.http_version, "scheme": "ws", "path": req.path,
+            "http_version": req.http_version, "scheme": "wss" if getattr(config, "is_ssl", False) else "ws",
+            "path": req.path,
             "raw_path": req.url.split(b"?", 1)[0], "query_string": req.query_string,
             "root_path": getattr(config, "root_path", "") or "", "headers": req.headers,
             "client": req.client, "server": req.server, "subprotocols": [], "state": {},

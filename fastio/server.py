@@ -352,7 +352,8 @@ class AsyncServer:
                     return
             if type(result) is _Coroutine:
                 result = start_eagerly(result)
-        except Exception:
+        except (Exception, asyncio.CancelledError):
+            # (a handler cancelled before its first await must not reach the transport)
             self.logger.exception('error in handler of event "%s"', event)
             return
         ack_id = pkt.id

@@ -198,7 +198,7 @@ cdef class Conn:
                 for item in enc.attachments:
                     self._queue_msg(item, PyBytes_GET_SIZE(item))
                 return 0
-            if not enc.attachments:
+            if not enc.attachments and not enc.binary:
                 return self._queue_ws(enc.ws_frames())
             for item in enc.ws_parts():
                 self._queue_ws(item)
