@@ -160,8 +160,11 @@ class AsyncManager:
     # -- emitting ----------------------------------------------------------------------------------
 
     def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
-                 skip_sid: Any = None, callback: Callable[..., Any] | None = None) -> int:
-        """Encode once and queue to every recipient; returns how many were addressed."""
+                 skip_sid: Any = None, callback: Callable[..., Any] | None = None,
+                 ignore_queue: bool = False) -> int:
+        """Encode once and queue to every recipient; returns how many were addressed.
+
+        ``ignore_queue``: this process's clients only (meaningful for pub/sub managers)."""
         args = event_args(event, data)
         if callback is None:
             return self.rooms.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))

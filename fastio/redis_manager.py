@@ -143,10 +143,11 @@ class AsyncRedisManager(AsyncManager):
     # -- what the server calls --------------------------------------------------------------------
 
     def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
-                 skip_sid: Any = None, callback: Callable[..., Any] | None = None) -> int:
-        """Deliver locally, then publish for the other processes."""
-        if callback is not None and isinstance(room, str) and self.is_connected(room, namespace):
-            # A client of this process: its acknowledgement comes back here.
+                 skip_sid: Any = None, callback: Callable[..., Any] | None = None,
+                 ignore_queue: bool = False) -> int:
+        """Deliver locally, then publish for the other processes (unless ``ignore_queue``)."""
+        if ignore_queue or (callback is not None and isinstance(room, str) and self.is_connected(room, namespace)):
+            # This process's clients only; or a client of this process, whose ack comes back here.
             return super().emit_now(event, data, namespace, room, skip_sid, callback)
         remote_callback = None
         if callback is not None:
@@ -182,11 +183,8 @@ class AsyncRedisManager(AsyncManager):
                    skip_sid: Any = None, callback: Callable[..., Any] | None = None,
                    to: Any = None, **kwargs: Any) -> None:
         """Emit an event, here and in every other process (also usable without a server)."""
-        target = to if to is not None else room
-        if kwargs.get("ignore_queue"):
-            AsyncManager.emit_now(self, event, data, namespace or "/", target, skip_sid, callback)
-        else:
-            self.emit_now(event, data, namespace or "/", target, skip_sid, callback)
+        self.emit_now(event, data, namespace or "/", to if to is not None else room, skip_sid, callback,
+                      bool(kwargs.get("ignore_queue")))
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         """True for a client of this process; for another process's client, ask it to disconnect."""
@@ -319,9 +317,8 @@ class AsyncRedisManager(AsyncManager):
                 self._publish(message)
 
         skip_sid = message.get("skip_sid")
-        AsyncManager.emit_now(self, message["event"], data, message.get("namespace") or "/",
-                              message.get("room"), tuple(skip_sid) if isinstance(skip_sid, list) else skip_sid,
-                              callback)
+        self.emit_now(message["event"], data, message.get("namespace") or "/", message.get("room"),
+                      tuple(skip_sid) if isinstance(skip_sid, list) else skip_sid, callback, ignore_queue=True)
 
     def _handle_callback(self, message: dict[str, Any]) -> None:
         acks = self._remote_acks.get(message.get("sid"))  # type: ignore[arg-type]

@@ -152,13 +152,8 @@ class AsyncServer:
 
         ``data`` is one argument, or a tuple for several; bytes anywhere in it travel as binary.
         """
-        if ignore_queue:
-            # Only this process's clients, even with a pub/sub manager (python-socketio's meaning).
-            AsyncManager.emit_now(self.manager, event, data, namespace or "/", to if to is not None else room,
-                                  skip_sid, callback)
-        else:
-            self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
-                                  skip_sid, callback)
+        self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
+                              skip_sid, callback, ignore_queue)
 
     async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable[..., Any] | None = None,

@@ -148,16 +148,7 @@ cdef class Conn:
         return 0
 
     cdef int _queue_ws(self, bytes frames) except -1:
-        if self.dropping:
-            return 0
-        if self.wq is None:
-            self.wq = [frames]
-        else:
-            self.wq.append(frames)
-        self.wq_bytes += PyBytes_GET_SIZE(frames)
-        if self.wq_bytes > self.max_buffer:
-            return self._overflowed()
-        return self._mark()
+        return self._queue_msg(frames, PyBytes_GET_SIZE(frames))
 
     cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1:
         if self.dropping:
