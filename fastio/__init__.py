@@ -1,19 +1,18 @@
 """fastio: a fast Socket.IO v5 / Engine.IO v4 server for Python.
 
 A drop-in for python-socketio's asyncio server: ``import fastio as socketio``.
+
+The package is layered bottom up; each layer imports only the ones below it:
+``_core`` (compiled) -> ``base`` -> ``engineio`` -> ``socketio`` -> ``client`` -> ``hosting`` ->
+``cli``/``demo``. See docs/architecture.md.
 """
 from fastio import exceptions
 from fastio._version import __version__
-from fastio.asgi import ASGIApp
-from fastio.client import AsyncClient
-from fastio.manager import AsyncManager
-from fastio.namespace import AsyncNamespace
-from fastio.namespace_client import AsyncClientNamespace, ClientNamespace
-from fastio.native import Server, run, serve, tune_gc, tune_malloc
-from fastio.redis_manager import AsyncRedisManager
-from fastio.server import AsyncServer
-from fastio.simple import AsyncSimpleClient
-from fastio.sync import Client, SimpleClient
+from fastio.client import AsyncClient, AsyncClientNamespace, AsyncSimpleClient, Client, ClientNamespace, SimpleClient
+from fastio.hosting.asgi import ASGIApp
+from fastio.hosting.native import Server, run, serve
+from fastio.hosting.tuning import tune_gc, tune_malloc
+from fastio.socketio import AsyncManager, AsyncNamespace, AsyncRedisManager, AsyncServer
 
 __all__ = [
     "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncRedisManager", "exceptions",

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
         return _run_with_reload(child_args)
     if args.command == "run":
-        from fastio.native import run
+        from fastio.hosting.native import run
         run(load_app(args.app), args.host, args.port, log_level=args.log_level)
     elif args.command == "demo":
         from fastio.demo import main as demo_main

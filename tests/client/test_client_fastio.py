@@ -15,8 +15,8 @@ import pytest
 import fastio
 from fastio import exceptions
 from fastio.client import AsyncClient
-from fastio.namespace_client import AsyncClientNamespace, ClientNamespace
-from fastio.sync import Client
+from fastio.client.namespace import AsyncClientNamespace, ClientNamespace
+from fastio.client.sync import Client
 
 TRANSPORTS = {
     "polling": ["polling"],
@@ -453,7 +453,7 @@ async def test_websocket_extra_options(backend, clients, log_records):
 
 @pytest.mark.timeout(30)
 async def test_blocking_client(backend):
-    """fastio.sync.Client: handlers in threads, emit/call from them, wait() until kicked."""
+    """fastio.client.sync.Client: handlers in threads, emit/call from them, wait() until kicked."""
     url = backend.url
     result: dict = {}
 
@@ -518,9 +518,9 @@ async def test_blocking_client(backend):
 
 @pytest.mark.timeout(20)
 async def test_engineio_client_on_its_own(fastio_backend):
-    """fastio.engineio_client.AsyncClient with python-engineio's interface."""
+    """fastio.engineio.client.AsyncClient with python-engineio's interface."""
     from fastio.engineio import AsyncServer as EngineServer
-    from fastio.engineio_client import AsyncClient as EngineClient
+    from fastio.engineio.client import AsyncClient as EngineClient
 
     eio = EngineServer()
 

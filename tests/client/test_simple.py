@@ -6,8 +6,8 @@ import asyncio
 import pytest
 
 from fastio import exceptions
-from fastio.simple import AsyncSimpleClient
-from fastio.sync import SimpleClient
+from fastio.client.simple import AsyncSimpleClient
+from fastio.client.sync import SimpleClient
 
 
 @pytest.mark.timeout(20)

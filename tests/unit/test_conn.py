@@ -165,7 +165,7 @@ def test_overflow_in_the_middle_of_a_packet_sends_none_of_it(loop, transport):
 def test_framework_websocket_that_cannot_keep_up_is_bounded_by_max_buffer(loop):
     """A framework WebSocket whose send() has to wait pauses the session's output, so what piles
     up is counted against max_buffer and a reader that never catches up is dropped."""
-    from fastio._bridge import BridgeWebSocket
+    from fastio.hosting.bridge import BridgeWebSocket
 
     async def scenario():
         handler = Handler()

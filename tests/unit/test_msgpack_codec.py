@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from socketio.msgpack_packet import MsgPackPacket
 
 from fastio._core import packet as P
-from fastio._msgpack import MsgpackDecoder, msgpack_encoder
+from fastio.socketio.msgpack import MsgpackDecoder, msgpack_encoder
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20) | st.binary(max_size=40),

@@ -2,7 +2,7 @@
 import asyncio
 import contextvars
 
-from fastio._util import start_eagerly
+from fastio.base.util import start_eagerly
 
 cv = contextvars.ContextVar("cv", default="unset")
 

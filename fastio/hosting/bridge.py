@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastio._core.conn import Conn, WSTransport
 from fastio._core.wsframe import OP_BINARY, OP_TEXT, FrameReader
-from fastio._util import start_eagerly
+from fastio.base.util import start_eagerly
 
 __all__ = ["BridgeRequest", "BridgeWebSocket"]
 

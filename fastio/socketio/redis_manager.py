@@ -21,11 +21,11 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from fastio.manager import AsyncManager
+from fastio.socketio.manager import AsyncManager
 
 __all__ = ["AsyncRedisManager"]
 
-logger = logging.getLogger("fastio.server")
+logger = logging.getLogger("fastio.socketio")
 
 
 class _OrjsonCodec:

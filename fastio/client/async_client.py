@@ -37,8 +37,8 @@ from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, Decoder,
     configure_json, encode,
 )
-from fastio._util import make_logger
-from fastio.engineio_client import AsyncClient as EngineIOClient
+from fastio.base.util import make_logger
+from fastio.engineio.client import AsyncClient as EngineIOClient
 
 __all__ = ["AsyncClient"]
 
@@ -163,7 +163,7 @@ class AsyncClient:
         self._encode: Callable[..., Any] = encode
         self._decoder: Any
         if serializer == "msgpack":
-            from fastio._msgpack import MsgpackDecoder, msgpack_encoder
+            from fastio.socketio.msgpack import MsgpackDecoder, msgpack_encoder
 
             self._encode = msgpack_encoder()
             self._decoder = MsgpackDecoder(max_size=sys.maxsize)
@@ -221,7 +221,7 @@ class AsyncClient:
 
     def register_namespace(self, namespace_handler: Any) -> None:
         """Register an :class:`fastio.AsyncClientNamespace` instance."""
-        from fastio.namespace_client import AsyncClientNamespace
+        from fastio.client.namespace import AsyncClientNamespace
 
         if not isinstance(namespace_handler, AsyncClientNamespace):
             raise ValueError("Not a namespace instance")

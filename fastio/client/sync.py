@@ -13,9 +13,9 @@ import time
 import weakref
 from typing import Any, Callable, Coroutine
 
-from fastio.client import AsyncClient
-from fastio.namespace_client import ClientNamespace
-from fastio.simple import AsyncSimpleClient
+from fastio.client.async_client import AsyncClient
+from fastio.client.namespace import ClientNamespace
+from fastio.client.simple import AsyncSimpleClient
 
 __all__ = ["Client", "SimpleClient"]
 

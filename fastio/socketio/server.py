@@ -16,10 +16,10 @@ from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, configure_json, encode,
 )
-from fastio._util import make_logger, start_eagerly, then
-from fastio.engineio import AsyncServer as EngineIOServer
-from fastio.manager import AsyncManager, Socket
-from fastio.namespace import AsyncNamespace
+from fastio.base.util import make_logger, start_eagerly, then
+from fastio.engineio.server import AsyncServer as EngineIOServer
+from fastio.socketio.manager import AsyncManager, Socket
+from fastio.socketio.namespace import AsyncNamespace
 
 __all__ = ["AsyncServer"]
 
@@ -72,7 +72,7 @@ class AsyncServer:
             self._new_decoder: Callable[[], Any] = lambda: Decoder(self.max_attachments,
                                                                    self.eio.max_http_buffer_size)
         elif serializer == "msgpack":
-            from fastio._msgpack import MsgpackDecoder, msgpack_encoder
+            from fastio.socketio.msgpack import MsgpackDecoder, msgpack_encoder
 
             self._encode = msgpack_encoder()
             self._new_decoder = lambda: MsgpackDecoder(self.eio.max_http_buffer_size)
@@ -88,7 +88,7 @@ class AsyncServer:
         self.eio._message_sink = self._on_eio_message
         self.eio.on("connect", self._handle_eio_connect)
         self.eio._close_sink = self._handle_eio_close
-        self.logger = make_logger("fastio.server", logger)
+        self.logger = make_logger("fastio.socketio", logger)
         self.async_handlers = async_handlers
         self.always_connect = always_connect
         self.namespaces = namespaces or ["/"]
@@ -110,9 +110,7 @@ class AsyncServer:
 
     def attach(self, app: Any, socketio_path: str = "socket.io") -> None:
         """Serve Socket.IO from an aiohttp ``web.Application`` under ``/<socketio_path>/``."""
-        from fastio.aiohttp import attach
-
-        attach(self, app, socketio_path)
+        self.eio.attach(app, socketio_path)
 
     def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
         """Register an event handler, as a decorator or directly (``'*'`` catches all)."""

@@ -31,7 +31,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 from fastio import exceptions
 from fastio._core import eio as _eio
 from fastio._core.packet import configure_json, json_module
-from fastio._util import AsyncioHelpers, make_logger
+from fastio.base.util import AsyncioHelpers, make_logger
 
 __all__ = ["AsyncClient"]
 
@@ -412,7 +412,7 @@ class AsyncClient(AsyncioHelpers):
                  timestamp_requests: bool = True) -> None:
         if json is not None:
             configure_json(json)
-        self.logger = make_logger("fastio.engineio_client", logger)
+        self.logger = make_logger("fastio.engineio.client", logger)
         self.request_timeout = request_timeout
         self.http_session = http_session
         self.ssl_verify = ssl_verify

@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastio._core.protocol import HttpProtocol
+from fastio.hosting.router import Router
+from fastio.hosting.tuning import tune_malloc
 
 __all__ = ["UvicornWebSocketFactory"]
 
@@ -38,15 +40,13 @@ class UvicornWebSocketFactory:
     """
 
     def __init__(self, engine_app: Any, fallback: Any = None) -> None:
-        from fastio.native import _Router, tune_malloc
-
         tune_malloc()
 
         switches: dict[Any, _Switch] = {}
 
         factory = self
 
-        class Router(_Router):
+        class _TrackedRouter(Router):
             def handle_request(self, req: Any) -> None:
                 if req.upgrade and self.engine.handles_path(req.path):
                     req.environ = factory._environ(req)
@@ -58,7 +58,7 @@ class UvicornWebSocketFactory:
                 if sw is not None and sw._server_state is not None:
                     sw._server_state.connections.discard(sw)
 
-        self._router = Router(engine_app)
+        self._router = _TrackedRouter(engine_app)
         self._switches = switches
         self._config: Any = None
         self._proxy: Any = None

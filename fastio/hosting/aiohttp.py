@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastio._bridge import BridgeRequest
+from fastio.base.frameworks import register_attacher
+from fastio.hosting.bridge import BridgeRequest
 
 __all__ = ["attach"]
 
@@ -94,3 +95,14 @@ def attach(server: Any, app: Any, socketio_path: str = "socket.io") -> None:
     app.router.add_route("GET", path, handler)
     app.router.add_route("POST", path, handler)
     app.router.add_route("OPTIONS", path, handler)
+
+
+def _attach_aiohttp(engine: Any, app: Any, path: str) -> bool:
+    """The attacher for ``AsyncServer.attach``: takes aiohttp applications only."""
+    if not type(app).__module__.startswith("aiohttp"):
+        return False
+    attach(engine, app, path)
+    return True
+
+
+register_attacher(_attach_aiohttp)

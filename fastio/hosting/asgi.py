@@ -11,7 +11,8 @@ import mimetypes
 import os
 from typing import Any, Awaitable, Callable
 
-from fastio._bridge import BridgeRequest
+from fastio.hosting.bridge import BridgeRequest
+from fastio.hosting.uvicorn import UvicornWebSocketFactory
 
 __all__ = ["ASGIApp", "get_static_file"]
 
@@ -113,8 +114,6 @@ class ASGIApp:
         compiled protocol; other WebSocket paths, HTTP and long-polling are served as usual.
         """
         if self._uvicorn_ws is None:
-            from fastio._uvicorn import UvicornWebSocketFactory
-
             self._uvicorn_ws = UvicornWebSocketFactory(self.sio)
         return self._uvicorn_ws
 

@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from fastio.client import AsyncClient
+from fastio.client.async_client import AsyncClient
 from fastio.exceptions import DisconnectedError, SocketIOError, TimeoutError
 
 __all__ = ["AsyncSimpleClient"]

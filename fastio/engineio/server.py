@@ -22,7 +22,8 @@ import orjson
 
 from fastio._core.conn import Conn, Flusher, sweep
 from fastio._core.eio import decode_payload
-from fastio._util import AsyncioHelpers, make_logger, start_eagerly, then
+from fastio.base import frameworks
+from fastio.base.util import AsyncioHelpers, make_logger, start_eagerly, then
 
 __all__ = ["AsyncServer"]
 
@@ -192,9 +193,7 @@ class AsyncServer(AsyncioHelpers):
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Serve Engine.IO from an aiohttp ``web.Application`` under ``/<engineio_path>/``."""
-        from fastio.aiohttp import attach
-
-        attach(self, app, engineio_path)
+        frameworks.attach(self, app, engineio_path)
 
     def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register a handler for ``'connect'``, ``'message'`` or ``'disconnect'`` (decorator too)."""

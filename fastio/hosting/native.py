@@ -1,0 +1,161 @@
+"""fastio's built-in server: uvloop + the compiled HTTP/WebSocket protocol.
+
+``await serve(app, host, port)`` starts serving and returns a ``Server``; ``run(app, host, port)``
+blocks until SIGINT/SIGTERM, then shuts down gracefully (every session gets a close packet,
+pending polls are answered) and returns.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from fastio._core.protocol import HttpProtocol
+from fastio.hosting.asgi import ASGIApp
+from fastio.hosting.asgi_host import AsgiHost
+from fastio.hosting.router import Router
+from fastio.hosting.tuning import tune_gc, tune_malloc
+
+__all__ = ["Server", "serve", "run"]
+
+logger = logging.getLogger("fastio.hosting")
+
+
+def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
+    """Accept an ASGIApp wrapping a server, and turn an ASGI callable into a host."""
+    if isinstance(app, ASGIApp):
+        if other_app is None:
+            other_app = app.other_asgi_app
+            if other_app is None and app.static_files:
+                other_app = app
+        app = app.sio
+    if other_app is not None and not hasattr(other_app, "handle_request"):
+        other_app = AsgiHost(other_app)
+    return app, other_app
+
+
+class Server:
+    """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
+
+    def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+        app, other_app = _split_app(app, other_app)
+        self.app = app
+        self.other_app = other_app
+        self.host = host
+        self.requested_port = port
+        self._router = Router(app, other_app)
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> "Server":
+        """Bind and start accepting connections."""
+        loop = asyncio.get_running_loop()
+        tune_malloc()
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.startup()
+        engine = self._router.engine
+        max_body = max(engine.max_http_buffer_size + 4096, 1_000_000)
+        max_msg = engine.max_http_buffer_size
+        router = self._router
+        def protocol() -> Any:  # an asyncio protocol, implemented in the compiled core
+            return HttpProtocol(router, max_body, max_msg)
+
+        self._server = await loop.create_server(protocol, self.host, self.requested_port,
+                                                reuse_address=True, backlog=4096)
+        sockets = self._server.sockets
+        if len(sockets) == 1 and self.host not in ("", "0.0.0.0", "::", None):
+            # Bound to one address: every accepted connection has it as its local address,
+            # which saves a getsockname() per connection.
+            router.local_addr = sockets[0].getsockname()[:2]
+        engine._ensure_started()
+        return self
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return "http://%s:%d" % (self.host, self.port)
+
+    async def close(self) -> None:
+        """Stop listening, close every session with a close packet, then the connections."""
+        if self._server is None:
+            return
+        self._server.close()
+        app = self.app
+        shutdown = getattr(app, "shutdown", None)
+        if shutdown is not None:
+            await shutdown()
+        for proto in list(self._router.connections):
+            proto.close_transport()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+        except asyncio.TimeoutError:
+            logger.warning("connections still open after shutdown")
+        self._server = None
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.shutdown()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        assert self._server is not None
+        await self._server.serve_forever()
+
+
+async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
+                other_app: Any = None) -> Server:
+    """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
+    one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
+    Returns the running Server."""
+    return await Server(sio, host, port, app if app is not None else other_app).start()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # Windows, or uvloop missing: the stdlib loop works too
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
+        log_level: str | None = None) -> None:
+    """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
+
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    """
+    if app is not None:
+        other_app = app
+    if log_level is not None:
+        level = log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        # The server objects set their own loggers' levels from logger=/engineio_logger=;
+        # an explicit level here wins.
+        for name in ("fastio", "fastio.socketio", "fastio.engineio"):
+            logging.getLogger(name).setLevel(level)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main() -> None:
+        server = await serve(sio, host, port, other_app=other_app)
+        tune_gc()
+        print("fastio serving on http://%s:%d" % (host, server.port), flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                signal.signal(sig, lambda *a: loop.call_soon_threadsafe(stop.set))
+        await stop.wait()
+        logger.info("shutting down")
+        await server.close()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

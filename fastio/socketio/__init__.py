@@ -1,0 +1,10 @@
+"""Socket.IO v5 server: namespaces, events, acknowledgements, rooms and the managers.
+
+Built on ``fastio.engineio``; imports only the layers below it (``_core``, ``base``, ``engineio``).
+"""
+from fastio.socketio.manager import AsyncManager
+from fastio.socketio.namespace import AsyncNamespace
+from fastio.socketio.redis_manager import AsyncRedisManager
+from fastio.socketio.server import AsyncServer
+
+__all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncRedisManager"]
