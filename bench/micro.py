@@ -228,15 +228,15 @@ def case_fanout():
             pass
 
     class Handler:
-        _ping_interval = 25.0
+        heartbeat_interval = 25.0
 
-        def _message_sink(self, conn, data, binary):
+        def message_sink(self, conn, data, binary):
             pass
 
-        def _overflow(self, conn):
+        def overflow(self, conn):
             pass
 
-        def _on_close(self, conn, reason):
+        def conn_closed(self, conn, reason):
             pass
 
     loop = FakeLoop()

@@ -1,6 +1,7 @@
 """Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep."""
 from typing import Any, Iterable
 
+from fastio._core.contract import EngineCallbacks, MessageSink
 from fastio._core.packet import Encoded
 
 class WSTransport:
@@ -26,8 +27,8 @@ class Flusher:
 class Conn:
     """One Engine.IO session, whichever transport carries it."""
     sid: str
-    handler: Any
-    on_message: Any
+    handler: EngineCallbacks
+    on_message: MessageSink
     ws: WSTransport | None
     upgraded: bool
     environ: Any
@@ -39,7 +40,7 @@ class Conn:
     max_buffer: int
     state: int
     close_reason: str | None
-    def __init__(self, sid: str, handler: Any, flusher: Flusher, max_buffer: int = ...) -> None: ...
+    def __init__(self, sid: str, handler: EngineCallbacks, flusher: Flusher, max_buffer: int = ...) -> None: ...
     @property
     def transport(self) -> str:
         """'websocket' once upgraded, else 'polling'."""

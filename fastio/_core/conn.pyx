@@ -93,14 +93,15 @@ cdef class Flusher:
 cdef class Conn:
     """One Engine.IO session.
 
-    ``handler`` is the engine object; it receives ``_on_close(conn, reason)`` and
-    ``_answer_poll(conn, request, body)``; ``on_message(conn, data, binary)`` receives messages.
+    ``handler`` is the engine object: every call the session makes into it is declared by
+    ``fastio._core.contract.EngineCallbacks``; ``on_message`` (its ``message_sink``) receives
+    the session's messages.
     """
 
     def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=16 * 1024 * 1024):
         self.sid = sid
         self.handler = handler
-        self.on_message = handler._message_sink
+        self.on_message = handler.message_sink
         self.flusher = flusher
         self.max_buffer = max_buffer
         # Queues are created on first use and dropped when drained: an idle connection has none.
@@ -144,7 +145,7 @@ cdef class Conn:
         self.pollq = None
         self.wq_bytes = 0
         self.dropping = True
-        self.handler._overflow(self)
+        self.handler.overflow(self)
         return 0
 
     cdef int _queue_ws(self, bytes frames) except -1:
@@ -238,10 +239,10 @@ cdef class Conn:
                 self.on_message(self, data, binary)
             except Exception as exc:
                 # Nothing an application does may escape into the transport's read callback.
-                self.handler._message_error(self, exc)
+                self.handler.message_error(self, exc)
         elif ptype == 3:  # pong
             self.pong_deadline = 0.0
-            self.next_ping = _monotonic() + self.handler._ping_interval
+            self.next_ping = _monotonic() + self.handler.heartbeat_interval
         elif ptype == 1:
             self.close("client disconnect", False)
         elif ptype == 6:
@@ -249,7 +250,7 @@ cdef class Conn:
         elif ptype == 2:  # a ping from an older peer: answer it
             self.send_eio(b"3" + data)
         else:
-            self.handler._protocol_error(self, "unexpected packet type %d" % ptype)
+            self.handler.protocol_error(self, "unexpected packet type %d" % ptype)
 
     cpdef flush(self):
         """Hand everything queued to the transport (one write), or answer a waiting poll."""
@@ -284,7 +285,7 @@ cdef class Conn:
         elif self.poll_waiter is not None and self.pollq:
             req = self.poll_waiter
             self.poll_waiter = None
-            self.handler._answer_poll(self, req, self._take_poll())
+            self.handler.answer_poll(self, req, self._take_poll())
 
     cdef bytes _take_poll(self):
         cdef list items
@@ -361,11 +362,11 @@ cdef class Conn:
             if self.poll_waiter is not None:
                 req = self.poll_waiter
                 self.poll_waiter = None
-                self.handler._answer_poll(self, req, encode_payload(self.pollq) if self.pollq else b"1")
+                self.handler.answer_poll(self, req, encode_payload(self.pollq) if self.pollq else b"1")
                 self.pollq = None
                 self.wq_bytes = 0
         self.state = ST_CLOSED
-        self.handler._on_close(self, reason)
+        self.handler.conn_closed(self, reason)
 
 
 def sweep(object conns, double now, double interval, double timeout):

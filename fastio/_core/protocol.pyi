@@ -1,7 +1,9 @@
 """The native server's per-connection protocol: HTTP/1.1 (httptools) that can become a WebSocket."""
+import asyncio
 from typing import Any, Callable
 
 from fastio._core.conn import Conn, WSTransport
+from fastio._core.contract import ConnectionHost
 
 def status_line(status: int) -> bytes:
     """The HTTP/1.1 status line for ``status``, CRLF included."""
@@ -48,9 +50,9 @@ class Request:
     def accept_websocket(self, conn: Conn | None, probe: bool, extra_headers: list[Any] | None = None) -> "HttpProtocol | None":
         """Answer 101 and switch the connection to WebSocket frames carrying ``conn``."""
 
-class HttpProtocol(WSTransport):
+class HttpProtocol(WSTransport, asyncio.Protocol):
     """asyncio protocol for one TCP connection of the native server."""
-    app: Any
+    app: ConnectionHost
     peername: Any
     sockname: Any
     probing: bool
@@ -58,6 +60,6 @@ class HttpProtocol(WSTransport):
     max_body: int
     max_message: int
     closed: bool
-    def __init__(self, app: Any, max_body: int = 1_000_000, max_message: int = 1_000_000) -> None: ...
+    def __init__(self, app: ConnectionHost, max_body: int = 1_000_000, max_message: int = 1_000_000) -> None: ...
     def close_transport(self) -> None:
         """Close this connection (a WebSocket with 1001)."""

@@ -107,7 +107,7 @@ cdef class Request:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
         parts.append(b)
-        self.proto._respond_done(self, b"".join(parts))
+        self.proto.respond_done(self, b"".join(parts))
 
     def start_response(self, int status, list headers):
         """Begin a streamed response (chunked transfer encoding); follow with ``write`` and ``end``."""
@@ -123,21 +123,21 @@ cdef class Request:
         if not self.keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        self.proto._write_raw(b"".join(parts))
+        self.proto.write_raw(b"".join(parts))
 
     def write(self, data):
         """Send one chunk of a streamed response."""
         cdef bytes b = _b(data)
         if not self.streaming or self.ended or not b:
             return
-        self.proto._write_raw(b"%x\r\n" % PyBytes_GET_SIZE(b) + b + b"\r\n")
+        self.proto.write_raw(b"%x\r\n" % PyBytes_GET_SIZE(b) + b + b"\r\n")
 
     def end(self):
         """Finish a streamed response."""
         if not self.streaming or self.ended:
             return
         self.ended = True
-        self.proto._respond_done(self, b"0\r\n\r\n")
+        self.proto.respond_done(self, b"0\r\n\r\n")
 
     @property
     def closed(self):
@@ -161,7 +161,7 @@ cdef class Request:
             for k, v in extra_headers:
                 parts.append(_b(k) + b": " + _b(v) + b"\r\n")
         parts.append(b"\r\n")
-        self.proto._switch_to_ws(self, b"".join(parts), conn, probe)
+        self.proto.switch_to_ws(self, b"".join(parts), conn, probe)
         return self.proto
 
 
@@ -205,12 +205,12 @@ cdef class HttpProtocol(WSTransport):
         self.peername = transport.get_extra_info("peername")
         self.sockname = getattr(self.app, "local_addr", None) or transport.get_extra_info("sockname")
         self.parser = _HttpRequestParser(self)
-        self.app._connection_made(self)
+        self.app.connection_opened(self)
 
     def connection_lost(self, exc):
         cdef Request r
         self.closed = True
-        self.app._connection_lost(self)
+        self.app.connection_closed(self)
         if self.ws_mode:
             if self.conn is not None and not self.probing and self.conn.ws is self:
                 self.conn.close("transport close" if exc is None or self.close_sent else "transport error")
@@ -317,7 +317,7 @@ cdef class HttpProtocol(WSTransport):
             try:
                 self.app.handle_request(r)
             except Exception as exc:
-                self.app._log_exception("request handler failed", exc)
+                self.app.log_exception("request handler failed", exc)
                 if not r.responded:
                     r.keep_alive = False
                     r.respond(500, [(b"Content-Type", b"text/plain")], b"Internal Server Error")
@@ -330,11 +330,11 @@ cdef class HttpProtocol(WSTransport):
         self.transport.write(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         self.transport.close()
 
-    def _write_raw(self, bytes data):
+    cdef write_raw(self, bytes data):
         if not self.closed:
             self.transport.write(data)
 
-    def _respond_done(self, Request r, bytes data):
+    cdef respond_done(self, Request r, bytes data):
         if self.closed:
             return
         self.transport.write(data)
@@ -346,7 +346,7 @@ cdef class HttpProtocol(WSTransport):
                 return
             self._next()
 
-    cdef _switch_to_ws(self, Request r, bytes head, Conn conn, bint probe):
+    cdef switch_to_ws(self, Request r, bytes head, Conn conn, bint probe):
         cdef bytes rest
         if self.closed:
             return
@@ -460,16 +460,16 @@ cdef class HttpProtocol(WSTransport):
             self.transport.write(_frame(OP_TEXT, b"3probe"))
             # A noop answers the pending long poll so the client can pause polling.
             conn.send_eio(b"6")
-            conn.handler._probe_started(conn)
+            conn.handler.probe_started(conn)
         elif payload == b"5":
             self.probing = False
-            self.app._upgraded(conn, self)
+            self.app.conn_upgraded(conn, self)
             conn.upgrade(self)
         # anything else during the probe is ignored, as Engine.IO servers do
 
     cdef _ws_fail(self, int code, str reason):
         cdef Conn conn = self.conn
-        self.app._log_ws_error(self, code, reason)
+        self.app.log_ws_error(self, code, reason)
         self.ws_close(code, reason)
         if conn is not None and not self.probing and conn.ws is self:
             conn.close("transport error")

@@ -51,6 +51,20 @@ def _keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
     return task
 
 
+class _AckWaiter:
+    """The acknowledgement callback of ``call()``: resolves its future, always on the loop
+    (never in the blocking client's handler threads)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[tuple[Any, ...]]) -> None:
+        self.future = future
+
+    def __call__(self, *args: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(args)
+
+
 # -- SIGINT: stop reconnecting and disconnect, then let the previous handler run -------------
 
 _sigint_clients: "weakref.WeakSet[AsyncClient]" = weakref.WeakSet()
@@ -60,7 +74,7 @@ _sigint_installed = False
 
 def _on_sigint(signum: int, frame: Any) -> None:
     for client in list(_sigint_clients):
-        client._interrupt()
+        client.interrupt()
     previous = _previous_sigint
     if callable(previous) and previous is not _on_sigint:
         try:
@@ -141,8 +155,8 @@ class AsyncClient:
         if engineio_logger is not None:
             kwargs["logger"] = engineio_logger
         self.eio = EngineIOClient(handle_sigint=handle_sigint, **kwargs)
-        self.eio._message_sink = self._on_eio_message
-        self.eio._close_sink = self._on_eio_close
+        self.eio.message_sink = self._on_eio_message
+        self.eio.close_sink = self._on_eio_close
         self.logger = make_logger("fastio.client", logger)
 
         self.connection_url: Any = None
@@ -225,7 +239,7 @@ class AsyncClient:
 
         if not isinstance(namespace_handler, AsyncClientNamespace):
             raise ValueError("Not a namespace instance")
-        namespace_handler._set_client(self)
+        namespace_handler.client = self
         self.namespace_handlers[namespace_handler.namespace] = namespace_handler
 
     # -- information -----------------------------------------------------------------------
@@ -336,7 +350,7 @@ class AsyncClient:
                     "Timed out waiting for namespaces to connect: " + ", ".join(missing))
             self.connected = True
             # the upgrade to WebSocket runs alongside; settle it so that transport() is final
-            await self.eio._wait_upgrade(self.eio.request_timeout)
+            await self.eio.wait_upgrade(self.eio.request_timeout)
         else:
             self.connected = True
 
@@ -416,12 +430,7 @@ class AsyncClient:
         several, or None. Raises ``fastio.exceptions.TimeoutError`` after ``timeout`` seconds."""
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
 
-        def acknowledged(*args: Any) -> None:
-            if not future.done():
-                future.set_result(args)
-
-        acknowledged._fastio_in_loop = True  # type: ignore[attr-defined]
-        namespace, ack_id = await self._emit(event, data, namespace, acknowledged)
+        namespace, ack_id = await self._emit(event, data, namespace, _AckWaiter(future))
         try:
             args = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
@@ -434,9 +443,9 @@ class AsyncClient:
     async def _send(self, ptype: int, namespace: str, data: Any = None, ack_id: int | None = None) -> None:
         encoded = self._encode(ptype, namespace, data, ack_id)
         if encoded.binary:
-            await self.eio._send_binary_message(encoded.message)
+            await self.eio.send_binary_message(encoded.message)
         else:
-            await self.eio._send_message(encoded.message, encoded.attachments)
+            await self.eio.send_message(encoded.message, encoded.attachments)
 
     def _send_nowait(self, ptype: int, namespace: str, data: Any = None, ack_id: int | None = None) -> None:
         if self.eio.state != "connected":
@@ -444,11 +453,11 @@ class AsyncClient:
         encoded = self._encode(ptype, namespace, data, ack_id)
         attachments = encoded.attachments
         if encoded.binary:
-            self.eio._send_items([(encoded.message, True)])
+            self.eio.send_items([(encoded.message, True)])
         elif attachments:
-            self.eio._send_items([(encoded.message, False)] + [(a, True) for a in attachments])
+            self.eio.send_items([(encoded.message, False)] + [(a, True) for a in attachments])
         else:
-            self.eio._send_items([(encoded.message, False)])
+            self.eio.send_items([(encoded.message, False)])
 
     # -- utilities -------------------------------------------------------------------------
 
@@ -663,7 +672,7 @@ class AsyncClient:
         coroutines as tasks; ``then(ok, result)`` gets the outcome."""
         executor = self._handler_executor
         if executor is not None and not inspect.iscoroutinefunction(handler) \
-                and not getattr(handler, "_fastio_in_loop", False) \
+                and not isinstance(handler, _AckWaiter) \
                 and not inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(executor, lambda: handler(*args))
@@ -757,8 +766,18 @@ class AsyncClient:
         if self._reconnect_task is not None and self._reconnect_abort is not None:
             self._reconnect_abort.set()
 
-    def _interrupt(self) -> None:
-        """SIGINT (any thread): stop reconnecting and disconnect, on the client's loop."""
+    @property
+    def reconnecting(self) -> bool:
+        """True while the client is between connections and trying to get one back."""
+        return self._reconnect_task is not None
+
+    def set_handler_executor(self, executor: Any) -> None:
+        """Run plain-function handlers in ``executor`` (a ``concurrent.futures`` executor)
+        instead of on the loop; the blocking ``fastio.Client`` uses this. None: on the loop."""
+        self._handler_executor = executor
+
+    def interrupt(self) -> None:
+        """Stop reconnecting and disconnect, from any thread (what SIGINT does)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return

@@ -37,9 +37,6 @@ class AsyncClientNamespace:
     def is_asyncio_based(self) -> bool:
         return True
 
-    def _set_client(self, client: Any) -> None:
-        self.client = client
-
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""
         handler = getattr(self, "on_" + (event or ""), None)
@@ -81,9 +78,6 @@ class ClientNamespace:
 
     def is_asyncio_based(self) -> bool:
         return False
-
-    def _set_client(self, client: Any) -> None:
-        self.client = client
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""

@@ -128,7 +128,7 @@ class AsyncSimpleClient:
 
     async def disconnect(self) -> None:
         """Disconnect from the server."""
-        if self.client is not None and (self.connected or self.client._reconnect_task is not None):
+        if self.client is not None and (self.connected or self.client.reconnecting):
             await self.client.disconnect()
         self.connected = False
         self._connected_event.set()

@@ -93,7 +93,7 @@ class Client:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=handler_threads, thread_name_prefix="fastio-handler")
         self._client = AsyncClient(*args, **kwargs)
-        self._client._handler_executor = self._executor
+        self._client.set_handler_executor(self._executor)
         weakref.finalize(self, _shutdown_runner, self._runner.loop, self._executor)
 
     def is_asyncio_based(self) -> bool:
@@ -152,7 +152,7 @@ class Client:
         """Register a :class:`fastio.ClientNamespace` instance."""
         if not isinstance(namespace_handler, ClientNamespace):
             raise ValueError("Not a namespace instance")
-        namespace_handler._set_client(self)
+        namespace_handler.client = self
         self._client.namespace_handlers[namespace_handler.namespace] = namespace_handler
 
     def get_sid(self, namespace: str | None = None) -> str | None:

@@ -307,7 +307,7 @@ class _WSListener(WSListener):  # type: ignore[misc]
         self._wake()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
-        self.client._ws_disconnected(self)
+        self.client.ws_disconnected(self)
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -431,8 +431,8 @@ class AsyncClient(AsyncioHelpers):
         self.current_transport: str | None = None
 
         # hooks for the Socket.IO layer: raw message bytes, and the close reason
-        self._message_sink: Callable[[bytes, bool], None] | None = None
-        self._close_sink: Callable[[str], None] | None = None
+        self.message_sink: Callable[[bytes, bool], None] | None = None
+        self.close_sink: Callable[[str], None] | None = None
 
         self._target: _Target | None = None
         self._headers: dict[str, str] = {}
@@ -525,16 +525,16 @@ class AsyncClient(AsyncioHelpers):
     async def send(self, data: Any) -> None:
         """Send a message: str as text, bytes as binary, anything else as JSON text."""
         if isinstance(data, str):
-            await self._send_message(b"4" + data.encode("utf-8"), ())
+            await self.send_message(b"4" + data.encode("utf-8"), ())
         elif isinstance(data, (bytes, bytearray, memoryview)):
             if self.state == "connected":
-                self._send_items([(bytes(data), True)])
+                self.send_items([(bytes(data), True)])
                 await self._drain()
         else:
             text = json_module().dumps(data)
             if isinstance(text, str):
                 text = text.encode("utf-8")
-            await self._send_message(b"4" + text, ())
+            await self.send_message(b"4" + text, ())
 
     async def disconnect(self, abort: bool = False, reason: str | None = None) -> None:
         """Close the connection (the server gets a CLOSE packet)."""
@@ -570,25 +570,25 @@ class AsyncClient(AsyncioHelpers):
 
     # -- used by the Socket.IO client ------------------------------------------------------
 
-    async def _send_message(self, message: bytes, attachments: Any) -> None:
+    async def send_message(self, message: bytes, attachments: Any) -> None:
         """Send an Engine.IO MESSAGE (``message`` starts with ``b"4"``) and binary attachments
         as one unit: nothing else goes between them."""
         if self.state != "connected":
             return
         if attachments:
-            self._send_items([(message, False)] + [(a, True) for a in attachments])
+            self.send_items([(message, False)] + [(a, True) for a in attachments])
         else:
-            self._send_items([(message, False)])
+            self.send_items([(message, False)])
         await self._drain()
 
-    async def _send_binary_message(self, payload: bytes) -> None:
+    async def send_binary_message(self, payload: bytes) -> None:
         """Send one binary Engine.IO MESSAGE (a packet of a binary serializer such as msgpack)."""
         if self.state != "connected":
             return
-        self._send_items([(payload, True)])
+        self.send_items([(payload, True)])
         await self._drain()
 
-    async def _wait_upgrade(self, timeout: float) -> None:
+    async def wait_upgrade(self, timeout: float) -> None:
         """Wait (at most ``timeout``) until a pending upgrade succeeded or failed."""
         task = self._upgrade_task
         if task is not None and not task.done() and self._upgrade_settled is not None:
@@ -942,7 +942,9 @@ class AsyncClient(AsyncioHelpers):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _send_items(self, items: list[tuple[bytes, bool]]) -> None:
+    def send_items(self, items: list[tuple[bytes, bool]]) -> None:
+        """Queue Engine.IO messages, each ``(packet bytes, binary)``, on the current transport
+        in order, without waiting (nothing else goes between them)."""
         ws = self._ws
         if self.current_transport == "websocket" and ws is not None:
             for data, binary in items:
@@ -972,7 +974,7 @@ class AsyncClient(AsyncioHelpers):
         elif ptype == _MESSAGE:
             self._deliver(data, False)
         elif ptype == _PING:
-            self._send_items([(b"3" + data, False)])
+            self.send_items([(b"3" + data, False)])
             self._reset_ping_timer()
         elif ptype == _CLOSE:
             self.logger.info("Server closed the connection")
@@ -983,7 +985,7 @@ class AsyncClient(AsyncioHelpers):
             self.logger.warning("Received unexpected packet of type %s", ptype)
 
     def _deliver(self, data: bytes, binary: bool) -> None:
-        sink = self._message_sink
+        sink = self.message_sink
         if sink is not None:
             sink(data, binary)
             return
@@ -1030,7 +1032,8 @@ class AsyncClient(AsyncioHelpers):
                                 (self.ping_interval or 0) + (self.ping_timeout or 0))
             self._close(self.reason.TRANSPORT_ERROR)
 
-    def _ws_disconnected(self, listener: _WSListener) -> None:
+    def ws_disconnected(self, listener: _WSListener) -> None:
+        """The WebSocket ``listener`` carries lost its connection."""
         if listener is self._ws and self.state == "connected" and self.current_transport == "websocket":
             self.logger.info("WebSocket connection closed")
             self._close(self.reason.TRANSPORT_ERROR)
@@ -1066,8 +1069,8 @@ class AsyncClient(AsyncioHelpers):
         if self._closed is not None:
             self._closed.set()
         self.logger.info("Engine.IO connection closed: %s", reason)
-        if self._close_sink is not None:
-            self._close_sink(reason)
+        if self.close_sink is not None:
+            self.close_sink(reason)
         handler = self.handlers.get("disconnect")
         if handler is not None:
             self._call_handler("disconnect", handler, reason)

@@ -179,11 +179,10 @@ class AsyncServer(AsyncioHelpers):
         self._rand_pos = 0
         self._upgrading: dict[Conn, float] = {}
         self._upgrade_task: asyncio.Task[None] | None = None
-        self._message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
-        self._close_sink: Callable[[Conn, str], Any] | None = None
-        self._upgrade_sink: Callable[[Conn], Any] | None = None
+        self.message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
+        self.close_sink: Callable[[Conn, str], Any] | None = None
         # Values the compiled connection reads.
-        self._ping_interval = self.ping_interval + self.ping_interval_grace_period
+        self.heartbeat_interval = self.ping_interval + self.ping_interval_grace_period
 
     # -- public API (python-engineio) -------------------------------------------------------------
 
@@ -301,7 +300,7 @@ class AsyncServer(AsyncioHelpers):
     def handle_request(self, req: Any) -> None:
         """Serve one HTTP request under the Engine.IO path (native protocol's ``Request``)."""
         if self._flusher is None or self._loop.is_closed():  # type: ignore[union-attr]
-            self._ensure_started()
+            self.ensure_started()
         method = req.method
         if method == "OPTIONS":
             req.respond(200, self._cors_headers(req) + [("Content-Type", "text/plain")], b"")
@@ -361,15 +360,15 @@ class AsyncServer(AsyncioHelpers):
         sid = self.generate_id()
         assert self._flusher is not None  # handle_request started the engine
         conn = Conn(sid, self, self._flusher, self.max_write_buffer)
-        conn.on_message = self._message_sink
-        conn.environ = self._environ(req)
-        conn.next_ping = time.monotonic() + self._ping_interval
+        conn.on_message = self.message_sink
+        conn.environ = self.request_environ(req)
+        conn.next_ping = time.monotonic() + self.heartbeat_interval
         upgrades = ["websocket"] if (self.allow_upgrades and transport == "polling"
                                      and "websocket" in self.transports) else []
         conn.send_eio(b"0" + orjson.dumps({
             "sid": sid,
             "upgrades": upgrades,
-            "pingInterval": round(self._ping_interval * 1000),
+            "pingInterval": round(self.heartbeat_interval * 1000),
             "pingTimeout": round(self.ping_timeout * 1000),
             "maxPayload": self.max_http_buffer_size,
         }))
@@ -387,7 +386,7 @@ class AsyncServer(AsyncioHelpers):
                 self._error(req, BAD_REQUEST)
                 return
             self.logger.info("%s: new %s connection from %s (upgrades %s, ping %d/%d ms)", sid, transport,
-                             conn.environ.get("REMOTE_ADDR"), upgrades, round(self._ping_interval * 1000),
+                             conn.environ.get("REMOTE_ADDR"), upgrades, round(self.heartbeat_interval * 1000),
                              round(self.ping_timeout * 1000))
             if transport == "websocket":
                 ws = req.accept_websocket(conn, False)
@@ -490,7 +489,8 @@ class AsyncServer(AsyncioHelpers):
                 headers.append(("Content-Encoding", "deflate"))
         req.respond(200, headers, body)
 
-    def _answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
+    def answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
+        """Send ``body`` (an encoded payload) as the response to ``conn``'s long poll ``req``."""
         req.on_abort = None
         self._poll_response(req, body)
 
@@ -531,7 +531,7 @@ class AsyncServer(AsyncioHelpers):
             origin = req.header(b"origin")
             origin_s = origin.decode("latin-1") if origin is not None else None
             try:
-                ok = allowed(origin_s, self._environ(req))
+                ok = allowed(origin_s, self.request_environ(req))
             except TypeError:
                 ok = allowed(origin_s)
             return [origin_s] if ok and origin_s else []
@@ -567,7 +567,8 @@ class AsyncServer(AsyncioHelpers):
             headers.append(("Access-Control-Allow-Credentials", "true"))
         return headers
 
-    def _environ(self, req: Any) -> dict[str, Any]:
+    def request_environ(self, req: Any) -> dict[str, Any]:
+        """The WSGI-style environ of ``req`` (the one its host built, if any)."""
         environ = getattr(req, "environ", None)
         if environ is not None:
             return environ
@@ -601,30 +602,34 @@ class AsyncServer(AsyncioHelpers):
 
     # -- called by the compiled core -------------------------------------------------------------
 
-    def _on_close(self, conn: Conn, reason: str) -> None:
+    def conn_closed(self, conn: Conn, reason: str) -> None:
+        """The core closed ``conn``: forget it, tell the layer above, fire ``disconnect``."""
         sid = conn.sid
         self.sockets.pop(sid, None)
         if not conn.upgraded and conn.pending:
             # The close packet waits for the client's next poll.
             self._draining[sid] = (conn, time.monotonic() + self.ping_timeout)
         self.logger.info("%s: closed (%s)", sid, reason)
-        if self._close_sink is not None:
+        if self.close_sink is not None:
             try:
-                self._close_sink(conn, reason)
+                self.close_sink(conn, reason)
             except Exception:
                 self.logger.exception("error while closing %s", sid)
         self._trigger("disconnect", sid, reason)
 
-    def _overflow(self, conn: Conn) -> None:
+    def overflow(self, conn: Conn) -> None:
+        """``conn``'s write buffer passed ``max_write_buffer``: drop the client."""
         self.logger.warning("%s: write buffer over %d bytes; disconnecting a client that does not read",
                             conn.sid, self.max_write_buffer)
         asyncio.get_running_loop().call_soon(conn.close, self.reason.TRANSPORT_ERROR, False)
 
-    def _protocol_error(self, conn: Conn, message: str) -> None:
+    def protocol_error(self, conn: Conn, message: str) -> None:
+        """``conn`` broke the Engine.IO protocol: log it and close the session."""
         self.logger.info("%s: protocol error: %s", conn.sid, message)
         conn.close(self.reason.TRANSPORT_ERROR, True)
 
-    def _message_error(self, conn: Conn, exc: BaseException) -> None:
+    def message_error(self, conn: Conn, exc: BaseException) -> None:
+        """The message sink raised ``exc`` for a message of ``conn``: log it."""
         self.logger.error("%s: error while handling a message", conn.sid, exc_info=exc)
 
     def _dispatch_message(self, conn: Conn, data: bytes, binary: bool) -> None:
@@ -632,13 +637,13 @@ class AsyncServer(AsyncioHelpers):
             try:
                 text: Any = data.decode("utf-8")
             except UnicodeDecodeError:
-                self._protocol_error(conn, "invalid UTF-8 in a text message")
+                self.protocol_error(conn, "invalid UTF-8 in a text message")
                 return
         else:
             text = data
         self._trigger("message", conn.sid, text)
 
-    def _probe_started(self, conn: Conn) -> None:
+    def probe_started(self, conn: Conn) -> None:
         """A WebSocket probe answered: until the upgrade completes, keep answering polls.
 
         The probe's "3probe" and the noop that ends the pending long poll travel on different
@@ -659,10 +664,9 @@ class AsyncServer(AsyncioHelpers):
                 elif conn.poll_waiter is not None:
                     conn.send_eio(b"6")
 
-    def _upgraded(self, conn: Conn, ws: Any) -> None:
+    def conn_upgraded(self, conn: Conn, ws: Any) -> None:
+        """``conn`` moved from long-polling to the WebSocket ``ws``."""
         self.logger.info("%s: upgraded to websocket", conn.sid)
-        if self._upgrade_sink is not None:
-            self._upgrade_sink(conn)
 
     def _trigger(self, event: str, *args: Any) -> Any:
         handler = self.handlers.get(event)
@@ -697,7 +701,8 @@ class AsyncServer(AsyncioHelpers):
 
     # -- heartbeat ----------------------------------------------------------------------------------
 
-    def _ensure_started(self) -> None:
+    def ensure_started(self) -> None:
+        """Bind to the running loop: the write flusher and the heartbeat task (idempotent)."""
         if self._flusher is None or self._loop is not asyncio.get_running_loop():
             self._loop = asyncio.get_running_loop()
             self._flusher = Flusher(self._loop)
@@ -706,7 +711,7 @@ class AsyncServer(AsyncioHelpers):
             self._heartbeat_task = self._loop.create_task(self._heartbeat())
 
     async def _heartbeat(self) -> None:
-        interval = self._ping_interval
+        interval = self.heartbeat_interval
         timeout = self.ping_timeout
         tick = min(max(min(interval, timeout) / 10.0, 0.005), 1.0)
         while True:

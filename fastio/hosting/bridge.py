@@ -181,10 +181,10 @@ class BridgeWebSocket(WSTransport):
             # "3probe": sent earlier, the client polls again and waits on that poll instead.
             self._out.append(("call", conn.send_eio, b"6"))
             self._kick()
-            conn.handler._probe_started(conn)
+            conn.handler.probe_started(conn)
         elif data == b"5":
             self.probing = False
-            conn.handler._upgraded(conn, self)
+            conn.handler.conn_upgraded(conn, self)
             conn.upgrade(self)
 
     def _fail(self) -> None:

@@ -11,7 +11,6 @@ import logging
 import signal
 from typing import Any
 
-from fastio._core.protocol import HttpProtocol
 from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
@@ -54,20 +53,15 @@ class Server:
         if isinstance(self.other_app, AsgiHost):
             await self.other_app.startup()
         engine = self._router.engine
-        max_body = max(engine.max_http_buffer_size + 4096, 1_000_000)
-        max_msg = engine.max_http_buffer_size
         router = self._router
-        def protocol() -> Any:  # an asyncio protocol, implemented in the compiled core
-            return HttpProtocol(router, max_body, max_msg)
-
-        self._server = await loop.create_server(protocol, self.host, self.requested_port,
+        self._server = await loop.create_server(router.new_protocol, self.host, self.requested_port,
                                                 reuse_address=True, backlog=4096)
         sockets = self._server.sockets
         if len(sockets) == 1 and self.host not in ("", "0.0.0.0", "::", None):
             # Bound to one address: every accepted connection has it as its local address,
             # which saves a getsockname() per connection.
             router.local_addr = sockets[0].getsockname()[:2]
-        engine._ensure_started()
+        engine.ensure_started()
         return self
 
     @property

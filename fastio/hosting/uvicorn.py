@@ -49,14 +49,14 @@ class UvicornWebSocketFactory:
         class _TrackedRouter(Router):
             def handle_request(self, req: Any) -> None:
                 if req.upgrade and self.engine.handles_path(req.path):
-                    req.environ = factory._environ(req)
+                    req.environ = factory.upgrade_environ(req)
                 super().handle_request(req)
 
-            def _connection_lost(self, proto: HttpProtocol) -> None:
-                super()._connection_lost(proto)
+            def connection_closed(self, proto: HttpProtocol) -> None:
+                super().connection_closed(proto)
                 sw = switches.pop(proto, None)
-                if sw is not None and sw._server_state is not None:
-                    sw._server_state.connections.discard(sw)
+                if sw is not None and sw.server_state is not None:
+                    sw.server_state.connections.discard(sw)
 
         self._router = _TrackedRouter(engine_app)
         self._switches = switches
@@ -91,10 +91,10 @@ class UvicornWebSocketFactory:
 
             self._proxy = ProxyHeadersMiddleware(keep, trusted_hosts=config.forwarded_allow_ips)
 
-    def _environ(self, req: Any) -> dict[str, Any]:
+    def upgrade_environ(self, req: Any) -> dict[str, Any]:
         """The environ of an upgrade request, as fastio.ASGIApp would build it under uvicorn: with
         an ``asgi.scope``, and the client and scheme from uvicorn's proxy-headers handling."""
-        env = self.engine._environ(req)
+        env = self.engine.request_environ(req)
         config = self._config
         scope: dict[str, Any] = {
             "type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -122,13 +122,19 @@ class UvicornWebSocketFactory:
         env["asgi.scope"] = scope
         return env
 
-    def _native(self) -> HttpProtocol:
-        engine = self.engine
-        engine._ensure_started()
-        return HttpProtocol(self._router, max(engine.max_http_buffer_size + 4096, 1_000_000),
-                            engine.max_http_buffer_size)
+    def native_protocol(self, switch: _Switch) -> HttpProtocol:
+        """fastio's protocol for an upgrade under the Engine.IO path that ``switch`` read."""
+        self.engine.ensure_started()
+        proto = self._router.new_protocol()
+        if switch.server_state is not None:
+            # uvicorn's graceful shutdown calls shutdown() on what it tracks; the router forgets
+            # this entry when the connection ends.
+            switch.server_state.connections.add(switch)
+            self._switches[proto] = switch
+        return proto
 
-    def _other(self, config: Any, server_state: Any, app_state: Any, kwargs: dict[str, Any]) -> Any:
+    def other_protocol(self, config: Any, server_state: Any, app_state: Any, kwargs: dict[str, Any]) -> Any:
+        """uvicorn's own protocol (or ``fallback``) for any other upgrade; None if there is none."""
         cls = self._fallback if self._fallback is not None else _default_fallback()
         if cls is None:
             return None
@@ -138,14 +144,14 @@ class UvicornWebSocketFactory:
 class _Switch(asyncio.Protocol):
     """Reads the upgrade request's line, then hands the connection to the protocol it needs."""
 
-    __slots__ = ("_factory", "_config", "_server_state", "_app_state", "_kwargs", "_transport",
+    __slots__ = ("_factory", "_config", "server_state", "_app_state", "_kwargs", "_transport",
                  "_head", "_inner", "_native")
 
     def __init__(self, factory: UvicornWebSocketFactory, config: Any, server_state: Any, app_state: Any,
                  kwargs: dict[str, Any]) -> None:
         self._factory = factory
         self._config = config
-        self._server_state = server_state
+        self.server_state = server_state
         self._app_state = app_state
         self._kwargs = kwargs
         self._transport: Any = None
@@ -174,15 +180,11 @@ class _Switch(asyncio.Protocol):
         parts = head[:end].split(b" ")
         path = unquote(parts[1].split(b"?", 1)[0].decode("latin-1")) if len(parts) == 3 else ""
         if self._factory.engine.handles_path(path):
-            inner = self._factory._native()
+            inner = self._factory.native_protocol(self)
             self._native = True
-            if self._server_state is not None:
-                # uvicorn's graceful shutdown calls shutdown() on what it tracks; the router
-                # forgets this entry when the connection ends.
-                self._server_state.connections.add(self)
-                self._factory._switches[inner] = self
         else:
-            inner = self._factory._other(self._config, self._server_state, self._app_state, self._kwargs)
+            inner = self._factory.other_protocol(self._config, self.server_state, self._app_state,
+                                                 self._kwargs)
             if inner is None:
                 self._transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 self._transport.close()

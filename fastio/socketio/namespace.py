@@ -21,9 +21,6 @@ class AsyncNamespace:
         """Always True."""
         return True
 
-    def _set_server(self, server: Any) -> None:
-        self.server = server
-
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; returns its result (a coroutine for async methods).
 

@@ -85,9 +85,9 @@ class AsyncServer:
         path = kwargs.pop("socketio_path", None)
         kwargs.setdefault("engineio_path", path or "socket.io")
         self.eio = EngineIOServer(**kwargs)
-        self.eio._message_sink = self._on_eio_message
+        self.eio.message_sink = self._on_eio_message
         self.eio.on("connect", self._handle_eio_connect)
-        self.eio._close_sink = self._handle_eio_close
+        self.eio.close_sink = self._handle_eio_close
         self.logger = make_logger("fastio.socketio", logger)
         self.async_handlers = async_handlers
         self.always_connect = always_connect
@@ -138,7 +138,7 @@ class AsyncServer:
         """Register a class-based namespace."""
         if not isinstance(namespace_handler, AsyncNamespace):
             raise ValueError("Not a namespace instance")
-        namespace_handler._set_server(self)
+        namespace_handler.server = self
         self.namespace_handlers[namespace_handler.namespace] = namespace_handler
 
     # -- emitting --------------------------------------------------------------------------------

@@ -10,16 +10,16 @@ from fastio._core.wsframe import FrameReader
 
 
 class Handler:
-    _message_sink = staticmethod(lambda *a: None)
+    message_sink = staticmethod(lambda *a: None)
 
     def __init__(self):
         self.closed = []
         self.overflowed = []
 
-    def _on_close(self, conn, reason):
+    def conn_closed(self, conn, reason):
         self.closed.append(reason)
 
-    def _overflow(self, conn):
+    def overflow(self, conn):
         self.overflowed.append(conn.sid)
 
 

@@ -6,7 +6,7 @@ def test_membership_and_python_socketio_style_access():
     from fastio._core.conn import Conn, Flusher
 
     class Handler:
-        _message_sink = staticmethod(lambda *a: None)
+        message_sink = staticmethod(lambda *a: None)
 
     import asyncio
     loop = asyncio.new_event_loop()
