@@ -7,16 +7,23 @@ cdef enum ConnState:
     ST_CLOSED = 3
 
 
+# How a session's output leaves it, decided when its transport is attached.
+cdef enum OutMode:
+    OUT_POLL = 0        # long-polling: payload items wait for the next GET
+    OUT_FRAMES = 1      # a WebSocket framed here: bytes frames, ws_write/ws_writelines
+    OUT_MESSAGES = 2    # a framework's WebSocket: whole messages, ws_send_messages
+
+
 cdef class WSTransport:
-    """A WebSocket that carries a Conn: the native protocol, or an integration's adapter."""
     cdef public bint ws_paused
-    # True for transports that send whole messages (a framework's WebSocket): the Conn then
-    # hands them ws_send_messages() lists of str (text) and bytes (binary) instead of frames.
+    # Read once, when a Conn attaches the transport: whole messages (ws_send_messages) rather
+    # than frames.
     cdef public bint ws_messages
     cpdef ws_write(self, bytes data)
     cpdef ws_send_messages(self, list messages)
     cpdef ws_writelines(self, list parts)
     cpdef ws_close(self, int code=*, str reason=*)
+    cpdef ws_answer_probe(self, Conn conn)
 
 
 cdef class Flusher:
@@ -31,8 +38,8 @@ cdef class Conn:
     cdef readonly str sid
     cdef public object handler
     cdef public object on_message
-    cdef public WSTransport ws
-    cdef readonly bint upgraded
+    cdef readonly WSTransport ws
+    cdef OutMode out
     cdef public object environ
     cdef public object data
     cdef public object ext
@@ -42,7 +49,7 @@ cdef class Conn:
     cdef public Py_ssize_t max_buffer
     cdef readonly int state
     cdef readonly str close_reason
-    cdef list wq
+    cdef list wq                    # OUT_FRAMES: bytes; OUT_MESSAGES: str and bytes
     cdef Py_ssize_t wq_bytes
     cdef list pollq
     cdef Flusher flusher
@@ -51,13 +58,16 @@ cdef class Conn:
 
     cdef int _mark(self) except -1
     cdef int _overflowed(self) except -1
-    cdef int _queue_ws(self, bytes frames) except -1
-    cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1
+    cdef int _queue_ws(self, object msg, Py_ssize_t size) except -1
     cdef int _queue_poll(self, bytes item) except -1
+    cdef int _queue_text(self, bytes pkt) except -1
+    cdef int _write_ws(self, list items, Py_ssize_t nbytes) except -1
     cdef bytes _take_poll(self)
     cdef int send_encoded(self, Encoded enc) except -1
     cpdef send_eio(self, bytes pkt)
     cpdef send_binary(self, object data)
     cpdef on_packet(self, int ptype, bytes data, bint binary)
+    cpdef bint on_probe_packet(self, WSTransport ws, bytes payload) except -1
+    cpdef end_poll(self)
     cpdef flush(self)
     cpdef close(self, str reason, bint notify_peer=*)

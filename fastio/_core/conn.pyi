@@ -1,14 +1,25 @@
-"""Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep."""
+"""Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep.
+
+A ``Conn`` is one Engine.IO session, whichever transport carries it (HTTP long-polling, then
+maybe WebSocket).  Writes never go straight to the socket: they are queued on the ``Conn`` and
+the ``Flusher`` writes every dirty connection once per event-loop iteration, so a read batch or a
+broadcast costs one ``transport.write`` per connection.
+"""
 from typing import Any, Iterable
 
 from fastio._core.contract import EngineCallbacks, MessageSink
 from fastio._core.packet import Encoded
 
 class WSTransport:
-    """Base of every WebSocket that can carry a ``Conn``."""
+    """Base of every WebSocket that can carry a ``Conn``.
+
+    The native protocol implements it in C; integrations (ASGI, aiohttp) subclass it in Python.
+    """
     ws_paused: bool
+    """True while the transport cannot take writes: the session keeps its output queued."""
     ws_messages: bool
-    """True when the transport sends whole messages: the Conn calls ``ws_send_messages``."""
+    """True when the transport sends whole messages (``ws_send_messages``) rather than frames
+    (``ws_write``, ``ws_writelines``).  Read once, when a ``Conn`` attaches the transport."""
     def ws_write(self, data: bytes) -> None:
         """Write already-framed bytes to the peer."""
     def ws_send_messages(self, messages: list[str | bytes]) -> None:
@@ -17,20 +28,29 @@ class WSTransport:
         """Write already-framed bytes given as parts, in order (default: joined, one ``ws_write``)."""
     def ws_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame with ``code`` and close the connection."""
+    def ws_answer_probe(self, conn: "Conn") -> None:
+        """Answer the upgrade probe of ``conn`` with ``3probe``, then call ``conn.end_poll()``.
+
+        The client must see ``3probe`` before its pending long poll returns.  The default writes
+        the frame with ``ws_write`` at once; a transport that sends later must keep the order."""
 
 class Flusher:
     """Writes every connection with pending output once, at the end of the loop iteration."""
     def __init__(self, loop: Any) -> None: ...
     def run(self) -> None:
-        """Flush all connections marked since the last run."""
+        """Flush all connections marked since the last run.  A connection whose write raises is
+        logged (logger ``fastio.engineio``) and closed with "transport error"; the others go on."""
 
 class Conn:
-    """One Engine.IO session, whichever transport carries it."""
+    """One Engine.IO session, whichever transport carries it.
+
+    ``handler`` is the engine object: every call the session makes into it is declared by
+    ``fastio._core.contract.EngineCallbacks``; ``on_message`` (its ``message_sink``) receives
+    the session's messages.
+    """
     sid: str
     handler: EngineCallbacks
     on_message: MessageSink
-    ws: WSTransport | None
-    upgraded: bool
     environ: Any
     data: Any
     ext: Any
@@ -38,9 +58,17 @@ class Conn:
     next_ping: float
     pong_deadline: float
     max_buffer: int
+    """Most bytes the session queues (16 MiB by default); past it the engine is told
+    (``overflow``)."""
     state: int
     close_reason: str | None
     def __init__(self, sid: str, handler: EngineCallbacks, flusher: Flusher, max_buffer: int = ...) -> None: ...
+    @property
+    def ws(self) -> WSTransport | None:
+        """The WebSocket carrying the session once upgraded (set by ``upgrade``), else None."""
+    @property
+    def upgraded(self) -> bool:
+        """True once a WebSocket carries the session."""
     @property
     def transport(self) -> str:
         """'websocket' once upgraded, else 'polling'."""
@@ -51,23 +79,35 @@ class Conn:
     def pending(self) -> int:
         """Bytes queued and not yet handed to the transport."""
     def send_packet(self, enc: Encoded) -> None:
-        """Queue an encoded Socket.IO packet."""
+        """Queue an encoded Socket.IO packet (shared by every recipient)."""
     def send_eio(self, pkt: bytes) -> None:
         """Queue a text Engine.IO packet given with its type character, e.g. ``b"4hello"``."""
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary Engine.IO message."""
     def on_packet(self, ptype: int, data: bytes, binary: bool) -> None:
-        """Handle one Engine.IO packet from the peer."""
+        """Handle one Engine.IO packet from the peer (any transport)."""
+    def on_probe_packet(self, ws: WSTransport, payload: bytes) -> bool:
+        """Handle a text packet that arrived on ``ws`` while it probes this polling session.
+
+        ``2probe`` is answered (``ws.ws_answer_probe``) and the engine told (``probe_started``);
+        ``5`` completes the upgrade: the engine is told (``conn_upgraded``), ``ws`` becomes the
+        session's transport and True is returned.  Anything else is ignored.  A session that is
+        closed or already upgraded has ``ws`` closed with 1000."""
+    def end_poll(self) -> None:
+        """Queue a noop: it answers the waiting long poll, the client's cue to pause polling."""
     def flush(self) -> None:
-        """Hand everything queued to the transport, or answer a waiting poll."""
+        """Hand everything queued to the transport (one write), or answer a waiting poll."""
     def take_poll(self) -> bytes | None:
-        """The queued polling payload (or None), clearing the queue."""
+        """The next polling payload: at most 16 queued packets, taken off the queue (the rest
+        wait for the next poll); None when nothing is queued."""
     def resume(self) -> None:
-        """The transport can take writes again."""
+        """The transport can take writes again: flush what accumulated."""
     def upgrade(self, ws: WSTransport) -> None:
-        """Make ``ws`` this session's transport."""
+        """Make ``ws`` this session's transport; queued polling packets move to it, and its
+        ``ws_messages`` decides, from now on, whether it gets frames or whole messages."""
     def close(self, reason: str, notify_peer: bool = False) -> None:
-        """End the session once."""
+        """End the session once: tell the peer if asked, close the transport, notify the engine."""
 
 def sweep(conns: Iterable[Conn], now: float, interval: float, timeout: float) -> list[Conn]:
-    """Send due pings; return the sessions past their pong deadline."""
+    """Heartbeat for every session at once: send due pings, return the sessions past their pong
+    deadline."""

@@ -1,68 +1,67 @@
 # cython: language_level=3
-"""Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep.
-
-A ``Conn`` is one Engine.IO session, whichever transport carries it (HTTP long-polling, then
-maybe WebSocket).  Writes never go straight to the socket: they are queued on the ``Conn`` and
-the ``Flusher`` writes every dirty connection once per event-loop iteration, so a read batch or a
-broadcast costs one ``transport.write`` per connection.
-"""
+# Per-session state of an Engine.IO connection, the write coalescer and the heartbeat sweep
+# (contracts in conn.pyi).  Writes never go straight to the socket: a Conn queues them and the
+# Flusher writes every dirty connection once per loop iteration, so a read batch or a broadcast
+# costs one write per connection.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from fastio._core.wsframe cimport build_frame_c, OP_TEXT, OP_BINARY
+from fastio._core.wsframe cimport build_frame_c, OP_TEXT, OP_BINARY, CLOSE_NORMAL
 from fastio._core.packet cimport Encoded
-from fastio._core.eio cimport poll_binary, encode_payload
+from fastio._core.eio cimport (
+    poll_binary, encode_payload, MAX_PAYLOAD_PACKETS, CLOSE, PING, PONG, MESSAGE, NOOP,
+)
 
 import base64
+import logging
 import time
 
 cdef object _monotonic = time.monotonic
 cdef object _b64decode = base64.b64decode
+cdef object _logger = logging.getLogger("fastio.engineio")
 
-# Packets in one long-polling response.  Engine.IO sets no limit, but python-engineio's
-# client refuses payloads of more than 16 packets; the rest go out with the next poll.
 cdef enum:
-    MAX_POLL_PACKETS = 16
+    DEFAULT_MAX_BUFFER = 16 * 1024 * 1024
     # Output of at least this many bytes is written as parts (writelines), not joined.
-    _WRITELINES_MIN = 65536
+    WRITELINES_MIN = 65536
 
-# Engine.IO packet type characters
-cdef enum:
-    C_OPEN = 48
-    C_CLOSE = 49
-    C_PING = 50
-    C_PONG = 51
-    C_MESSAGE = 52
-    C_UPGRADE = 53
-    C_NOOP = 54
+# Packets the session sends or expects as they are: the upgrade handshake's (probe ping and
+# pong, upgrade), the close, the heartbeat ping, and the noop that ends a long poll.
+cdef bytes _PROBE_PING = b"2probe"
+cdef bytes _PROBE_PONG = b"3probe"
+cdef bytes _UPGRADE_PKT = b"5"
+cdef bytes _CLOSE_PKT = b"1"
+cdef bytes _PING_PKT = b"2"
+cdef bytes _NOOP_PKT = b"6"
 
 
 cdef class WSTransport:
-    """Base of every WebSocket that can carry a ``Conn``.
-
-    The native protocol implements it in C; integrations (ASGI, aiohttp) subclass it in Python.
-    """
+    # The native protocol implements it in C; integrations (ASGI, aiohttp) subclass it in Python.
 
     cpdef ws_write(self, bytes data):
-        """Write already-framed bytes to the peer."""
         raise NotImplementedError
 
-    cpdef ws_close(self, int code=1000, str reason=""):
-        """Send a close frame with ``code`` and close the connection."""
+    cpdef ws_close(self, int code=CLOSE_NORMAL, str reason=""):
         raise NotImplementedError
 
     cpdef ws_send_messages(self, list messages):
-        """Send whole messages (``str``: text, ``bytes``: binary); used when ``ws_messages``."""
         raise NotImplementedError
 
     cpdef ws_writelines(self, list parts):
-        """Write already-framed bytes given as parts, in order (default: joined, one write)."""
         self.ws_write(b"".join(parts))
+
+    cpdef ws_answer_probe(self, Conn conn):
+        # Right for a transport that writes at once: "3probe" is on its way before the noop.
+        if self.ws_messages:
+            self.ws_send_messages([_PROBE_PONG.decode()])
+        else:
+            self.ws_write(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(_PROBE_PONG),
+                                        PyBytes_GET_SIZE(_PROBE_PONG)))
+        conn.end_poll()
 
 
 @cython.final
 cdef class Flusher:
-    """Writes every connection that has pending output once, at the end of the loop iteration."""
 
     def __cinit__(self, loop):
         self.dirty = []
@@ -78,7 +77,6 @@ cdef class Flusher:
         return 0
 
     def run(self):
-        """Flush all connections marked since the last run."""
         cdef list dirty = self.dirty
         cdef Conn c
         self.dirty = []
@@ -87,18 +85,13 @@ cdef class Flusher:
             try:
                 c.flush()
             except Exception as exc:  # a broken transport must not stop the others
+                _logger.error("%s: write failed, closing the session: %r", c.sid, exc, exc_info=exc)
                 c.close("transport error", False)
 
 
 cdef class Conn:
-    """One Engine.IO session.
 
-    ``handler`` is the engine object: every call the session makes into it is declared by
-    ``fastio._core.contract.EngineCallbacks``; ``on_message`` (its ``message_sink``) receives
-    the session's messages.
-    """
-
-    def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=16 * 1024 * 1024):
+    def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=DEFAULT_MAX_BUFFER):
         self.sid = sid
         self.handler = handler
         self.on_message = handler.message_sink
@@ -109,7 +102,7 @@ cdef class Conn:
         self.wq_bytes = 0
         self.pollq = None
         self.state = ST_OPEN
-        self.upgraded = False
+        self.out = OUT_POLL
         self.ws = None
         self.poll_waiter = None
         self.close_reason = None
@@ -117,18 +110,19 @@ cdef class Conn:
         self.pong_deadline = 0.0
 
     @property
+    def upgraded(self):
+        return self.out != OUT_POLL
+
+    @property
     def transport(self):
-        """'websocket' once upgraded, else 'polling'."""
-        return "websocket" if self.upgraded else "polling"
+        return "polling" if self.out == OUT_POLL else "websocket"
 
     @property
     def closed(self):
-        """True once the session has ended."""
         return self.state != ST_OPEN
 
     @property
     def pending(self):
-        """Bytes queued for this connection and not yet handed to the transport."""
         return self.wq_bytes
 
     cdef int _mark(self) except -1:
@@ -148,10 +142,8 @@ cdef class Conn:
         self.handler.overflow(self)
         return 0
 
-    cdef int _queue_ws(self, bytes frames) except -1:
-        return self._queue_msg(frames, PyBytes_GET_SIZE(frames))
-
-    cdef int _queue_msg(self, object msg, Py_ssize_t size) except -1:
+    cdef int _queue_ws(self, object msg, Py_ssize_t size) except -1:
+        # msg: a frame (bytes) for OUT_FRAMES; str (text) or bytes (binary) for OUT_MESSAGES.
         if self.dropping:
             return 0
         if self.wq is None:
@@ -177,111 +169,122 @@ cdef class Conn:
             self._mark()
         return 0
 
+    cdef int _queue_text(self, bytes pkt) except -1:
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(pkt)
+        if self.out == OUT_FRAMES:
+            return self._queue_ws(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(pkt), n), n)
+        if self.out == OUT_MESSAGES:
+            return self._queue_ws(pkt.decode("utf-8"), n)
+        return self._queue_poll(pkt)
+
+    cdef int _write_ws(self, list items, Py_ssize_t nbytes) except -1:
+        # One hand-over of queued WebSocket output, already taken off the queue (a write may
+        # queue more: the transport's callbacks can reach this session again).
+        if self.out == OUT_MESSAGES:
+            self.ws.ws_send_messages(items)
+        elif len(items) == 1:
+            self.ws.ws_write(items[0])
+        elif nbytes >= WRITELINES_MIN:
+            # Large output (big attachments are parts of their own): hand the parts over as
+            # they are instead of copying them into one buffer.
+            self.ws.ws_writelines(items)
+        else:
+            self.ws.ws_write(b"".join(items))
+        return 0
+
     cdef int send_encoded(self, Encoded enc) except -1:
-        """Queue one shared, already-encoded Socket.IO packet."""
         cdef bytes item
         if self.state != ST_OPEN:
             return 0
-        if self.upgraded:
-            if self.ws is not None and self.ws.ws_messages:
-                if enc.binary:
-                    return self._queue_msg(enc.message, PyBytes_GET_SIZE(enc.message))
-                self._queue_msg(enc.message_str(), PyBytes_GET_SIZE(enc.message))
-                for item in enc.attachments:
-                    self._queue_msg(item, PyBytes_GET_SIZE(item))
-                return 0
+        if self.out == OUT_FRAMES:
             if not enc.attachments and not enc.binary:
-                return self._queue_ws(enc.ws_frames())
+                item = enc.ws_frames()
+                return self._queue_ws(item, PyBytes_GET_SIZE(item))
             for item in enc.ws_parts():
-                self._queue_ws(item)
-            return 0
-        for item in enc.poll_items():
-            self._queue_poll(item)
+                self._queue_ws(item, PyBytes_GET_SIZE(item))
+        elif self.out == OUT_MESSAGES:
+            if enc.binary:
+                return self._queue_ws(enc.message, PyBytes_GET_SIZE(enc.message))
+            self._queue_ws(enc.message_str(), PyBytes_GET_SIZE(enc.message))
+            for item in enc.attachments:
+                self._queue_ws(item, PyBytes_GET_SIZE(item))
+        else:
+            for item in enc.poll_items():
+                self._queue_poll(item)
         return 0
 
     def send_packet(self, Encoded enc):
-        """Queue an encoded Socket.IO packet (Python entry point of ``send_encoded``)."""
         self.send_encoded(enc)
 
     cpdef send_eio(self, bytes pkt):
-        """Queue a text Engine.IO packet given with its type character, e.g. ``b"4hello"``."""
-        if self.state != ST_OPEN:
-            return
-        if self.upgraded:
-            if self.ws is not None and self.ws.ws_messages:
-                self._queue_msg(pkt.decode("utf-8"), PyBytes_GET_SIZE(pkt))
-                return
-            self._queue_ws(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(pkt),
-                                         PyBytes_GET_SIZE(pkt)))
-        else:
-            self._queue_poll(pkt)
+        if self.state == ST_OPEN:
+            self._queue_text(pkt)
 
     cpdef send_binary(self, object data):
-        """Queue a binary Engine.IO message."""
         cdef bytes b = data if type(data) is bytes else bytes(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
         if self.state != ST_OPEN:
             return
-        if self.upgraded:
-            if self.ws is not None and self.ws.ws_messages:
-                self._queue_msg(b, PyBytes_GET_SIZE(b))
-                return
-            self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b),
-                                         PyBytes_GET_SIZE(b)))
+        if self.out == OUT_FRAMES:
+            self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b), n), n)
+        elif self.out == OUT_MESSAGES:
+            self._queue_ws(b, n)
         else:
             self._queue_poll(poll_binary(b))
 
     cpdef on_packet(self, int ptype, bytes data, bint binary):
-        """Handle one Engine.IO packet from the peer (any transport)."""
         if self.state != ST_OPEN:
             return
-        if binary or ptype == 4:
+        if binary or ptype == MESSAGE:
             try:
                 self.on_message(self, data, binary)
             except Exception as exc:
                 # Nothing an application does may escape into the transport's read callback.
                 self.handler.message_error(self, exc)
-        elif ptype == 3:  # pong
+        elif ptype == PONG:
             self.pong_deadline = 0.0
             self.next_ping = _monotonic() + self.handler.heartbeat_interval
-        elif ptype == 1:
+        elif ptype == CLOSE:
             self.close("client disconnect", False)
-        elif ptype == 6:
+        elif ptype == NOOP:
             pass
-        elif ptype == 2:  # a ping from an older peer: answer it
+        elif ptype == PING:  # from an older peer: answer it
             self.send_eio(b"3" + data)
         else:
             self.handler.protocol_error(self, "unexpected packet type %d" % ptype)
 
+    cpdef bint on_probe_packet(self, WSTransport ws, bytes payload) except -1:
+        if ws is None:
+            raise TypeError("on_probe_packet() needs the probing WebSocket, not None")
+        if self.state != ST_OPEN or self.out != OUT_POLL:
+            ws.ws_close(CLOSE_NORMAL, "")
+            return False
+        if payload == _PROBE_PING:
+            ws.ws_answer_probe(self)
+            self.handler.probe_started(self)
+        elif payload == _UPGRADE_PKT:
+            self.handler.conn_upgraded(self, ws)
+            self.upgrade(ws)
+            return True
+        # anything else during the probe is ignored, as Engine.IO servers do
+        return False
+
+    cpdef end_poll(self):
+        self.send_eio(_NOOP_PKT)
+
     cpdef flush(self):
-        """Hand everything queued to the transport (one write), or answer a waiting poll."""
         cdef object req
-        cdef bytes data
-        cdef list msgs
+        cdef list items
+        cdef Py_ssize_t nbytes
         self.dirty = False
-        if self.upgraded:
-            if not self.wq or self.ws is None or self.ws.ws_paused:
+        if self.out != OUT_POLL:
+            if not self.wq or self.ws.ws_paused:
                 return
-            if self.ws.ws_messages:
-                msgs = self.wq
-                self.wq = None
-                self.wq_bytes = 0
-                self.ws.ws_send_messages(msgs)
-                return
-            if len(self.wq) == 1:
-                data = self.wq[0]
-            elif self.wq_bytes >= _WRITELINES_MIN:
-                # Large output (big attachments are parts of their own): hand the parts over
-                # as they are instead of copying them into one buffer.
-                msgs = self.wq
-                self.wq = None
-                self.wq_bytes = 0
-                self.ws.ws_writelines(msgs)
-                return
-            else:
-                data = b"".join(self.wq)
+            items = self.wq
+            nbytes = self.wq_bytes
             self.wq = None
             self.wq_bytes = 0
-            self.ws.ws_write(data)
+            self._write_ws(items, nbytes)
         elif self.poll_waiter is not None and self.pollq:
             req = self.poll_waiter
             self.poll_waiter = None
@@ -290,36 +293,33 @@ cdef class Conn:
     cdef bytes _take_poll(self):
         cdef list items
         cdef bytes item
-        if len(self.pollq) <= MAX_POLL_PACKETS:
+        if len(self.pollq) <= MAX_PAYLOAD_PACKETS:
             items = self.pollq
             self.pollq = None
             self.wq_bytes = 0
         else:
-            items = self.pollq[:MAX_POLL_PACKETS]
-            del self.pollq[:MAX_POLL_PACKETS]
+            items = self.pollq[:MAX_PAYLOAD_PACKETS]
+            del self.pollq[:MAX_PAYLOAD_PACKETS]
             for item in items:
                 self.wq_bytes -= PyBytes_GET_SIZE(item)
         return encode_payload(items)
 
     def take_poll(self):
-        """Return the next polling payload (or None when nothing is queued)."""
         if not self.pollq:
             return None
         return self._take_poll()
 
     def resume(self):
-        """The transport can take writes again: flush what accumulated."""
         if self.wq:
             self._mark()
 
-    def upgrade(self, WSTransport ws):
-        """Make ``ws`` this session's transport; queued polling packets move to it."""
+    def upgrade(self, WSTransport ws not None):
         cdef bytes item
         cdef list pending = self.pollq if self.pollq is not None else []
         self.pollq = None
         self.wq_bytes = 0
         self.ws = ws
-        self.upgraded = True
+        self.out = OUT_MESSAGES if ws.ws_messages else OUT_FRAMES
         for item in pending:
             if item[:1] == b"b":
                 self.send_binary(_b64decode(item[1:]))
@@ -327,42 +327,39 @@ cdef class Conn:
                 self.send_eio(item)
 
     cpdef close(self, str reason, bint notify_peer=False):
-        """End the session once: tell the peer if asked, close the transport, notify the engine."""
         cdef object req
+        cdef list items
         if self.state != ST_OPEN:
             return
         self.state = ST_CLOSING
         self.close_reason = reason
-        if self.upgraded:
-            if self.ws is not None:
-                try:
-                    if notify_peer:
-                        if self.wq is None:
-                            self.wq = []
-                        if self.ws.ws_messages:
-                            self.wq.append("1")
-                        else:
-                            self.wq.append(build_frame_c(OP_TEXT, <const unsigned char*>b"1", 1))
-                    if self.wq and not self.ws.ws_paused:
-                        if self.ws.ws_messages:
-                            self.ws.ws_send_messages(self.wq)
-                        else:
-                            self.ws.ws_write(b"".join(self.wq))
-                    self.ws.ws_close(1000, "")
-                except Exception:
-                    pass
+        if self.out != OUT_POLL:
+            try:
+                if notify_peer:
+                    # Past the queue's checks: the close packet goes out even after an overflow.
+                    if self.wq is None:
+                        self.wq = []
+                    self.wq.append(_CLOSE_PKT.decode() if self.out == OUT_MESSAGES
+                                   else build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(_CLOSE_PKT), 1))
+                if self.wq and not self.ws.ws_paused:
+                    items = self.wq
+                    self.wq = None
+                    self._write_ws(items, self.wq_bytes)
+                self.ws.ws_close(CLOSE_NORMAL, "")
+            except Exception:
+                pass
             self.wq = None
             self.wq_bytes = 0
         else:
             if notify_peer:
                 if self.pollq is None:
                     self.pollq = []
-                self.pollq.append(b"1")
+                self.pollq.append(_CLOSE_PKT)
                 self.wq_bytes += 1
             if self.poll_waiter is not None:
                 req = self.poll_waiter
                 self.poll_waiter = None
-                self.handler.answer_poll(self, req, encode_payload(self.pollq) if self.pollq else b"1")
+                self.handler.answer_poll(self, req, encode_payload(self.pollq) if self.pollq else _CLOSE_PKT)
                 self.pollq = None
                 self.wq_bytes = 0
         self.state = ST_CLOSED
@@ -370,7 +367,6 @@ cdef class Conn:
 
 
 def sweep(object conns, double now, double interval, double timeout):
-    """Heartbeat for every session at once: send due pings, return sessions past their deadline."""
     cdef list expired = []
     cdef Conn c
     for c in conns:
@@ -380,6 +376,6 @@ def sweep(object conns, double now, double interval, double timeout):
             if now >= c.pong_deadline:
                 expired.append(c)
         elif now >= c.next_ping:
-            c.send_eio(b"2")
+            c.send_eio(_PING_PKT)
             c.pong_deadline = now + timeout
     return expired

@@ -50,10 +50,11 @@ class EngineCallbacks(Protocol):
         """The message sink raised ``exc``; the session goes on."""
 
     def probe_started(self, conn: Conn) -> None:
-        """A WebSocket probe of this polling session was answered (``3probe`` sent)."""
+        """A WebSocket probe of this polling session was answered (``3probe`` on its way)."""
 
     def conn_upgraded(self, conn: Conn, ws: WSTransport) -> None:
-        """The session moved from long-polling to the WebSocket ``ws``."""
+        """The client sent the upgrade packet on ``ws``: the session moves from long-polling to it
+        (called by ``Conn.on_probe_packet``, for every transport, just before ``conn.upgrade``)."""
 
 
 class ConnectionHost(Protocol):
@@ -70,9 +71,6 @@ class ConnectionHost(Protocol):
 
     def connection_closed(self, proto: HttpProtocol) -> None:
         """A TCP connection ended."""
-
-    def conn_upgraded(self, conn: Conn, ws: WSTransport) -> None:
-        """A session this connection carries finished its upgrade (tell the engine)."""
 
     def log_exception(self, message: str, exc: BaseException) -> None:
         """``handle_request`` raised; the request was answered with 500."""

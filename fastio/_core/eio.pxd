@@ -11,6 +11,11 @@ cpdef enum:
     UPGRADE = 5
     NOOP = 6
 
+cdef enum:
+    # Packets in one long-polling payload.  Engine.IO sets no limit, but python-engineio's
+    # client refuses payloads of more than 16 packets.
+    MAX_PAYLOAD_PACKETS = 16
+
 # Base64 helpers shared with the Socket.IO codec.
 # `prefix` (0 for none) is written as the first byte, e.g. b"b" for polling.
 cdef bytes b64encode_prefixed(const unsigned char* data, Py_ssize_t n, unsigned char prefix)

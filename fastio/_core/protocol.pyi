@@ -9,7 +9,8 @@ def status_line(status: int) -> bytes:
     """The HTTP/1.1 status line for ``status``, CRLF included."""
 
 class Request:
-    """One parsed HTTP request on a native connection."""
+    """One parsed HTTP request on a native connection, answered once with ``respond`` (or a
+    streamed response: ``start_response``, ``write``..., ``end``)."""
     method: str
     url: bytes
     path: str
@@ -38,20 +39,30 @@ class Request:
         """The connection's protocol object."""
     @property
     def closed(self) -> bool:
-        """True once the connection is gone."""
+        """True once the connection carrying this request is gone."""
     def respond(self, status: int, headers: list[tuple[Any, Any]], body: bytes | str = b"") -> None:
-        """Send a complete response."""
+        """Send the response.  ``headers`` is a list of (name, value) pairs, str or bytes;
+        Content-Length is added."""
     def start_response(self, status: int, headers: list[tuple[Any, Any]]) -> None:
-        """Begin a chunked response."""
+        """Begin a streamed response (chunked transfer encoding); follow with ``write`` and ``end``."""
     def write(self, data: bytes) -> None:
-        """Send one chunk."""
+        """Send one chunk of a streamed response."""
     def end(self) -> None:
-        """Finish a chunked response."""
+        """Finish a streamed response."""
     def accept_websocket(self, conn: Conn | None, probe: bool, extra_headers: list[Any] | None = None) -> "HttpProtocol | None":
-        """Answer 101 and switch the connection to WebSocket frames carrying ``conn``."""
+        """Answer 101 and switch the connection to WebSocket frames carrying ``conn``.
+
+        ``probe``: an upgrade from polling, not the session's transport until the client's
+        upgrade packet (see ``Conn.on_probe_packet``).  Returns the protocol (a ``WSTransport``),
+        or None if the request was already answered."""
 
 class HttpProtocol(WSTransport, asyncio.Protocol):
-    """asyncio protocol for one TCP connection of the native server."""
+    """asyncio protocol for one TCP connection of the native server.
+
+    Requests are served one at a time in arrival order (pipelined requests wait their turn
+    behind a long poll).  A WebSocket upgrade switches the same object to RFC 6455 frames; it then
+    carries an Engine.IO session as its ``WSTransport``.  ``max_body`` bounds a request body,
+    ``max_message`` a WebSocket message (1,000,000 bytes each by default)."""
     app: ConnectionHost
     peername: Any
     sockname: Any
@@ -60,6 +71,6 @@ class HttpProtocol(WSTransport, asyncio.Protocol):
     max_body: int
     max_message: int
     closed: bool
-    def __init__(self, app: ConnectionHost, max_body: int = 1_000_000, max_message: int = 1_000_000) -> None: ...
+    def __init__(self, app: ConnectionHost, max_body: int = ..., max_message: int = ...) -> None: ...
     def close_transport(self) -> None:
         """Close this connection (a WebSocket with 1001)."""

@@ -1,16 +1,17 @@
 # cython: language_level=3
-"""The native server's per-connection protocol: HTTP/1.1 (httptools) that can become a WebSocket.
-
-One ``HttpProtocol`` per TCP connection.  Requests are parsed by httptools and served one at a
-time in arrival order (pipelined requests wait their turn behind a long poll).  A WebSocket
-upgrade switches the same object to RFC 6455 frames, and it then carries an Engine.IO session
-(``Conn``) as its ``WSTransport``.
-"""
+# The native server's per-connection protocol (contracts in protocol.pyi).  One HttpProtocol per
+# TCP connection: httptools parses the requests, served one at a time in arrival order (pipelined
+# requests wait their turn behind a long poll); a WebSocket upgrade switches the same object to
+# RFC 6455 frames, and it then carries an Engine.IO session (Conn) as its WSTransport.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from fastio._core.conn cimport Conn, WSTransport
-from fastio._core.wsframe cimport FrameReader, build_frame_c, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+from fastio._core.eio cimport MESSAGE
+from fastio._core.wsframe cimport (
+    FrameReader, build_frame_c, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, DEFAULT_MAX_MESSAGE,
+    CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS,
+)
 
 import collections
 import httptools
@@ -32,7 +33,8 @@ cdef dict _REASONS = {
 }
 
 cdef enum:
-    MAX_HEADER_BYTES = 65536
+    MAX_HEADER_BYTES = 65536        # request line and headers together
+    DEFAULT_MAX_BODY = 1_000_000
 
 
 cdef inline bytes _b(object v):
@@ -44,33 +46,13 @@ cdef inline bytes _b(object v):
 
 
 def status_line(int status):
-    """The HTTP/1.1 status line for ``status``, CRLF included."""
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
 
 
 @cython.final
 cdef class Request:
-    """One parsed HTTP request on a native connection, answered with ``respond``."""
-    cdef public str method
-    cdef public bytes url
-    cdef public str path
-    cdef public bytes query_string
-    cdef public list headers
-    cdef public bytes body
-    cdef public bint keep_alive
-    cdef public bint upgrade
-    cdef public str http_version
-    cdef public bint responded
-    cdef public object on_abort
-    cdef public bint streaming
-    cdef public bint ended
-    # Set by a host that builds the request's WSGI-style environ itself (uvicorn_ws); None: the
-    # engine builds it from the request.
-    cdef public object environ
-    cdef HttpProtocol proto
 
     def header(self, bytes name, default=None):
-        """The value of header ``name`` (lower-case bytes), or ``default``."""
         cdef tuple h
         for h in self.headers:
             if h[0] == name:
@@ -79,21 +61,17 @@ cdef class Request:
 
     @property
     def client(self):
-        """(host, port) of the peer."""
         return self.proto.peername
 
     @property
     def server(self):
-        """(host, port) this connection was accepted on."""
         return self.proto.sockname
 
     @property
     def protocol(self):
-        """The connection's protocol object."""
         return self.proto
 
     def respond(self, int status, list headers, body=b""):
-        """Send the response.  ``headers`` is a list of (name, value) pairs, str or bytes."""
         cdef list parts
         cdef bytes b = _b(body)
         if self.responded:
@@ -110,7 +88,6 @@ cdef class Request:
         self.proto.respond_done(self, b"".join(parts))
 
     def start_response(self, int status, list headers):
-        """Begin a streamed response (chunked transfer encoding); follow with ``write`` and ``end``."""
         cdef list parts
         if self.responded:
             return
@@ -126,14 +103,12 @@ cdef class Request:
         self.proto.write_raw(b"".join(parts))
 
     def write(self, data):
-        """Send one chunk of a streamed response."""
         cdef bytes b = _b(data)
         if not self.streaming or self.ended or not b:
             return
         self.proto.write_raw(b"%x\r\n" % PyBytes_GET_SIZE(b) + b + b"\r\n")
 
     def end(self):
-        """Finish a streamed response."""
         if not self.streaming or self.ended:
             return
         self.ended = True
@@ -141,15 +116,9 @@ cdef class Request:
 
     @property
     def closed(self):
-        """True once the connection carrying this request is gone."""
         return self.proto.closed
 
     def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
-        """Answer the upgrade with 101 and switch this connection to WebSocket frames.
-
-        ``conn`` is the session it will carry (``probe``: an upgrade from polling, not active
-        until the client sends the upgrade packet).  Returns the protocol (a ``WSTransport``).
-        """
         cdef bytes key = self.header(b"sec-websocket-key")
         cdef list parts
         if self.responded:
@@ -166,32 +135,8 @@ cdef class Request:
 
 
 cdef class HttpProtocol(WSTransport):
-    """asyncio protocol for one TCP connection of the native server."""
-    cdef object transport
-    cdef object parser
-    cdef public object app
-    cdef public object peername
-    cdef public object sockname
-    cdef readonly bint closed
-    cdef bint ws_mode
-    cdef bint close_sent
-    cdef public bint probing
-    cdef public Conn conn
-    cdef FrameReader reader
-    cdef object pending
-    cdef Request active
-    cdef Request cur
-    cdef bytearray cur_url
-    cdef list cur_headers
-    cdef bytearray cur_body
-    cdef Py_ssize_t header_bytes
-    cdef public Py_ssize_t max_body
-    cdef public Py_ssize_t max_message
-    cdef bytes upgrade_rest
-    cdef bytes head_pending
-    cdef bint parse_failed
 
-    def __init__(self, app, Py_ssize_t max_body=1_000_000, Py_ssize_t max_message=1_000_000):
+    def __init__(self, app, Py_ssize_t max_body=DEFAULT_MAX_BODY, Py_ssize_t max_message=DEFAULT_MAX_MESSAGE):
         self.app = app
         self.max_body = max_body
         self.max_message = max_message
@@ -383,7 +328,7 @@ cdef class HttpProtocol(WSTransport):
                 self.head_pending = None
             self.transport.writelines(parts)
 
-    cpdef ws_close(self, int code=1000, str reason=""):
+    cpdef ws_close(self, int code=CLOSE_NORMAL, str reason=""):
         if self.closed:
             return
         if self.head_pending is not None:
@@ -391,12 +336,11 @@ cdef class HttpProtocol(WSTransport):
             self.head_pending = None
         if not self.close_sent:
             self.close_sent = True
-            self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == 1005
+            self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
                                  else _frame(OP_CLOSE, build_close(code, reason)))
         self.transport.close()
 
     def close_transport(self):
-        """Close this connection (a WebSocket with 1001 'going away')."""
         if self.closed or self.transport is None:
             return
         if self.ws_mode:
@@ -404,7 +348,7 @@ cdef class HttpProtocol(WSTransport):
                 # A session in the middle of its upgrade: the client may already have moved to
                 # this socket (its upgrade packet not read yet), so it gets the close packet here too.
                 self.ws_write(_frame(OP_TEXT, b"1"))
-            self.ws_close(1001, "server shutdown")
+            self.ws_close(CLOSE_GOING_AWAY, "server shutdown")
         else:
             self.transport.close()
 
@@ -427,16 +371,19 @@ cdef class HttpProtocol(WSTransport):
             conn = self.conn
             if op == OP_TEXT:
                 if PyBytes_GET_SIZE(payload) == 0:
-                    self._ws_fail(1002, "empty Engine.IO packet")
+                    self._ws_fail(CLOSE_PROTOCOL_ERROR, "empty Engine.IO packet")
                     return
                 if self.probing:
-                    self._probe_packet(payload)
+                    if conn is None:
+                        self.ws_close(CLOSE_NORMAL, "")
+                    elif conn.on_probe_packet(self, payload):
+                        self.probing = False
                 elif conn is not None:
                     conn.on_packet(<int>(<unsigned char>PyBytes_AS_STRING(payload)[0]) - 48,
                                    payload[1:], False)
             elif op == OP_BINARY:
                 if conn is not None and not self.probing:
-                    conn.on_packet(4, payload, True)
+                    conn.on_packet(MESSAGE, payload, True)
             elif op == OP_PING:
                 self.transport.write(_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
@@ -450,22 +397,6 @@ cdef class HttpProtocol(WSTransport):
                 if conn is not None and not self.probing and conn.ws is self:
                     conn.close("transport close")
                 return
-
-    cdef _probe_packet(self, bytes payload):
-        cdef Conn conn = self.conn
-        if conn is None or conn.closed or conn.upgraded:
-            self.ws_close(1000, "")
-            return
-        if payload == b"2probe":
-            self.transport.write(_frame(OP_TEXT, b"3probe"))
-            # A noop answers the pending long poll so the client can pause polling.
-            conn.send_eio(b"6")
-            conn.handler.probe_started(conn)
-        elif payload == b"5":
-            self.probing = False
-            self.app.conn_upgraded(conn, self)
-            conn.upgrade(self)
-        # anything else during the probe is ignored, as Engine.IO servers do
 
     cdef _ws_fail(self, int code, str reason):
         cdef Conn conn = self.conn

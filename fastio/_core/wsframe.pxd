@@ -10,6 +10,19 @@ cdef enum:
     OP_PING = 9
     OP_PONG = 10
 
+# Close codes (RFC 6455 7.4.1) the server sends by name.
+cdef enum:
+    CLOSE_NORMAL = 1000
+    CLOSE_GOING_AWAY = 1001
+    CLOSE_PROTOCOL_ERROR = 1002
+    CLOSE_NO_STATUS = 1005          # never on the wire: a close frame without a body
+    CLOSE_INVALID_DATA = 1007       # e.g. invalid UTF-8 in a text message
+    CLOSE_TOO_BIG = 1009
+    CLOSE_INTERNAL_ERROR = 1011
+
+cdef enum:
+    DEFAULT_MAX_MESSAGE = 1_000_000
+
 
 cdef struct FrameHeader:
     int fin

@@ -2,8 +2,8 @@
 WebSocket that carries an Engine.IO session over a framework's message-based WebSocket API.
 
 The native server frames WebSocket messages itself; a framework frames them for us, so the
-frames the engine queues are split back into messages here (in C, by the frame reader) and each
-connection has one writer task that hands them to the framework in order.
+session hands this transport whole messages (``ws_messages``) and each connection has one writer
+that passes them to the framework in order.
 """
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 from fastio._core.conn import Conn, WSTransport
-from fastio._core.wsframe import OP_BINARY, OP_TEXT, FrameReader
+from fastio._core.eio import MESSAGE
 from fastio.base.util import start_eagerly
 
 __all__ = ["BridgeRequest", "BridgeWebSocket"]
 
 Sender = Callable[[Any], Awaitable[None]]
+
+CLOSE_NORMAL = 1000             # WebSocket close codes (RFC 6455 7.4.1)
+CLOSE_PROTOCOL_ERROR = 1002
 
 
 class BridgeRequest:
@@ -85,7 +88,6 @@ class BridgeWebSocket(WSTransport):
         self.conn = conn
         self.probing = probe
         self.closed = False
-        self._reader: FrameReader | None = None
         self.ws_messages = True
         self._out: collections.deque[Any] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
@@ -122,25 +124,20 @@ class BridgeWebSocket(WSTransport):
         self._out.extend(messages)
         self._kick()
 
-    def ws_write(self, data: bytes) -> None:
-        """Split already-framed bytes back into messages and queue them."""
-        if self.closed:
-            return
-        if self._reader is None:
-            self._reader = FrameReader(1 << 62, False)
-        for op, payload in self._reader.feed(data):
-            if op == OP_TEXT:
-                self._out.append(payload.decode("utf-8"))
-            elif op == OP_BINARY:
-                self._out.append(payload)
-        self._kick()
-
-    def ws_close(self, code: int = 1000, reason: str = "") -> None:
+    def ws_close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close after what is queued has been sent."""
         if self.closed:
             return
         self.closed = True
         self._out.append(("close", code))
+        self._kick()
+
+    def ws_answer_probe(self, conn: Conn) -> None:
+        """Queue "3probe", then have the session end its pending long poll."""
+        self._out.append("3probe")
+        # The noop that lets the pending long poll return must reach the client after
+        # "3probe": sent earlier, the client polls again and waits on that poll instead.
+        self._out.append(("call", conn.end_poll))
         self._kick()
 
     # -- inbound ------------------------------------------------------------------------------
@@ -151,15 +148,19 @@ class BridgeWebSocket(WSTransport):
         if not data:
             self._fail()
             return
+        conn = self.conn
         if self.probing:
-            self._probe(data)
-        elif self.conn is not None:
-            self.conn.on_packet(data[0] - 48, data[1:], False)
+            if conn is None:
+                self.ws_close(CLOSE_NORMAL)
+            elif conn.on_probe_packet(self, data):
+                self.probing = False
+        elif conn is not None:
+            conn.on_packet(data[0] - 0x30, data[1:], False)  # the type digit, then the data
 
     def receive_bytes(self, data: bytes) -> None:
         """A binary message from the peer."""
         if self.conn is not None and not self.probing:
-            self.conn.on_packet(4, bytes(data), True)
+            self.conn.on_packet(MESSAGE, bytes(data), True)
 
     def lost(self, reason: str = "transport close") -> None:
         """The framework's WebSocket ended."""
@@ -170,25 +171,8 @@ class BridgeWebSocket(WSTransport):
         if not self.done.done():
             self.done.set_result(None)
 
-    def _probe(self, data: bytes) -> None:
-        conn = self.conn
-        if conn is None or conn.closed or conn.upgraded:
-            self.ws_close(1000)
-            return
-        if data == b"2probe":
-            self._out.append("3probe")
-            # The noop that lets the pending long poll return must reach the client after
-            # "3probe": sent earlier, the client polls again and waits on that poll instead.
-            self._out.append(("call", conn.send_eio, b"6"))
-            self._kick()
-            conn.handler.probe_started(conn)
-        elif data == b"5":
-            self.probing = False
-            conn.handler.conn_upgraded(conn, self)
-            conn.upgrade(self)
-
     def _fail(self) -> None:
-        self.ws_close(1002)
+        self.ws_close(CLOSE_PROTOCOL_ERROR)
         conn = self.conn
         if conn is not None and not self.probing and conn.ws is self:
             conn.close("transport error", False)
@@ -230,7 +214,7 @@ class BridgeWebSocket(WSTransport):
                         await asgi({"type": "websocket.send", "bytes": item})
                         continue
                     if item[0] == "call":
-                        item[1](item[2])
+                        item[1]()
                         continue
                     await asgi({"type": "websocket.close", "code": item[1]})
                     self.lost("transport close")
@@ -240,7 +224,7 @@ class BridgeWebSocket(WSTransport):
                 elif type(item) is bytes:
                     await self._send_bytes(item)
                 elif item[0] == "call":
-                    item[1](item[2])
+                    item[1]()
                 else:
                     await self._close(item[1])
                     self.lost("transport close")

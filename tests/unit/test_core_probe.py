@@ -1,0 +1,176 @@
+"""The WebSocket upgrade probe, handled by Conn for every transport, and the Flusher's handling of
+a transport whose write fails."""
+import asyncio
+import logging
+
+import pytest
+
+from fastio._core.conn import Conn, Flusher, WSTransport
+from fastio._core.wsframe import FrameReader
+
+
+class Handler:
+    message_sink = staticmethod(lambda *a: None)
+
+    def __init__(self):
+        self.calls = []
+
+    def answer_poll(self, conn, req, body):
+        self.calls.append(("answer_poll", req, body))
+
+    def probe_started(self, conn):
+        self.calls.append(("probe_started", conn.sid))
+
+    def conn_upgraded(self, conn, ws):
+        # told before the session moves: it is still polling here
+        self.calls.append(("conn_upgraded", ws, conn.upgraded))
+
+    def conn_closed(self, conn, reason):
+        self.calls.append(("conn_closed", reason))
+
+    def overflow(self, conn):
+        self.calls.append(("overflow", conn.sid))
+
+
+class FramedWS(WSTransport):
+    def __init__(self):
+        self.written = []
+        self.close_codes = []
+
+    def ws_write(self, data):
+        self.written.append(data)
+
+    def ws_close(self, code=1000, reason=""):
+        self.close_codes.append(code)
+
+    def texts(self):
+        return [bytes(p) for _, p in FrameReader(1 << 20, False).feed(b"".join(self.written))]
+
+
+@pytest.fixture
+def loop():
+    lp = asyncio.new_event_loop()
+    yield lp
+    lp.close()
+
+
+def run_flush(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def polling_conn(loop, sid="p1"):
+    handler = Handler()
+    conn = Conn(sid, handler, Flusher(loop))
+    conn.poll_waiter = "the pending GET"
+    return conn, handler
+
+
+def test_probe_is_answered_then_the_pending_poll_gets_a_noop(loop):
+    conn, handler = polling_conn(loop)
+    ws = FramedWS()
+    assert conn.on_probe_packet(ws, b"2probe") is False
+    assert ws.texts() == [b"3probe"]
+    assert handler.calls == [("probe_started", "p1")]
+    run_flush(loop)
+    assert handler.calls[-1] == ("answer_poll", "the pending GET", b"6")
+    assert not conn.upgraded
+
+
+def test_upgrade_packet_moves_the_session_to_the_websocket(loop):
+    conn, handler = polling_conn(loop)
+    conn.poll_waiter = None
+    conn.send_eio(b"4queued while polling")
+    ws = FramedWS()
+    conn.on_probe_packet(ws, b"2probe")
+    assert conn.on_probe_packet(ws, b"5") is True
+    assert ("conn_upgraded", ws, False) in handler.calls
+    assert conn.upgraded and conn.ws is ws and conn.transport == "websocket"
+    run_flush(loop)
+    # the noop and the packet queued for polling now go out as frames
+    assert ws.texts() == [b"3probe", b"4queued while polling", b"6"]
+
+
+def test_other_packets_during_the_probe_are_ignored(loop):
+    conn, handler = polling_conn(loop)
+    ws = FramedWS()
+    assert conn.on_probe_packet(ws, b"4hello") is False
+    assert conn.on_probe_packet(ws, b"2ping") is False
+    assert ws.written == [] and ws.close_codes == [] and handler.calls == []
+
+
+def test_probe_of_a_closed_or_upgraded_session_closes_the_websocket(loop):
+    conn, handler = polling_conn(loop)
+    first = FramedWS()
+    conn.on_probe_packet(first, b"5")
+    second = FramedWS()
+    assert conn.on_probe_packet(second, b"2probe") is False
+    assert second.close_codes == [1000] and second.written == []
+    conn.close("server disconnect")
+    third = FramedWS()
+    assert conn.on_probe_packet(third, b"5") is False
+    assert third.close_codes == [1000]
+
+
+def test_output_mode_is_decided_when_the_websocket_is_attached(loop):
+    conn, _ = polling_conn(loop)
+    ws = FramedWS()
+    conn.upgrade(ws)
+    ws.ws_messages = True            # too late: the session frames its output for this transport
+    conn.send_eio(b"4x")
+    run_flush(loop)
+    assert ws.texts() == [b"4x"]
+
+
+def test_bridge_sends_3probe_before_the_noop_that_ends_the_poll(loop):
+    from fastio.hosting.bridge import BridgeWebSocket
+
+    async def scenario():
+        conn, handler = polling_conn(asyncio.get_running_loop(), "b1")
+        ws = BridgeWebSocket(conn, True)
+        sent = []
+        gate = asyncio.Event()
+
+        async def send(message):
+            await gate.wait()        # the framework's send has to wait
+            sent.append(message)
+
+        ws.attach_asgi(send)
+        ws.receive_text("2probe")
+        assert handler.calls == [("probe_started", "b1")]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not any(c[0] == "answer_poll" for c in handler.calls)   # "3probe" not out yet
+        gate.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sent == [{"type": "websocket.send", "text": "3probe"}]
+        assert handler.calls[-1] == ("answer_poll", "the pending GET", b"6")
+        ws.receive_text("5")
+        assert conn.upgraded and conn.ws is ws and not ws.probing
+
+    loop.run_until_complete(scenario())
+
+
+class BrokenWS(FramedWS):
+    def ws_write(self, data):
+        raise OSError("connection reset")
+
+
+def test_a_failed_write_is_logged_once_and_closes_the_session(loop, caplog):
+    handler = Handler()
+    flusher = Flusher(loop)
+    conn = Conn("w1", handler, flusher)
+    conn.upgrade(BrokenWS())
+    healthy = Conn("w2", handler, flusher)
+    ok = FramedWS()
+    healthy.upgrade(ok)
+    conn.send_eio(b"4a")
+    healthy.send_eio(b"4b")
+    with caplog.at_level(logging.ERROR, logger="fastio.engineio"):
+        run_flush(loop)
+    records = [r for r in caplog.records if r.name == "fastio.engineio"]
+    assert len(records) == 1
+    assert "w1" in records[0].getMessage() and "connection reset" in records[0].getMessage()
+    assert conn.closed and conn.close_reason == "transport error"
+    assert ok.texts() == [b"4b"]     # the other connections are still written
