@@ -1,13 +1,4 @@
-"""Engine.IO v4 packets.
-
-Everything here works on UTF-8 ``bytes``; nothing is decoded to ``str`` on the
-hot path.
-
-* A WebSocket text frame carries one packet: ``<type digit><data>``.
-* An HTTP long-polling body carries one or more packets separated by the
-  record separator ``\\x1e``; a binary message travels in polling as
-  ``b<base64>``.
-"""
+# Engine.IO v4 packets (contracts in eio.pyi).
 
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.bytes cimport (
@@ -154,15 +145,7 @@ cdef inline tuple _decode_poll_packet(const unsigned char* p, Py_ssize_t n):
     raise ValueError(f"unknown packet type {bytes((c,))!r}")
 
 
-cpdef list decode_payload(bytes body, Py_ssize_t max_packets=16):
-    """Split and decode an HTTP long-polling POST body.
-
-    Returns a list of ``(type, data, binary)``: ``(4, b"hello", False)`` for
-    ``b"4hello"``, ``(MESSAGE, <decoded bytes>, True)`` for ``b"b<base64>"``.
-    ``max_packets`` <= 0 disables the packet count limit.
-    Raises ValueError for an empty body, an empty packet, an unknown type
-    character, bad base64 or more than ``max_packets`` packets.
-    """
+cpdef list decode_payload(bytes body, Py_ssize_t max_packets=MAX_PAYLOAD_PACKETS):
     if body is None:
         raise TypeError("body must be bytes, not None")
     cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
@@ -187,7 +170,6 @@ cpdef list decode_payload(bytes body, Py_ssize_t max_packets=16):
 
 
 cpdef bytes encode_payload(list items):
-    """Join already-encoded polling packets (bytes) with ``\\x1e``."""
     if items is None:
         raise TypeError("items must be a list, not None")
     cdef Py_ssize_t k = PyList_GET_SIZE(items)
@@ -220,7 +202,6 @@ cpdef bytes encode_payload(list items):
 
 
 cpdef bytes poll_binary(data):
-    """``b"b" + base64(data)``: a binary message as a polling packet."""
     cdef bytes b = as_bytes(data)
     return b64encode_prefixed(<const unsigned char*>PyBytes_AS_STRING(b),
                               PyBytes_GET_SIZE(b), 0x62)
@@ -229,7 +210,6 @@ cpdef bytes poll_binary(data):
 # ---------------------------------------------------------------- websocket
 
 cpdef tuple decode_packet(bytes pkt):
-    """Decode a WebSocket text frame payload: ``b"4hello"`` -> ``(4, b"hello")``."""
     if pkt is None:
         raise TypeError("pkt must be bytes, not None")
     cdef Py_ssize_t n = PyBytes_GET_SIZE(pkt)
@@ -246,7 +226,6 @@ cpdef tuple decode_packet(bytes pkt):
 
 
 cpdef bytes encode_packet(int type, data=None):
-    """``b"%d" % type + data``; data is bytes, str (UTF-8 encoded) or None."""
     cdef const char* src
     cdef Py_ssize_t n
     cdef bytes out

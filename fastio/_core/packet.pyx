@@ -1,19 +1,4 @@
-"""Socket.IO v5 packets.
-
-Wire format (the Engine.IO ``4`` prefix is not part of it)::
-
-    <type>[<attachments>-][<namespace>,][<ack id>][<JSON>]
-
-* the namespace ``/`` is omitted, any other is written as ``/name,``;
-* binary values (bytes, bytearray, memoryview) anywhere in the data are
-  replaced by ``{"_placeholder":true,"num":N}`` in depth-first order; the
-  type becomes BINARY_EVENT / BINARY_ACK, ``N-`` gives the attachment count
-  and the attachments travel as separate binary messages.
-
-``encode`` produces an ``Encoded`` that is built once and shared by every
-recipient of a broadcast; ``Decoder`` (one per connection) turns incoming
-text and binary messages back into ``Packet`` objects.
-"""
+# Socket.IO v5 packets (contracts in packet.pyi).
 
 cimport cython
 from cpython.bytes cimport (
@@ -57,6 +42,9 @@ cdef enum:
     _MAX_DEPTH = 1000
     # Attachments at least this large are written from their own buffer (Encoded.ws_parts).
     _ZERO_COPY_MIN = 16384
+    # Decoder defaults: attachments per packet, and their bytes in all.
+    DEFAULT_MAX_ATTACHMENTS = 10
+    DEFAULT_MAX_SIZE = 1_000_000
 
 cdef str _ROOT = "/"
 
@@ -71,13 +59,6 @@ cdef object _json_module = None
 
 
 def configure_json(module=None):
-    """Select the JSON implementation.
-
-    ``None`` selects orjson. Any other module must offer ``dumps`` and
-    ``loads`` like the standard library's ``json``: ``dumps(obj,
-    separators=(",", ":"))`` returning str (or bytes) and ``loads`` accepting
-    UTF-8 bytes.
-    """
     global _dumps, _loads, _is_orjson, _orjson_nonstr, _json_module
     if module is None:
         import orjson
@@ -97,7 +78,6 @@ def configure_json(module=None):
 
 
 def json_module():
-    """The module configure_json selected."""
     return _json_module
 
 
@@ -105,7 +85,7 @@ configure_json(None)
 
 
 cdef inline object _json_dump(object data):
-    """Compact JSON of data, as bytes (orjson) or str (other modules)."""
+    # Compact JSON of data, as bytes (orjson) or str (other modules).
     if _is_orjson:
         try:
             return _dumps(data)
@@ -120,13 +100,6 @@ cdef inline object _json_dump(object data):
 @cython.final
 @cython.freelist(32)
 cdef class Packet:
-    """A decoded Socket.IO packet.
-
-    ``type`` is the wire type (BINARY_EVENT / BINARY_ACK are kept, with the
-    attachments already put back in ``data``); ``namespace`` is ``"/"`` when
-    the packet had none; ``data`` is the decoded JSON (None if absent); ``id``
-    is the ack id (int) or None.
-    """
 
     def __init__(self, int type, str namespace="/", object data=None, object id=None):
         if type < 0 or type > 6:
@@ -157,7 +130,7 @@ cdef inline bint _isdigit(unsigned char c) noexcept:
 
 
 cdef object _reconstruct(object obj, list bufs):
-    """Replace placeholders by attachments, in place (obj is freshly decoded)."""
+    # Replace placeholders by attachments, in place (obj is freshly decoded).
     cdef Py_ssize_t i, k
     cdef object item, new, num
     if PyList_Check(obj):
@@ -190,15 +163,8 @@ cdef object _reconstruct(object obj, list bufs):
 
 @cython.final
 cdef class Decoder:
-    """Decodes the Socket.IO packets of one connection.
 
-    ``feed_text`` takes a packet's text (the Engine.IO ``4`` stripped),
-    ``feed_binary`` an attachment. Both return the completed ``Packet`` or
-    None while a binary packet still waits for attachments. ValueError is
-    raised for any malformed input; the decoder is then reset.
-    """
-
-    def __init__(self, int max_attachments=10, Py_ssize_t max_size=1_000_000):
+    def __init__(self, int max_attachments=DEFAULT_MAX_ATTACHMENTS, Py_ssize_t max_size=DEFAULT_MAX_SIZE):
         if max_attachments < 0:
             raise ValueError("max_attachments must be >= 0")
         if max_size < 0:
@@ -212,13 +178,11 @@ cdef class Decoder:
 
     @property
     def waiting(self):
-        """Number of attachments still awaited (0 when none)."""
         if self._pending is None:
             return 0
         return self._expected - PyList_GET_SIZE(self._buffers)
 
     cpdef reset(self):
-        """Drop a partially received binary packet."""
         self._pending = None
         self._expected = 0
         self._buffers = None
@@ -241,7 +205,6 @@ cdef class Decoder:
         return ns
 
     cpdef object feed_text(self, bytes s):
-        """Decode one packet's text; None if it waits for attachments."""
         cdef const unsigned char* p
         cdef const unsigned char* hit
         cdef Py_ssize_t n, i, start, end
@@ -350,7 +313,6 @@ cdef class Decoder:
         return pkt
 
     cpdef object feed_binary(self, bytes b):
-        """Add an attachment; the completed Packet once all arrived, else None."""
         cdef Packet pkt
         cdef list bufs
         if b is None:
@@ -383,7 +345,7 @@ cdef inline bint _is_binary(object o) noexcept:
 
 
 cdef int _has_binary(object obj, int depth) except -1:
-    """1 if a binary value occurs anywhere in obj (lists, tuples, dict values)."""
+    # 1 if a binary value occurs anywhere in obj (lists, tuples, dict values).
     cdef object item
     cdef Py_ssize_t i
     if PyList_Check(obj) or PyTuple_Check(obj):
@@ -414,11 +376,10 @@ cdef int _has_binary(object obj, int depth) except -1:
 
 
 cdef object _deconstruct(object obj, list atts, int depth):
-    """obj with binary values replaced by placeholders (appended to atts).
-
-    Containers that hold no binary are returned as they are; only the ones on
-    a path to a binary value are copied (a tuple becomes a list).
-    """
+    # obj with binary values replaced by placeholders (appended to atts).
+    #
+    # Containers that hold no binary are returned as they are; only the ones on
+    # a path to a binary value are copied (a tuple becomes a list).
     cdef Py_ssize_t i
     cdef object item, new
     cdef list out
@@ -456,7 +417,7 @@ cdef object _deconstruct(object obj, list atts, int depth):
 
 
 cdef inline Py_ssize_t _fmt_uint(char* buf, unsigned long long v) noexcept:
-    """Decimal digits of v into buf (>= 20 bytes); returns their count."""
+    # Decimal digits of v into buf (>= 20 bytes); returns their count.
     cdef char tmp[20]
     cdef Py_ssize_t k = 0, j
     while True:
@@ -474,14 +435,6 @@ cdef inline Py_ssize_t _fmt_uint(char* buf, unsigned long long v) noexcept:
 @cython.no_gc
 @cython.freelist(32)
 cdef class Encoded:
-    """One encoded Socket.IO packet, shared by all recipients of a broadcast.
-
-    ``message`` is the Engine.IO MESSAGE packet (``b"4" + text``),
-    ``attachments`` the binary attachments (list of bytes). The transport
-    forms are built on first use and cached; treat them as read-only.
-    With ``binary`` set (see ``encoded_binary``) the packet is one binary
-    Engine.IO message whose payload is ``message``, and has no attachments.
-    """
 
     def __init__(self, bytes text, list attachments=None):
         if text is None:
@@ -491,14 +444,11 @@ cdef class Encoded:
 
     @property
     def text(self):
-        """The Socket.IO packet text (UTF-8), without the Engine.IO ``4``."""
         if self._text is None:
             self._text = self.message[1:]
         return self._text
 
     cpdef bytes ws_frames(self):
-        """Every WebSocket frame of the packet (text, then one binary frame
-        per attachment), concatenated into one bytes object."""
         cdef bytes a, out
         cdef Py_ssize_t total, pos
         cdef unsigned char* o
@@ -527,16 +477,11 @@ cdef class Encoded:
         return self._frames
 
     cpdef str message_str(self):
-        """``message`` decoded: the text WebSocket message for transports that send whole
-        messages (cached, so a broadcast decodes once)."""
         if self._message_str is None:
             self._message_str = self.message.decode("utf-8")
         return self._message_str
 
     cpdef list ws_parts(self):
-        """The bytes of ``ws_frames()`` as a list of parts to write in order, where each
-        attachment of 16 KiB or more is its own part, the attachment object itself: writing
-        the parts (``writelines``) sends a large payload without copying it into a frame."""
         cdef bytes a
         cdef list parts
         cdef bytearray pending
@@ -575,8 +520,6 @@ cdef class Encoded:
         return self._parts
 
     cpdef list poll_items(self):
-        """The packet as polling items: ``[b"4" + text]`` followed by
-        ``b"b" + base64(attachment)`` for each attachment. Do not mutate."""
         cdef list items
         cdef bytes a
         if self._poll is None and self.binary:
@@ -596,9 +539,6 @@ cdef class Encoded:
 
 
 cpdef Encoded encoded_binary(bytes payload):
-    """An ``Encoded`` that is one binary Engine.IO message carrying ``payload`` (a packet of a
-    binary serializer such as msgpack): a binary WebSocket frame, or ``b"b" + base64`` when
-    polling."""
     cdef Encoded enc = Encoded.__new__(Encoded)
     enc.message = payload
     enc.attachments = []
@@ -607,12 +547,6 @@ cpdef Encoded encoded_binary(bytes payload):
 
 
 cpdef Encoded encode(int type, str namespace="/", object data=None, object id=None):
-    """Encode one packet.
-
-    Binary values anywhere in ``data`` are moved to attachments, turning EVENT
-    into BINARY_EVENT and ACK into BINARY_ACK (ValueError for other types).
-    BINARY_EVENT / BINARY_ACK without binary data are written as EVENT / ACK.
-    """
     cdef int ptype = type
     cdef list atts = None
     cdef const char* ns = NULL

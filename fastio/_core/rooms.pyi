@@ -1,4 +1,13 @@
-"""Rooms and fan-out: namespace -> room -> members, member -> rooms; one Encoded to many."""
+"""Rooms and fan-out.
+
+``RoomTable`` keeps namespace -> room -> members and namespace -> member -> rooms, so joining,
+leaving and a member's disconnect are O(its rooms).  ``fanout`` resolves the recipients of one
+emit and hands each the same ``Encoded`` in C: no task, no encode and no Python object per
+recipient; the connection queues the shared frames and writes once per loop iteration.
+
+Following python-socketio, every member of a namespace is in room ``None`` (everyone) and in
+the room named by its own sid.
+"""
 from typing import Any, Hashable, Iterable
 
 from fastio._core.conn import Conn
@@ -8,19 +17,22 @@ class RoomTable:
     """Room membership of every Socket.IO client, by namespace."""
     def __init__(self) -> None: ...
     def enter(self, namespace: str, room: Hashable, sid: str, conn: Conn) -> None:
-        """Add ``sid`` (carried by ``conn``) to ``room``."""
+        """Add ``sid`` (carried by ``conn``) to ``room``.
+
+        Room ``None`` (everyone) and the room named by the member's own sid are implicit: they
+        cost no per-member dictionary or set, which matters for idle connections."""
     def leave(self, namespace: str, room: Hashable, sid: str) -> bool:
-        """Remove ``sid`` from ``room``; True if it was there."""
+        """Remove ``sid`` from a named ``room``; True if it was there."""
     def leave_all(self, namespace: str, sid: str) -> list[Any]:
         """Remove ``sid`` from every room of ``namespace``; returns the rooms it left."""
     def close_room(self, namespace: str, room: Hashable) -> list[str]:
-        """Remove every member of ``room``; returns their sids."""
+        """Remove every member from a named ``room``; returns the sids that were in it."""
     def rooms_of(self, namespace: str, sid: str) -> list[Any]:
         """Rooms ``sid`` is in (its own sid room included, the everyone room excluded)."""
     def members(self, namespace: str, room: Hashable = None) -> dict[str, Conn]:
-        """A copy of {sid: Conn} for ``room``."""
+        """{sid: Conn} of ``room`` (a copy); a sid names its own one-member room."""
     def conn_of(self, namespace: str, sid: str) -> Conn | None:
-        """The connection carrying ``sid``."""
+        """The connection carrying ``sid`` in ``namespace``, or None."""
     def __getitem__(self, namespace: str) -> dict[Any, dict[str, Conn]]:
         """{room: {sid: Conn}} of ``namespace`` (python-socketio's ``manager.rooms[ns]``)."""
     def get(self, namespace: str, default: Any = None) -> Any:
@@ -33,4 +45,5 @@ class RoomTable:
         """Rooms of ``namespace`` with at least one member."""
     def fanout(self, namespace: str, to: Hashable | Iterable[Hashable] | None, skip: str | Iterable[str] | None,
                enc: Encoded) -> int:
-        """Queue ``enc`` to every member of ``to`` except ``skip``; returns the count."""
+        """Queue ``enc`` for every member of ``to`` (None: everyone; a room; or a list of rooms),
+        except the sids in ``skip`` (None, a sid, or a list of sids).  Returns the count."""

@@ -1,14 +1,5 @@
 # cython: language_level=3
-"""Rooms and fan-out.
-
-``RoomTable`` keeps namespace -> room -> members and namespace -> member -> rooms, so joining,
-leaving and a member's disconnect are O(its rooms).  ``fanout`` resolves the recipients of one
-emit and hands each the same ``Encoded`` in C: no task, no encode and no Python object per
-recipient; the connection queues the shared frames and writes once per loop iteration.
-
-Following python-socketio, every member of a namespace is in room ``None`` (everyone) and in
-the room named by its own sid.
-"""
+# Rooms and fan-out (contracts in rooms.pyi).
 cimport cython
 
 from fastio._core.conn cimport Conn
@@ -21,17 +12,12 @@ cdef inline bint _is_many(object to):
 
 @cython.final
 cdef class RoomTable:
-    """Room membership of every Socket.IO client, by namespace."""
 
     def __cinit__(self):
         self.ns_rooms = {}
         self.ns_members = {}
 
     cpdef enter(self, str namespace, object room, str sid, Conn conn):
-        """Add ``sid`` (carried by ``conn``) to ``room``.
-
-        Room ``None`` (everyone) and the room named by the member's own sid are implicit: they
-        cost no per-member dictionary or set, which matters for idle connections."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef dict memberships
@@ -53,7 +39,6 @@ cdef class RoomTable:
         mine.add(room)
 
     cpdef bint leave(self, str namespace, object room, str sid):
-        """Remove ``sid`` from a named ``room``; True if it was there."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef set mine
@@ -73,7 +58,6 @@ cdef class RoomTable:
         return True
 
     cpdef list leave_all(self, str namespace, str sid):
-        """Remove ``sid`` from every room of ``namespace``; returns the rooms it left."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef set mine
@@ -95,7 +79,6 @@ cdef class RoomTable:
         return left
 
     cpdef list close_room(self, str namespace, object room):
-        """Remove every member from a named ``room``; returns the sids that were in it."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef dict memberships
@@ -115,7 +98,6 @@ cdef class RoomTable:
         return list(members)
 
     cpdef list rooms_of(self, str namespace, str sid):
-        """The rooms ``sid`` is in (its own sid room included, the everyone room excluded)."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef set mine
         if rooms is None or sid not in <dict>rooms[None]:
@@ -124,7 +106,6 @@ cdef class RoomTable:
         return [sid] if mine is None else [sid, *mine]
 
     def members(self, str namespace, object room=None):
-        """{sid: Conn} of ``room`` (a copy); a sid names its own one-member room."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         if rooms is None:
@@ -136,7 +117,6 @@ cdef class RoomTable:
         return {room: conn} if conn is not None else {}
 
     def conn_of(self, str namespace, str sid):
-        """The connection carrying ``sid`` in ``namespace``, or None."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         if rooms is None:
             return None
@@ -148,7 +128,6 @@ cdef class RoomTable:
         return self.ns_rooms[namespace]
 
     def get(self, str namespace, default=None):
-        """The {room: {sid: Conn}} mapping of ``namespace``, or ``default``."""
         return self.ns_rooms.get(namespace, default)
 
     def __contains__(self, namespace):
@@ -158,16 +137,12 @@ cdef class RoomTable:
         return iter(self.ns_rooms)
 
     def namespaces(self):
-        """Namespaces that have members."""
         return [ns for ns, rooms in self.ns_rooms.items() if rooms]
 
     def room_names(self, str namespace):
-        """Every room of ``namespace`` with at least one member."""
         return list(self.ns_rooms.get(namespace, {}))
 
     cpdef Py_ssize_t fanout(self, str namespace, object to, object skip, Encoded enc) except -1:
-        """Queue ``enc`` for every member of ``to`` (None: everyone; a room; or a list of rooms),
-        except the sids in ``skip`` (None, a sid, or a list of sids).  Returns the count."""
         cdef dict rooms = self.ns_rooms.get(namespace)
         cdef dict members
         cdef object skip_set = None

@@ -1,5 +1,7 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""RFC 6455 WebSocket framing: an incremental frame reader and frame builders."""
+# cython: language_level=3
+# (boundscheck and wraparound, on in a FASTIO_DEBUG=1 build, and cdivision come from setup.py)
+# RFC 6455 WebSocket framing: an incremental frame reader and frame builders (contracts in
+# wsframe.pyi).
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport (
@@ -31,6 +33,7 @@ globals().update(
 )
 
 cdef enum:
+    _LEN16_MAX = 65535          # payload lengths past this take the 8-byte length field
     _SHRINK_ABOVE = 65536       # free a larger reassembly buffer once its message is done
     # A frame's payload up to this size gets its final buffer when the header arrives; a larger
     # one grows as its bytes arrive, so a header alone cannot make us reserve a declared size.
@@ -43,7 +46,6 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class WebSocketError(Exception):
-    """A protocol violation; ``code`` is the close code to send to the peer."""
 
     def __init__(self, code, reason=""):
         super().__init__(code, reason)
@@ -151,7 +153,7 @@ cdef bint validate_utf8(const unsigned char* s, Py_ssize_t n) noexcept nogil:
 
 cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept nogil:
     cdef Py_ssize_t size = 2
-    if n >= 65536:
+    if n > _LEN16_MAX:
         size = 10
     elif n >= 126:
         size = 4
@@ -169,7 +171,7 @@ cdef inline Py_ssize_t _write_header(unsigned char* o, unsigned char b0, Py_ssiz
     if n < 126:
         o[1] = mbit | <unsigned char>n
         pos = 2
-    elif n < 65536:
+    elif n <= _LEN16_MAX:
         o[1] = mbit | 126
         o[2] = <unsigned char>(n >> 8)
         o[3] = <unsigned char>n
@@ -216,9 +218,8 @@ cdef inline Py_ssize_t _grow_capacity(Py_ssize_t cap, Py_ssize_t need,
 
 @cython.final
 cdef class FrameReader:
-    """Incremental RFC 6455 frame parser; see the .pyi for the contract."""
 
-    def __init__(self, Py_ssize_t max_message_size=1_000_000, bint require_mask=True):
+    def __init__(self, Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE, bint require_mask=True):
         if max_message_size < 0:
             raise ValueError("max_message_size must be >= 0")
         self.max_message_size = max_message_size
@@ -250,7 +251,6 @@ cdef class FrameReader:
 
     @property
     def reserved(self):
-        """Bytes held for frames and messages still arriving."""
         return self._msg_cap + (PyBytes_GET_SIZE(self._dest) if self._dest is not None else 0)
 
     cpdef list feed(self, data):
@@ -283,7 +283,7 @@ cdef class FrameReader:
         except BaseException:
             # e.g. MemoryError: the stream position is lost, so stop here.
             if not self._error_code:
-                self._error_code = 1011
+                self._error_code = CLOSE_INTERNAL_ERROR
                 self._error_reason = "internal error while reading frames"
                 self._dest = None
             raise
@@ -291,11 +291,10 @@ cdef class FrameReader:
 
     cdef Py_ssize_t _parse_header(self, const unsigned char* p, Py_ssize_t n,
                                   FrameHeader* h) except -1:
-        """Validate and decode a frame header; 0 if more bytes are needed.
-
-        The rules that depend only on the first two bytes are checked as soon
-        as those are available, the length limits once the header is whole.
-        """
+        # Validate and decode a frame header; 0 if more bytes are needed.
+        #
+        # The rules that depend only on the first two bytes are checked as soon
+        # as those are available, the length limits once the header is whole.
         cdef unsigned char b0, b1, len7
         cdef int opcode
         cdef Py_ssize_t hl, off, k
@@ -305,27 +304,27 @@ cdef class FrameReader:
         b0 = p[0]
         b1 = p[1]
         if b0 & 0x70:
-            self._fail(1002, "reserved bits set without a negotiated extension")
+            self._fail(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         opcode = b0 & 0x0F
         len7 = b1 & 0x7F
         if opcode >= OP_CLOSE:
             if opcode > OP_PONG:
-                self._fail(1002, f"unknown opcode {opcode}")
+                self._fail(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
             if not (b0 & 0x80):
-                self._fail(1002, "fragmented control frame")
+                self._fail(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
             if len7 > 125:
-                self._fail(1002, "control frame payload longer than 125 bytes")
+                self._fail(CLOSE_PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
         elif opcode > OP_BINARY:
-            self._fail(1002, f"unknown opcode {opcode}")
+            self._fail(CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
         elif opcode == OP_CONT:
             if self._msg_opcode == 0:
-                self._fail(1002, "continuation frame without a message in progress")
+                self._fail(CLOSE_PROTOCOL_ERROR, "continuation frame without a message in progress")
         elif self._msg_opcode != 0:
-            self._fail(1002, "new data frame while a fragmented message is in progress")
+            self._fail(CLOSE_PROTOCOL_ERROR, "new data frame while a fragmented message is in progress")
         if (b1 >> 7) != self.require_mask:
             if self.require_mask:
-                self._fail(1002, "unmasked frame from client")
-            self._fail(1002, "masked frame from server")
+                self._fail(CLOSE_PROTOCOL_ERROR, "unmasked frame from client")
+            self._fail(CLOSE_PROTOCOL_ERROR, "masked frame from server")
 
         if len7 == 126:
             hl = 4
@@ -346,7 +345,7 @@ cdef class FrameReader:
             for k in range(8):
                 length = (length << 8) | p[2 + k]
             if length >> 63:
-                self._fail(1002, "64-bit payload length with the high bit set")
+                self._fail(CLOSE_PROTOCOL_ERROR, "64-bit payload length with the high bit set")
         else:
             length = len7
 
@@ -355,7 +354,7 @@ cdef class FrameReader:
             if opcode == OP_CONT:
                 room -= <uint64_t>self._msg_len
             if length > room or length > <uint64_t>(PY_SSIZE_T_MAX - _MAX_HEADER):
-                self._fail(1009, "message too big")
+                self._fail(CLOSE_TOO_BIG, "message too big")
 
         h.fin = b0 >> 7
         h.opcode = opcode
@@ -383,7 +382,7 @@ cdef class FrameReader:
         cdef int opcode = self._msg_opcode
         cdef bytes res
         if opcode == OP_TEXT and not validate_utf8(self._msg, self._msg_len):
-            self._fail(1007, "invalid UTF-8 in text message")
+            self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
         res = PyBytes_FromStringAndSize(<char*>self._msg, self._msg_len)
         self._msg_opcode = 0
         self._msg_len = 0
@@ -396,7 +395,7 @@ cdef class FrameReader:
 
     cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
                            list out) except -1:
-        """Process a frame whose whole payload is at ``payload``."""
+        # Process a frame whose whole payload is at ``payload``.
         cdef int opcode = h.opcode
         cdef Py_ssize_t n = <Py_ssize_t>h.length
         cdef bytes res
@@ -424,12 +423,12 @@ cdef class FrameReader:
             else:
                 memcpy(dst, payload, n)
             if opcode == OP_TEXT and not validate_utf8(dst, n):
-                self._fail(1007, "invalid UTF-8 in text message")
+                self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
         out.append((opcode, res))
         return 0
 
     cdef int _begin_payload(self, FrameHeader* h) except -1:
-        """Set up the destination of a frame whose payload is incomplete."""
+        # Set up the destination of a frame whose payload is incomplete.
         cdef Py_ssize_t n = <Py_ssize_t>h.length
         self._cur = h[0]
         if h.opcode == OP_CONT or not h.fin or n > _PREALLOC_MAX:
@@ -449,7 +448,7 @@ cdef class FrameReader:
 
     cdef Py_ssize_t _stream_payload(self, const unsigned char* p, Py_ssize_t n,
                                     list out) except -1:
-        """Move up to ``n`` payload bytes into place; returns bytes taken."""
+        # Move up to ``n`` payload bytes into place; returns bytes taken.
         cdef Py_ssize_t take = self._need
         cdef unsigned char key[4]
         cdef int k, phase
@@ -484,13 +483,13 @@ cdef class FrameReader:
             opcode = self._cur.opcode
             if opcode == OP_TEXT and not validate_utf8(
                     <const unsigned char*>PyBytes_AS_STRING(res), self._got):
-                self._fail(1007, "invalid UTF-8 in text message")
+                self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
             out.append((opcode, res))
         return take
 
     cdef Py_ssize_t _feed_pending(self, const unsigned char* p, Py_ssize_t n,
                                   list out) except -1:
-        """Finish the partial header or payload left by the previous feed."""
+        # Finish the partial header or payload left by the previous feed.
         cdef FrameHeader h
         cdef Py_ssize_t pos = 0, take, need, hl
         cdef unsigned char b1
@@ -630,12 +629,12 @@ cpdef bytes build_frame(int opcode, object payload, bint fin=True, object mask_k
     return out
 
 
-cpdef bytes build_close(int code=1000, str reason=""):
+cpdef bytes build_close(int code=CLOSE_NORMAL, str reason=""):
     cdef const unsigned char* r = NULL
     cdef Py_ssize_t rn = 0
     cdef bytes out
     cdef unsigned char* o
-    if code == 1005:
+    if code == CLOSE_NO_STATUS:
         return b""
     if not _valid_close_code(code):
         raise ValueError(f"close code {code} cannot be sent")
@@ -664,14 +663,14 @@ cpdef tuple parse_close(bytes payload):
     p = <const unsigned char*>PyBytes_AS_STRING(payload)
     n = PyBytes_GET_SIZE(payload)
     if n == 0:
-        return (1005, "")
+        return (CLOSE_NO_STATUS, "")
     if n == 1:
-        raise WebSocketError(1002, "close frame payload of 1 byte")
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, "close frame payload of 1 byte")
     code = (p[0] << 8) | p[1]
     if not _valid_close_code(code):
-        raise WebSocketError(1002, f"invalid close code {code}")
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, f"invalid close code {code}")
     if not validate_utf8(p + 2, n - 2):
-        raise WebSocketError(1007, "invalid UTF-8 in close reason")
+        raise WebSocketError(CLOSE_INVALID_DATA, "invalid UTF-8 in close reason")
     return (code, PyUnicode_DecodeUTF8(<char*>p + 2, n - 2, NULL))
 
 
