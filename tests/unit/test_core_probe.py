@@ -174,3 +174,75 @@ def test_a_failed_write_is_logged_once_and_closes_the_session(loop, caplog):
     assert "w1" in records[0].getMessage() and "connection reset" in records[0].getMessage()
     assert conn.closed and conn.close_reason == "transport error"
     assert ok.texts() == [b"4b"]     # the other connections are still written
+
+
+class FakeTransport:
+    def __init__(self):
+        self.data = b""
+        self.closed = False
+
+    def get_extra_info(self, name):
+        return ("127.0.0.1", 1)
+
+    def write(self, data):
+        self.data += data
+
+    def writelines(self, parts):
+        self.data += b"".join(parts)
+
+    def close(self):
+        self.closed = True
+
+
+class Host:
+    """The ConnectionHost a native protocol calls: every request is a probing upgrade."""
+    local_addr = None
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def handle_request(self, req):
+        req.accept_websocket(self.conn, True)
+
+    def connection_opened(self, proto):
+        pass
+
+    def connection_closed(self, proto):
+        pass
+
+    def log_exception(self, message, exc):
+        raise AssertionError(message)
+
+    def log_ws_error(self, proto, code, reason):
+        raise AssertionError(reason)
+
+
+UPGRADE_REQUEST = (b"GET /socket.io/?EIO=4&transport=websocket&sid=n1 HTTP/1.1\r\nHost: x\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def client_frame(text):
+    from fastio._core.wsframe import OP_TEXT, build_frame
+    return build_frame(OP_TEXT, text, True, b"\x01\x02\x03\x04")
+
+
+def test_native_protocol_probe_goes_through_the_session(loop):
+    from fastio._core.protocol import HttpProtocol
+
+    conn, handler = polling_conn(loop, "n1")
+    proto = HttpProtocol(Host(conn))
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(UPGRADE_REQUEST)
+    assert transport.data.startswith(b"HTTP/1.1 101 ")
+    head = transport.data.index(b"\r\n\r\n") + 4
+    proto.data_received(client_frame(b"2probe"))
+    assert [bytes(p) for _, p in FrameReader(1 << 20, False).feed(transport.data[head:])] == [b"3probe"]
+    assert proto.probing and handler.calls == [("probe_started", "n1")]
+    run_flush(loop)
+    assert handler.calls[-1] == ("answer_poll", "the pending GET", b"6")
+    proto.data_received(client_frame(b"5"))
+    assert not proto.probing
+    assert ("conn_upgraded", proto, False) in handler.calls
+    assert conn.ws is proto and conn.upgraded
