@@ -15,6 +15,8 @@ Each case is timed in a tight loop (best of several repeats, nanoseconds per ope
 * fan-out: one emit to 1,000 fake connections through fastio's ``RoomTable.fanout`` and write
   coalescer, against python-socketio's ``AsyncManager.emit`` with a no-op send (a lower bound of
   its real cost, which also queues the packet and wakes a writer task per client).
+  ``fanout_msgs``: the same broadcast, fastio only, to connections carried by framework
+  WebSockets (whole messages instead of frames, as under ASGI and aiohttp).
 
 Cases whose code is missing or has changed are reported as skipped, not fatal.
 """
@@ -26,6 +28,7 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -203,9 +206,9 @@ def case_frame_parse_64k():
 FANOUT = 1000
 
 
-def case_fanout():
-    """One broadcast to 1,000 connected clients (encode once, hand to each, write)."""
-    impls = {}
+def fastio_fanout(messages: bool):
+    """fastio's side of a fan-out: one emit to FANOUT connections, each carried by a fake
+    WebSocket taking frames (the native server) or whole messages (``messages``: a framework's)."""
     from fastio._core.conn import Conn, Flusher, WSTransport
     from fastio._core.packet import EVENT, encode
     from fastio._core.rooms import RoomTable
@@ -220,8 +223,12 @@ def case_fanout():
     class FakeWS(WSTransport):
         def __init__(self):
             self.written = 0
+            self.ws_messages = messages
 
         def ws_write(self, data):
+            self.written += 1
+
+        def ws_send_messages(self, msgs):
             self.written += 1
 
         def ws_close(self, code=1000, reason=""):
@@ -256,7 +263,19 @@ def case_fanout():
         for cb in cbs:
             cb()
 
-    impls["fastio"] = fastio_one
+    return fastio_one
+
+
+def case_fanout_messages():
+    """The same broadcast to connections on framework WebSockets (ASGI, aiohttp)."""
+    return {"fastio": fastio_fanout(True)}
+
+
+def case_fanout():
+    """One broadcast to 1,000 connected clients (encode once, hand to each, write)."""
+    impls = {}
+    data = ["broadcast", {"n": 1, "msg": "hello, world"}]
+    impls["fastio"] = fastio_fanout(False)
 
     try:
         import socketio
@@ -312,6 +331,7 @@ CASES = {
     "frame_parse": (case_frame_parse, "parse 100 masked text frames (one chunk)", 2_000),
     "frame_parse_64k": (case_frame_parse_64k, "parse + unmask one 64 KiB binary frame", 5_000),
     "fanout": (case_fanout, "one broadcast to 1,000 connections", 300),
+    "fanout_msgs": (case_fanout_messages, "the same, framework WebSockets (messages)", 300),
 }
 
 
@@ -322,6 +342,18 @@ def fmt_ns(s: float) -> str:
     if ns >= 1e4:
         return "%.1f us" % (ns / 1e3)
     return "%.0f ns" % ns
+
+
+def git_revision() -> str:
+    """The checkout's commit (with "+dirty" for uncommitted changes), or "unknown"."""
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + ("+dirty" if dirty else "")
 
 
 def main() -> int:
@@ -339,6 +371,8 @@ def main() -> int:
     print("python %s on %s, pinned to CPU %s; best of %d, per operation; ratio = other / fastio"
           % (platform.python_version(), platform.machine(), sorted(os.sched_getaffinity(0)),
              a.repeat if not a.quick else 2))
+    # Figures taken on a busy machine are noisy: the load and the revision go beside them.
+    print("fastio %s, load average %s" % (git_revision(), " ".join("%.1f" % x for x in os.getloadavg())))
     print("%-16s %-42s %10s   %-24s %10s %8s" % ("case", "what", "fastio", "compared with", "its time", "ratio"))
     results = {}
     for name in names:
