@@ -8,19 +8,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from fastio.base.handlers import CLIENT_OPTIONAL_ARGS, trigger_method
+
 __all__ = ["AsyncClientNamespace", "ClientNamespace"]
-
-
-def _handler_args(handler: Any, event: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the reason of a ``disconnect`` for handlers written without it."""
-    if event == "disconnect" and args:
-        try:
-            inspect.signature(handler).bind(*args)
-        except TypeError:
-            return args[:-1]
-        except ValueError:
-            pass
-    return args
 
 
 class AsyncClientNamespace:
@@ -39,10 +29,7 @@ class AsyncClientNamespace:
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""
-        handler = getattr(self, "on_" + (event or ""), None)
-        if handler is None:
-            return None
-        result = handler(*_handler_args(handler, event, args))
+        result = trigger_method(self, event, args, CLIENT_OPTIONAL_ARGS)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -81,10 +68,7 @@ class ClientNamespace:
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""
-        handler = getattr(self, "on_" + (event or ""), None)
-        if handler is None:
-            return None
-        return handler(*_handler_args(handler, event, args))
+        return trigger_method(self, event, args, CLIENT_OPTIONAL_ARGS)
 
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Any = None) -> None:
         return self.client.emit(event, data=data, namespace=namespace or self.namespace,

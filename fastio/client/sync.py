@@ -13,6 +13,7 @@ import time
 import weakref
 from typing import Any, Callable, Coroutine
 
+from fastio.base.util import new_event_loop
 from fastio.client.async_client import AsyncClient
 from fastio.client.namespace import ClientNamespace
 from fastio.client.simple import AsyncSimpleClient
@@ -20,19 +21,11 @@ from fastio.client.simple import AsyncSimpleClient
 __all__ = ["Client", "SimpleClient"]
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency where available
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
-
-
 class _LoopThread:
     """An event loop running in a daemon thread."""
 
     def __init__(self, name: str) -> None:
-        self.loop = _new_loop()
+        self.loop = new_event_loop()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -107,35 +100,23 @@ class Client:
         return self._client
 
     @property
-    def eio(self) -> Any:
-        return self._client.eio
-
-    @property
     def connected(self) -> bool:
+        """True while connected (every namespace joined)."""
         return self._client.connected
 
     @property
     def namespaces(self) -> dict[str, str | None]:
+        """Connected namespaces and this client's sid in each."""
         return self._client.namespaces
 
     @property
     def sid(self) -> str | None:
+        """The Engine.IO session id (None when disconnected)."""
         return self._client.sid
 
-    @property
-    def handlers(self) -> dict[str, dict[str, Callable[..., Any]]]:
-        return self._client.handlers
-
-    @property
-    def namespace_handlers(self) -> dict[str, Any]:
-        return self._client.namespace_handlers
-
-    @property
-    def logger(self) -> Any:
-        return self._client.logger
-
     def __getattr__(self, name: str) -> Any:
-        # reconnection settings and other plain attributes of the async client
+        """Other public attributes (``eio``, ``handlers``, ``namespace_handlers``, ``logger``,
+        the reconnection settings) are the async client's."""
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._client, name)
