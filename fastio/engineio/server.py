@@ -12,7 +12,6 @@ import base64
 import gzip
 import logging
 import os
-import sys
 import time
 import zlib
 from typing import Any, Callable, Iterable
@@ -25,6 +24,7 @@ from fastio._core.eio import CLOSE, MESSAGE, NOOP, OPEN, decode_payload, encode_
 from fastio.base import frameworks
 from fastio.base.handlers import fit_args, positional_capacity, registrar
 from fastio.base.util import AsyncioHelpers, SessionContext, make_logger, start_eagerly, then
+from fastio.engineio.environ import request_environ
 
 __all__ = ["AsyncServer"]
 
@@ -52,27 +52,6 @@ _OPTIONAL_ARGS = {"disconnect": 1}
 
 _NOOP_PACKET = encode_packet(NOOP)
 _CLOSE_PACKET = encode_packet(CLOSE)
-
-
-# Header values that most connections share (same host, client, protocol) are kept once.
-_SHARED_VALUE_HEADERS = frozenset([
-    b"", b"host", b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-extensions",
-    b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"origin", b"cache-control",
-    b"pragma", b"content-type",
-])
-_VALUES: dict[bytes, str] = {}
-
-
-def _value(name: bytes, value: bytes) -> str:
-    if name not in _SHARED_VALUE_HEADERS or len(value) > 256 or (
-            not name and (b"sid=" in value or b"t=" in value)):  # per-session query strings
-        return value.decode("latin-1")
-    v = _VALUES.get(value)
-    if v is None:
-        v = value.decode("latin-1")
-        if len(_VALUES) < 4096:
-            _VALUES[value] = v
-    return v
 
 
 _QUERIES: dict[bytes, dict[str, str]] = {}
@@ -558,35 +537,7 @@ class AsyncServer(AsyncioHelpers):
     def request_environ(self, req: Any) -> dict[str, Any]:
         """The WSGI-style environ of ``req`` (the one its host built, if any)."""
         environ = getattr(req, "environ", None)
-        if environ is not None:
-            return environ
-        client = req.client or ("", 0)
-        server = req.server or ("", 0)
-        env: dict[str, Any] = {
-            "REQUEST_METHOD": req.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": req.path,
-            "QUERY_STRING": _value(b"", req.query_string),
-            "RAW_URI": _value(b"", req.url),
-            "SERVER_PROTOCOL": "HTTP/" + req.http_version,
-            "REMOTE_ADDR": client[0],
-            "REMOTE_PORT": str(client[1]),
-            "SERVER_NAME": server[0],
-            "SERVER_PORT": str(server[1]),
-            "wsgi.url_scheme": "http",
-        }
-        keys = _ENVIRON_KEYS
-        for name, value in req.headers:
-            key = keys.get(name)
-            if key is None:
-                key = name.decode("latin-1").upper().replace("-", "_")
-                if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                    key = "HTTP_" + key
-                if len(keys) < 512:  # one shared str per header name, not one per connection
-                    keys[name] = key = sys.intern(key)
-            v = _value(name, value)
-            env[key] = env[key] + "," + v if key in env else v
-        return env
+        return environ if environ is not None else request_environ(req)
 
     # -- called by the compiled core -------------------------------------------------------------
 
