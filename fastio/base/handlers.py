@@ -46,31 +46,30 @@ def _measure(handler: Any) -> int | None:
     return count
 
 
+def _measure_cached(key: Any) -> int | None:
+    try:
+        if key in _capacities:
+            return _capacities[key]
+    except TypeError:  # neither hashable nor weakly referenceable: measured each time
+        return _measure(key)
+    capacity = _measure(key)
+    try:
+        _capacities[key] = capacity
+    except TypeError:  # no weak references to it (__slots__ without __weakref__)
+        pass
+    return capacity
+
+
 def positional_capacity(handler: Callable[..., Any]) -> int | None:
     """The most positional arguments ``handler`` accepts; None when it takes any number.
 
     Measured once per function: a bound method is measured through its function (so the
     ``on_<event>`` methods of a namespace object cost one measure per class, not per call)."""
     func = getattr(handler, "__func__", None)
-    key = func if func is not None and getattr(handler, "__self__", None) is not None else handler
-    try:
-        known = _capacities.get(key, _capacities)
-    except TypeError:  # neither hashable nor weakly referenceable: measure each time
-        return _measure(handler)
-    if known is not _capacities:
-        if key is not handler and known is not None:
-            return max(known - 1, 0)
-        return known  # type: ignore[return-value]
-    if key is not handler:
-        whole = _measure(key)
-        result = None if whole is None else max(whole - 1, 0)
-    else:
-        whole = result = _measure(handler)
-    try:
-        _capacities[key] = whole
-    except TypeError:
-        pass
-    return result
+    if func is not None and getattr(handler, "__self__", None) is not None:
+        whole = _measure_cached(func)
+        return None if whole is None else max(whole - 1, 0)
+    return _measure_cached(handler)
 
 
 def fit_args(handler: Callable[..., Any], args: tuple[Any, ...], optional: int = 0) -> tuple[Any, ...]:

@@ -187,6 +187,7 @@ class AsyncClient(HandlerRegistry):
     # -- registration ----------------------------------------------------------------------
 
     def is_asyncio_based(self) -> bool:
+        """Always True."""
         return True
 
     def register_namespace(self, namespace_handler: Any) -> None:
@@ -422,6 +423,7 @@ class AsyncClient(HandlerRegistry):
         return asyncio.ensure_future(target(*args, **kwargs))
 
     async def sleep(self, seconds: float = 0) -> None:
+        """asyncio.sleep."""
         await asyncio.sleep(seconds)
 
     @staticmethod

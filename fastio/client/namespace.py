@@ -25,6 +25,7 @@ class AsyncClientNamespace:
         self.client: Any = None
 
     def is_asyncio_based(self) -> bool:
+        """Always True."""
         return True
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -64,6 +65,7 @@ class ClientNamespace:
         self.client: Any = None
 
     def is_asyncio_based(self) -> bool:
+        """Always False."""
         return False
 
     def trigger_event(self, event: str, *args: Any) -> Any:
@@ -71,16 +73,20 @@ class ClientNamespace:
         return trigger_method(self, event, args, CLIENT_OPTIONAL_ARGS)
 
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Any = None) -> None:
+        """``client.emit`` in this namespace by default."""
         return self.client.emit(event, data=data, namespace=namespace or self.namespace,
                                 callback=callback)
 
     def send(self, data: Any, namespace: str | None = None, callback: Any = None) -> None:
+        """``client.send`` in this namespace by default."""
         return self.client.send(data, namespace=namespace or self.namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None,
              timeout: float | None = None) -> Any:
+        """``client.call`` in this namespace by default."""
         return self.client.call(event, data=data, namespace=namespace or self.namespace,
                                 timeout=timeout)
 
     def disconnect(self) -> None:
+        """Disconnect the client."""
         return self.client.disconnect()

@@ -90,6 +90,7 @@ class Client:
         weakref.finalize(self, _shutdown_runner, self._runner.loop, self._executor)
 
     def is_asyncio_based(self) -> bool:
+        """Always False: handlers are plain functions run in threads."""
         return False
 
     # -- delegated state -----------------------------------------------------------------
@@ -124,9 +125,11 @@ class Client:
     # -- registration --------------------------------------------------------------------
 
     def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
+        """Register a handler (see ``AsyncClient.on``); without ``handler``, a decorator."""
         return self._client.on(event, handler, namespace)
 
     def event(self, *args: Any, **kwargs: Any) -> Any:
+        """Decorator registering a handler named after the function (see ``AsyncClient.event``)."""
         return self._client.event(*args, **kwargs)
 
     def register_namespace(self, namespace_handler: ClientNamespace) -> None:
@@ -137,9 +140,11 @@ class Client:
         self._client.namespace_handlers[namespace_handler.namespace] = namespace_handler
 
     def get_sid(self, namespace: str | None = None) -> str | None:
+        """The sid of this client in ``namespace``."""
         return self._client.get_sid(namespace)
 
     def transport(self) -> str | None:
+        """``'polling'`` or ``'websocket'``."""
         return self._client.transport()
 
     # -- blocking operations -------------------------------------------------------------
@@ -166,6 +171,7 @@ class Client:
         self._runner.run(coro)
 
     def send(self, data: Any, namespace: str | None = None, callback: Callable[..., Any] | None = None) -> None:
+        """Emit a ``message`` event."""
         self.emit("message", data=data, namespace=namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None,
@@ -175,9 +181,11 @@ class Client:
         return self._runner.run(self._client.call(event, data=data, namespace=namespace, timeout=timeout))
 
     def disconnect(self) -> None:
+        """Disconnect from the server; blocks until done."""
         self._runner.run(self._client.disconnect())
 
     def shutdown(self) -> None:
+        """Disconnect and stop reconnecting; blocks until done."""
         self._runner.run(self._client.shutdown())
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
@@ -187,6 +195,7 @@ class Client:
         return thread
 
     def sleep(self, seconds: float = 0) -> None:
+        """time.sleep."""
         time.sleep(seconds)
 
 
@@ -209,38 +218,47 @@ class SimpleClient:
 
     @property
     def async_client(self) -> AsyncSimpleClient:
+        """The :class:`AsyncSimpleClient` doing the work."""
         return self._client
 
     @property
     def client(self) -> AsyncClient | None:
+        """The underlying :class:`AsyncClient` (None before ``connect``)."""
         return self._client.client
 
     @property
     def connected(self) -> bool:
+        """True while connected."""
         return self._client.connected
 
     @property
     def namespace(self) -> str:
+        """The namespace this client joined."""
         return self._client.namespace
 
     @property
     def sid(self) -> str | None:
+        """The sid of this client in its namespace."""
         return self._client.sid
 
     @property
     def transport(self) -> str:
+        """``'polling'`` or ``'websocket'``."""
         return self._client.transport
 
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,
                 namespace: str = "/", socketio_path: str = "socket.io", wait_timeout: float = 5) -> None:
+        """Connect to the server and one namespace; blocks until connected."""
         self._runner.run(self._client.connect(
             url, headers=headers, auth=auth, transports=transports, namespace=namespace,
             socketio_path=socketio_path, wait_timeout=wait_timeout))
 
     def emit(self, event: str, data: Any = None) -> None:
+        """Emit an event; blocks until it is sent."""
         self._runner.run(self._client.emit(event, data))
 
     def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
+        """Emit an event and wait for its acknowledgement."""
         return self._runner.run(self._client.call(event, data, timeout=timeout))
 
     def receive(self, timeout: float | None = None) -> list[Any]:
@@ -248,6 +266,7 @@ class SimpleClient:
         return self._runner.run(self._client.receive(timeout=timeout))
 
     def disconnect(self) -> None:
+        """Disconnect from the server."""
         self._runner.run(self._client.disconnect())
 
     def __enter__(self) -> "SimpleClient":

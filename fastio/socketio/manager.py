@@ -39,6 +39,7 @@ class Socket:
 
     @session.setter
     def session(self, value: dict[str, Any]) -> None:
+        """Replace the session dictionary."""
         self._session = value
 
     @property
