@@ -1,4 +1,5 @@
-"""Small helpers shared by the Python layers: eager handler calls and logging set-up."""
+"""Small helpers shared by the Python layers: eager handler calls, background tasks kept alive,
+event loops, session context managers and logging set-up."""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +7,47 @@ import contextvars
 import logging
 import sys
 import types
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 _Coroutine = types.CoroutineType
 _Task = asyncio.Task
 
 _tasks: set[asyncio.Task[Any]] = set()
+
+
+def keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+    """Hold a reference to ``task`` until it ends (the loop keeps only weak ones); returns it."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new uvloop event loop, or the standard library's where uvloop is missing (Windows)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where available
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+class SessionContext:
+    """``async with server.session(sid) as session:``: the session dict, saved on exit.
+
+    ``load()`` returns the session (awaitable); ``save(session)`` stores it (awaitable)."""
+
+    def __init__(self, load: Callable[[], Awaitable[dict[str, Any]]],
+                 save: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.load = load
+        self.save = save
+        self.session: dict[str, Any] = {}
+
+    async def __aenter__(self) -> dict[str, Any]:
+        self.session = await self.load()
+        return self.session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.save(self.session)
 
 
 async def _drive(coro: Any, yielded: Any) -> Any:
@@ -41,10 +77,7 @@ def _start_eagerly_driven(result: Any) -> Any:
         yielded = ctx.run(result.send, None)
     except StopIteration as stop:
         return stop.value
-    task = ctx.run(asyncio.get_running_loop().create_task, _drive(result, yielded))
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
+    return keep(ctx.run(asyncio.get_running_loop().create_task, _drive(result, yielded)))
 
 
 def _start_eagerly_task(result: Any) -> Any:
@@ -53,9 +86,7 @@ def _start_eagerly_task(result: Any) -> Any:
     task = _Task(result, loop=asyncio.get_running_loop(), eager_start=True)  # type: ignore[call-arg]
     if task.done():
         return task.result()
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
+    return keep(task)
 
 
 if sys.version_info >= (3, 12):

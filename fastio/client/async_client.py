@@ -37,19 +37,11 @@ from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, Decoder,
     configure_json, encode,
 )
-from fastio.base.util import make_logger
+from fastio.base.handlers import CLIENT_OPTIONAL_ARGS, HandlerRegistry
+from fastio.base.util import keep, make_logger
 from fastio.engineio.client import AsyncClient as EngineIOClient
 
 __all__ = ["AsyncClient"]
-
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-def _keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
-
 
 class _AckWaiter:
     """The acknowledgement callback of ``call()``: resolves its future, always on the loop
@@ -100,18 +92,7 @@ def _install_sigint() -> None:
     _sigint_installed = True
 
 
-def _accepts(handler: Callable[..., Any], nargs: int) -> bool:
-    """Whether ``handler`` can be called with ``nargs`` positional arguments."""
-    try:
-        inspect.signature(handler).bind(*([None] * nargs))
-    except TypeError:
-        return False
-    except ValueError:  # no signature available
-        return True
-    return True
-
-
-class AsyncClient:
+class AsyncClient(HandlerRegistry):
     """A Socket.IO client for asyncio.
 
     :param reconnection: reconnect automatically after the connection is lost (default True).
@@ -132,6 +113,7 @@ class AsyncClient:
     """
 
     reserved_events = ["connect", "connect_error", "disconnect", "__disconnect_final"]
+    optional_args = CLIENT_OPTIONAL_ARGS
     reason = EngineIOClient.reason
 
     def __init__(self, reconnection: bool = True, reconnection_attempts: int = 0,
@@ -170,8 +152,7 @@ class AsyncClient:
         self.connected = False  #: True once connect() succeeded, until disconnected
         self.namespaces: dict[str, str | None] = {}  #: connected namespace -> its sid
         self.failed_namespaces: list[str] = []
-        self.handlers: dict[str, dict[str, Callable[..., Any]]] = {}
-        self.namespace_handlers: dict[str, Any] = {}
+        self.init_handlers()
         self.callbacks: dict[str, dict[int, Callable[..., Any]]] = {}
 
         self._encode: Callable[..., Any] = encode
@@ -206,32 +187,8 @@ class AsyncClient:
     # -- registration ----------------------------------------------------------------------
 
     def is_asyncio_based(self) -> bool:
+        """Always True."""
         return True
-
-    def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
-        """Register ``handler`` for ``event`` (``'*'`` for any event) in ``namespace`` (``'*'``
-        for any namespace); without ``handler`` this is a decorator."""
-        namespace = namespace or "/"
-
-        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers.setdefault(namespace, {})[event] = h
-            return h
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
-
-    def event(self, *args: Any, **kwargs: Any) -> Any:
-        """Decorator registering a handler named after the function: ``@sio.event`` or
-        ``@sio.event(namespace='/chat')``."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
-            return self.on(h.__name__, *args, **kwargs)(h)
-
-        return set_handler
 
     def register_namespace(self, namespace_handler: Any) -> None:
         """Register an :class:`fastio.AsyncClientNamespace` instance."""
@@ -466,6 +423,7 @@ class AsyncClient:
         return asyncio.ensure_future(target(*args, **kwargs))
 
     async def sleep(self, seconds: float = 0) -> None:
+        """asyncio.sleep."""
         await asyncio.sleep(seconds)
 
     @staticmethod
@@ -542,7 +500,7 @@ class AsyncClient:
         if not self.namespaces:
             self.connected = False
             self._intentional = True
-            _keep(asyncio.ensure_future(self.eio.disconnect()))
+            keep(asyncio.ensure_future(self.eio.disconnect()))
 
     def _handle_event(self, namespace: str, ack_id: int | None, data: Any) -> None:
         if not isinstance(data, list) or not data:
@@ -622,7 +580,7 @@ class AsyncClient:
             self._connect_event.set()
         if will_reconnect and self._reconnect_task is None:
             self._reconnect_abort = abort = asyncio.Event()
-            self._reconnect_task = _keep(asyncio.ensure_future(self._reconnect_loop(abort)))
+            self._reconnect_task = keep(asyncio.ensure_future(self._reconnect_loop(abort)))
         elif self._reconnect_task is None:
             self._done.set()  # for good: wait() returns
 
@@ -632,41 +590,16 @@ class AsyncClient:
 
     # -- handlers --------------------------------------------------------------------------
 
-    def _resolve(self, event: str, namespace: str, args: list[Any]) -> tuple[Any, list[Any]]:
-        handlers = self.handlers
-        reserved = event in self.reserved_events
-        ns_handlers = handlers.get(namespace)
-        if ns_handlers is not None:
-            if event in ns_handlers:
-                return ns_handlers[event], args
-            if not reserved and "*" in ns_handlers:
-                return ns_handlers["*"], [event, *args]
-        any_ns = handlers.get("*")
-        if any_ns is not None:
-            if event in any_ns:
-                return any_ns[event], [namespace, *args]
-            if not reserved and "*" in any_ns:
-                return any_ns["*"], [event, namespace, *args]
-        ns_object = self.namespace_handlers.get(namespace)
-        if ns_object is not None:
-            return ns_object.trigger_event, [event, *args]
-        ns_object = self.namespace_handlers.get("*")
-        if ns_object is not None:
-            return ns_object.trigger_event, [event, namespace, *args]
-        return None, args
-
     def _dispatch(self, event: str, namespace: str, args: list[Any],
                   then: Callable[[bool, Any], Any] | None = None) -> None:
-        handler, args = self._resolve(event, namespace, args)
+        handler, fitted = self.find_handler(event, namespace, tuple(args))
         if handler is None:
             if then is not None:
                 then(True, None)
             return
-        if event == "disconnect" and args and not _accepts(handler, len(args)):
-            args = args[:-1]  # the older disconnect() form, without a reason
-        self._invoke(handler, args, event, then)
+        self._invoke(handler, fitted, event, then)
 
-    def _invoke(self, handler: Callable[..., Any], args: list[Any], event: str,
+    def _invoke(self, handler: Callable[..., Any], args: tuple[Any, ...] | list[Any], event: str,
                 then: Callable[[bool, Any], Any] | None = None) -> None:
         """Call a handler: plain functions now (or in the blocking client's executor),
         coroutines as tasks; ``then(ok, result)`` gets the outcome."""
@@ -676,7 +609,7 @@ class AsyncClient:
                 and not inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(executor, lambda: handler(*args))
-            _keep(asyncio.ensure_future(self._finish(future, event, then)))
+            keep(asyncio.ensure_future(self._finish(future, event, then)))
             return
         try:
             result = handler(*args)
@@ -686,7 +619,7 @@ class AsyncClient:
                 then(False, None)
             return
         if inspect.isawaitable(result):
-            _keep(asyncio.ensure_future(self._finish(result, event, then)))
+            keep(asyncio.ensure_future(self._finish(result, event, then)))
         elif then is not None:
             then(True, result)
 
@@ -785,7 +718,7 @@ class AsyncClient:
         def interrupt() -> None:
             self._abort_reconnect()
             if self.connected or self.eio.state == "connected":
-                _keep(asyncio.ensure_future(self.disconnect()))
+                keep(asyncio.ensure_future(self.disconnect()))
 
         try:
             loop.call_soon_threadsafe(interrupt)

@@ -8,19 +8,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from fastio.base.handlers import CLIENT_OPTIONAL_ARGS, trigger_method
+
 __all__ = ["AsyncClientNamespace", "ClientNamespace"]
-
-
-def _handler_args(handler: Any, event: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the reason of a ``disconnect`` for handlers written without it."""
-    if event == "disconnect" and args:
-        try:
-            inspect.signature(handler).bind(*args)
-        except TypeError:
-            return args[:-1]
-        except ValueError:
-            pass
-    return args
 
 
 class AsyncClientNamespace:
@@ -35,14 +25,12 @@ class AsyncClientNamespace:
         self.client: Any = None
 
     def is_asyncio_based(self) -> bool:
+        """Always True."""
         return True
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""
-        handler = getattr(self, "on_" + (event or ""), None)
-        if handler is None:
-            return None
-        result = handler(*_handler_args(handler, event, args))
+        result = trigger_method(self, event, args, CLIENT_OPTIONAL_ARGS)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -77,26 +65,28 @@ class ClientNamespace:
         self.client: Any = None
 
     def is_asyncio_based(self) -> bool:
+        """Always False."""
         return False
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; override to dispatch events differently."""
-        handler = getattr(self, "on_" + (event or ""), None)
-        if handler is None:
-            return None
-        return handler(*_handler_args(handler, event, args))
+        return trigger_method(self, event, args, CLIENT_OPTIONAL_ARGS)
 
     def emit(self, event: str, data: Any = None, namespace: str | None = None, callback: Any = None) -> None:
+        """``client.emit`` in this namespace by default."""
         return self.client.emit(event, data=data, namespace=namespace or self.namespace,
                                 callback=callback)
 
     def send(self, data: Any, namespace: str | None = None, callback: Any = None) -> None:
+        """``client.send`` in this namespace by default."""
         return self.client.send(data, namespace=namespace or self.namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None,
              timeout: float | None = None) -> Any:
+        """``client.call`` in this namespace by default."""
         return self.client.call(event, data=data, namespace=namespace or self.namespace,
                                 timeout=timeout)
 
     def disconnect(self) -> None:
+        """Disconnect the client."""
         return self.client.disconnect()

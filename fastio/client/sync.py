@@ -13,6 +13,7 @@ import time
 import weakref
 from typing import Any, Callable, Coroutine
 
+from fastio.base.util import new_event_loop
 from fastio.client.async_client import AsyncClient
 from fastio.client.namespace import ClientNamespace
 from fastio.client.simple import AsyncSimpleClient
@@ -20,19 +21,11 @@ from fastio.client.simple import AsyncSimpleClient
 __all__ = ["Client", "SimpleClient"]
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency where available
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
-
-
 class _LoopThread:
     """An event loop running in a daemon thread."""
 
     def __init__(self, name: str) -> None:
-        self.loop = _new_loop()
+        self.loop = new_event_loop()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -97,6 +90,7 @@ class Client:
         weakref.finalize(self, _shutdown_runner, self._runner.loop, self._executor)
 
     def is_asyncio_based(self) -> bool:
+        """Always False: handlers are plain functions run in threads."""
         return False
 
     # -- delegated state -----------------------------------------------------------------
@@ -107,35 +101,23 @@ class Client:
         return self._client
 
     @property
-    def eio(self) -> Any:
-        return self._client.eio
-
-    @property
     def connected(self) -> bool:
+        """True while connected (every namespace joined)."""
         return self._client.connected
 
     @property
     def namespaces(self) -> dict[str, str | None]:
+        """Connected namespaces and this client's sid in each."""
         return self._client.namespaces
 
     @property
     def sid(self) -> str | None:
+        """The Engine.IO session id (None when disconnected)."""
         return self._client.sid
 
-    @property
-    def handlers(self) -> dict[str, dict[str, Callable[..., Any]]]:
-        return self._client.handlers
-
-    @property
-    def namespace_handlers(self) -> dict[str, Any]:
-        return self._client.namespace_handlers
-
-    @property
-    def logger(self) -> Any:
-        return self._client.logger
-
     def __getattr__(self, name: str) -> Any:
-        # reconnection settings and other plain attributes of the async client
+        """Other public attributes (``eio``, ``handlers``, ``namespace_handlers``, ``logger``,
+        the reconnection settings) are the async client's."""
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._client, name)
@@ -143,9 +125,11 @@ class Client:
     # -- registration --------------------------------------------------------------------
 
     def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
+        """Register a handler (see ``AsyncClient.on``); without ``handler``, a decorator."""
         return self._client.on(event, handler, namespace)
 
     def event(self, *args: Any, **kwargs: Any) -> Any:
+        """Decorator registering a handler named after the function (see ``AsyncClient.event``)."""
         return self._client.event(*args, **kwargs)
 
     def register_namespace(self, namespace_handler: ClientNamespace) -> None:
@@ -156,9 +140,11 @@ class Client:
         self._client.namespace_handlers[namespace_handler.namespace] = namespace_handler
 
     def get_sid(self, namespace: str | None = None) -> str | None:
+        """The sid of this client in ``namespace``."""
         return self._client.get_sid(namespace)
 
     def transport(self) -> str | None:
+        """``'polling'`` or ``'websocket'``."""
         return self._client.transport()
 
     # -- blocking operations -------------------------------------------------------------
@@ -185,6 +171,7 @@ class Client:
         self._runner.run(coro)
 
     def send(self, data: Any, namespace: str | None = None, callback: Callable[..., Any] | None = None) -> None:
+        """Emit a ``message`` event."""
         self.emit("message", data=data, namespace=namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None,
@@ -194,9 +181,11 @@ class Client:
         return self._runner.run(self._client.call(event, data=data, namespace=namespace, timeout=timeout))
 
     def disconnect(self) -> None:
+        """Disconnect from the server; blocks until done."""
         self._runner.run(self._client.disconnect())
 
     def shutdown(self) -> None:
+        """Disconnect and stop reconnecting; blocks until done."""
         self._runner.run(self._client.shutdown())
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
@@ -206,6 +195,7 @@ class Client:
         return thread
 
     def sleep(self, seconds: float = 0) -> None:
+        """time.sleep."""
         time.sleep(seconds)
 
 
@@ -228,38 +218,47 @@ class SimpleClient:
 
     @property
     def async_client(self) -> AsyncSimpleClient:
+        """The :class:`AsyncSimpleClient` doing the work."""
         return self._client
 
     @property
     def client(self) -> AsyncClient | None:
+        """The underlying :class:`AsyncClient` (None before ``connect``)."""
         return self._client.client
 
     @property
     def connected(self) -> bool:
+        """True while connected."""
         return self._client.connected
 
     @property
     def namespace(self) -> str:
+        """The namespace this client joined."""
         return self._client.namespace
 
     @property
     def sid(self) -> str | None:
+        """The sid of this client in its namespace."""
         return self._client.sid
 
     @property
     def transport(self) -> str:
+        """``'polling'`` or ``'websocket'``."""
         return self._client.transport
 
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,
                 namespace: str = "/", socketio_path: str = "socket.io", wait_timeout: float = 5) -> None:
+        """Connect to the server and one namespace; blocks until connected."""
         self._runner.run(self._client.connect(
             url, headers=headers, auth=auth, transports=transports, namespace=namespace,
             socketio_path=socketio_path, wait_timeout=wait_timeout))
 
     def emit(self, event: str, data: Any = None) -> None:
+        """Emit an event; blocks until it is sent."""
         self._runner.run(self._client.emit(event, data))
 
     def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
+        """Emit an event and wait for its acknowledgement."""
         return self._runner.run(self._client.call(event, data, timeout=timeout))
 
     def receive(self, timeout: float | None = None) -> list[Any]:
@@ -267,6 +266,7 @@ class SimpleClient:
         return self._runner.run(self._client.receive(timeout=timeout))
 
     def disconnect(self) -> None:
+        """Disconnect from the server."""
         self._runner.run(self._client.disconnect())
 
     def __enter__(self) -> "SimpleClient":

@@ -12,7 +12,6 @@ import base64
 import gzip
 import logging
 import os
-import sys
 import time
 import zlib
 from typing import Any, Callable, Iterable
@@ -21,9 +20,11 @@ from urllib.parse import parse_qs
 import orjson
 
 from fastio._core.conn import Conn, Flusher, sweep
-from fastio._core.eio import decode_payload
+from fastio._core.eio import CLOSE, MESSAGE, NOOP, OPEN, decode_payload, encode_packet
 from fastio.base import frameworks
-from fastio.base.util import AsyncioHelpers, make_logger, start_eagerly, then
+from fastio.base.handlers import fit_args, positional_capacity, registrar
+from fastio.base.util import AsyncioHelpers, SessionContext, make_logger, start_eagerly, then
+from fastio.engineio.environ import request_environ
 
 __all__ = ["AsyncServer"]
 
@@ -46,28 +47,11 @@ _ERROR_MESSAGES = {
 }
 
 
-_ENVIRON_KEYS: dict[bytes, str] = {}
+# python-engineio's disconnect(sid[, reason]): a handler may leave the reason out.
+_OPTIONAL_ARGS = {"disconnect": 1}
 
-
-# Header values that most connections share (same host, client, protocol) are kept once.
-_SHARED_VALUE_HEADERS = frozenset([
-    b"", b"host", b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-extensions",
-    b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"origin", b"cache-control",
-    b"pragma", b"content-type",
-])
-_VALUES: dict[bytes, str] = {}
-
-
-def _value(name: bytes, value: bytes) -> str:
-    if name not in _SHARED_VALUE_HEADERS or len(value) > 256 or (
-            not name and (b"sid=" in value or b"t=" in value)):  # per-session query strings
-        return value.decode("latin-1")
-    v = _VALUES.get(value)
-    if v is None:
-        v = value.decode("latin-1")
-        if len(_VALUES) < 4096:
-            _VALUES[value] = v
-    return v
+_NOOP_PACKET = encode_packet(NOOP)
+_CLOSE_PACKET = encode_packet(CLOSE)
 
 
 _QUERIES: dict[bytes, dict[str, str]] = {}
@@ -199,14 +183,7 @@ class AsyncServer(AsyncioHelpers):
         if event not in self.event_names:
             raise ValueError("Invalid event")
 
-        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers[event] = h
-            return h
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
+        return registrar(lambda h: self.handlers.__setitem__(event, h), handler)
 
     async def send(self, sid: str, data: str | bytes | bytearray | memoryview) -> None:
         """Send a message to a client: str as text, bytes-like as binary."""
@@ -219,7 +196,7 @@ class AsyncServer(AsyncioHelpers):
             self.logger.warning("Cannot send to sid %s", sid)
             return
         if isinstance(data, str):
-            conn.send_eio(b"4" + data.encode())
+            conn.send_eio(encode_packet(MESSAGE, data))
         else:
             conn.send_binary(data)
 
@@ -234,19 +211,9 @@ class AsyncServer(AsyncioHelpers):
         """Store the user session dictionary of a client."""
         self._get(sid).data = session
 
-    def session(self, sid: str) -> Any:
+    def session(self, sid: str) -> SessionContext:
         """Async context manager giving the client's session dict, saved on exit."""
-        server = self
-
-        class _SessionContext:
-            async def __aenter__(self) -> dict[str, Any]:
-                self.session = await server.get_session(sid)
-                return self.session
-
-            async def __aexit__(self, *args: Any) -> None:
-                await server.save_session(sid, self.session)
-
-        return _SessionContext()
+        return SessionContext(lambda: self.get_session(sid), lambda s: self.save_session(sid, s))
 
     async def disconnect(self, sid: str | None = None) -> None:
         """Close one client's session, or every session when ``sid`` is None."""
@@ -334,7 +301,7 @@ class AsyncServer(AsyncioHelpers):
         if conn is None:
             drained = self._draining.pop(sid, None)
             if drained is not None and method == "GET" and transport == "polling":
-                self._poll_response(req, drained[0].take_poll() or b"1")
+                self._poll_response(req, drained[0].take_poll() or _CLOSE_PACKET)
                 return
             self._error(req, UNKNOWN_SID)
             return
@@ -365,13 +332,13 @@ class AsyncServer(AsyncioHelpers):
         conn.next_ping = time.monotonic() + self.heartbeat_interval
         upgrades = ["websocket"] if (self.allow_upgrades and transport == "polling"
                                      and "websocket" in self.transports) else []
-        conn.send_eio(b"0" + orjson.dumps({
+        conn.send_eio(encode_packet(OPEN, orjson.dumps({
             "sid": sid,
             "upgrades": upgrades,
             "pingInterval": round(self.heartbeat_interval * 1000),
             "pingTimeout": round(self.ping_timeout * 1000),
             "maxPayload": self.max_http_buffer_size,
-        }))
+        })))
         self.sockets[sid] = conn
         result = self._trigger("connect", sid, conn.environ)
 
@@ -396,7 +363,7 @@ class AsyncServer(AsyncioHelpers):
                 conn.upgrade(ws)
             else:
                 headers = self._cors_headers(req) + self._cookie_headers(sid)
-                self._poll_response(req, conn.take_poll() or b"6", headers)
+                self._poll_response(req, conn.take_poll() or _NOOP_PACKET, headers)
 
         def failed(exc: BaseException) -> None:
             self.logger.error("connect handler failed", exc_info=exc)
@@ -530,10 +497,10 @@ class AsyncServer(AsyncioHelpers):
         if callable(allowed):
             origin = req.header(b"origin")
             origin_s = origin.decode("latin-1") if origin is not None else None
-            try:
-                ok = allowed(origin_s, self.request_environ(req))
-            except TypeError:
+            if positional_capacity(allowed) in (0, 1):  # the older cors_allowed_origins(origin)
                 ok = allowed(origin_s)
+            else:
+                ok = allowed(origin_s, self.request_environ(req))
             return [origin_s] if ok and origin_s else []
         if "*" in allowed:
             return None
@@ -570,35 +537,7 @@ class AsyncServer(AsyncioHelpers):
     def request_environ(self, req: Any) -> dict[str, Any]:
         """The WSGI-style environ of ``req`` (the one its host built, if any)."""
         environ = getattr(req, "environ", None)
-        if environ is not None:
-            return environ
-        client = req.client or ("", 0)
-        server = req.server or ("", 0)
-        env: dict[str, Any] = {
-            "REQUEST_METHOD": req.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": req.path,
-            "QUERY_STRING": _value(b"", req.query_string),
-            "RAW_URI": _value(b"", req.url),
-            "SERVER_PROTOCOL": "HTTP/" + req.http_version,
-            "REMOTE_ADDR": client[0],
-            "REMOTE_PORT": str(client[1]),
-            "SERVER_NAME": server[0],
-            "SERVER_PORT": str(server[1]),
-            "wsgi.url_scheme": "http",
-        }
-        keys = _ENVIRON_KEYS
-        for name, value in req.headers:
-            key = keys.get(name)
-            if key is None:
-                key = name.decode("latin-1").upper().replace("-", "_")
-                if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                    key = "HTTP_" + key
-                if len(keys) < 512:  # one shared str per header name, not one per connection
-                    keys[name] = key = sys.intern(key)
-            v = _value(name, value)
-            env[key] = env[key] + "," + v if key in env else v
-        return env
+        return environ if environ is not None else request_environ(req)
 
     # -- called by the compiled core -------------------------------------------------------------
 
@@ -662,7 +601,7 @@ class AsyncServer(AsyncioHelpers):
                 if conn.closed or conn.upgraded or now >= deadline:
                     del self._upgrading[conn]
                 elif conn.poll_waiter is not None:
-                    conn.send_eio(b"6")
+                    conn.send_eio(_NOOP_PACKET)
 
     def conn_upgraded(self, conn: Conn, ws: Any) -> None:
         """``conn`` moved from long-polling to the WebSocket ``ws``."""
@@ -673,17 +612,7 @@ class AsyncServer(AsyncioHelpers):
         if handler is None:
             return None
         try:
-            result = handler(*args)
-        except TypeError:
-            if event == "disconnect" and len(args) == 2:
-                try:
-                    result = handler(args[0])
-                except Exception:
-                    self.logger.exception("%s handler error", event)
-                    return False if event == "connect" else None
-            else:
-                self.logger.exception("%s handler error", event)
-                return False if event == "connect" else None
+            result = handler(*fit_args(handler, args, _OPTIONAL_ARGS.get(event, 0)))
         except Exception:
             self.logger.exception("%s handler error", event)
             return False if event == "connect" else None

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from fastio.base.frameworks import register_attacher
+from fastio.engineio.environ import build_environ
 from fastio.hosting.bridge import BridgeRequest
 
 __all__ = ["attach"]
@@ -17,27 +18,9 @@ __all__ = ["attach"]
 def _environ(request: Any) -> dict[str, Any]:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     sock = request.transport.get_extra_info("sockname") if request.transport else None
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": request.path,
-        "QUERY_STRING": request.query_string,
-        "RAW_URI": request.raw_path,
-        "SERVER_PROTOCOL": "HTTP/%d.%d" % request.version,
-        "REMOTE_ADDR": peer[0] if peer else "",
-        "REMOTE_PORT": str(peer[1]) if peer else "0",
-        "SERVER_NAME": sock[0] if sock else "",
-        "SERVER_PORT": str(sock[1]) if sock else "0",
-        "SERVER_SOFTWARE": "aiohttp",
-        "wsgi.url_scheme": request.scheme,
-        "aiohttp.request": request,
-    }
-    for name, value in request.headers.items():
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        env[key] = env[key] + "," + value if key in env else value
-    return env
+    return build_environ(request.method, request.path, request.query_string, request.raw_path,
+                         "%d.%d" % request.version, peer, sock, request.headers.items(),
+                         url_scheme=request.scheme, software="aiohttp", extra={"aiohttp.request": request})
 
 
 def attach(server: Any, app: Any, socketio_path: str = "socket.io") -> None:

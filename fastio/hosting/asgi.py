@@ -11,6 +11,7 @@ import mimetypes
 import os
 from typing import Any, Awaitable, Callable
 
+from fastio.engineio.environ import build_environ
 from fastio.hosting.bridge import BridgeRequest
 from fastio.hosting.uvicorn import UvicornWebSocketFactory
 
@@ -52,33 +53,13 @@ def get_static_file(path: str, static_files: dict[str, Any]) -> dict[str, str] |
 
 
 def _environ(scope: Scope, receive: Receive, send: Send) -> dict[str, Any]:
-    client = scope.get("client") or ("", 0)
-    server = scope.get("server") or ("", 0)
     qs = scope.get("query_string", b"")
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": scope.get("root_path", ""),
-        "PATH_INFO": scope["path"],
-        "QUERY_STRING": qs.decode("latin-1"),
-        "RAW_URI": scope["path"] + ("?" + qs.decode("latin-1") if qs else ""),
-        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
-        "REMOTE_ADDR": client[0],
-        "REMOTE_PORT": str(client[1]),
-        "SERVER_NAME": str(server[0]),
-        "SERVER_PORT": str(server[1]),
-        "SERVER_SOFTWARE": "asgi",
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-        "asgi.scope": scope,
-        "asgi.receive": receive,
-        "asgi.send": send,
-    }
-    for name, value in scope.get("headers", []):
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        v = value.decode("latin-1")
-        env[key] = env[key] + "," + v if key in env else v
-    return env
+    path = scope["path"]
+    return build_environ(scope.get("method", "GET"), path, qs, path + ("?" + qs.decode("latin-1") if qs else ""),
+                         scope.get("http_version", "1.1"), scope.get("client"), scope.get("server"),
+                         scope.get("headers", []), script_name=scope.get("root_path", ""),
+                         url_scheme=scope.get("scheme", "http"), software="asgi",
+                         extra={"asgi.scope": scope, "asgi.receive": receive, "asgi.send": send})
 
 
 class ASGIApp:

@@ -11,6 +11,7 @@ import logging
 import signal
 from typing import Any
 
+from fastio.base.util import new_event_loop
 from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
@@ -108,14 +109,6 @@ async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any
     return await Server(sio, host, port, app if app is not None else other_app).start()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # Windows, or uvloop missing: the stdlib loop works too
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
         log_level: str | None = None) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
@@ -131,7 +124,7 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
-    loop = _new_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
     async def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastio._core.protocol import HttpProtocol
+from fastio.engineio.environ import build_environ
 from fastio.hosting.router import Router
 from fastio.hosting.tuning import tune_malloc
 
@@ -94,7 +95,6 @@ class UvicornWebSocketFactory:
     def upgrade_environ(self, req: Any) -> dict[str, Any]:
         """The environ of an upgrade request, as fastio.ASGIApp would build it under uvicorn: with
         an ``asgi.scope``, and the client and scheme from uvicorn's proxy-headers handling."""
-        env = self.engine.request_environ(req)
         config = self._config
         scope: dict[str, Any] = {
             "type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -114,13 +114,9 @@ class UvicornWebSocketFactory:
                 pass
             else:  # pragma: no cover - the middleware awaited something: keep the raw peer
                 coro.close()
-        client = scope["client"] or ("", 0)
-        env["REMOTE_ADDR"] = client[0]
-        env["REMOTE_PORT"] = str(client[1])
-        env["wsgi.url_scheme"] = scope["scheme"]
-        env["SCRIPT_NAME"] = scope["root_path"]
-        env["asgi.scope"] = scope
-        return env
+        return build_environ(req.method, req.path, req.query_string, req.url, req.http_version,
+                             scope["client"], req.server, req.headers, script_name=scope["root_path"],
+                             url_scheme=scope["scheme"], extra={"asgi.scope": scope})
 
     def native_protocol(self, switch: _Switch) -> HttpProtocol:
         """fastio's protocol for an upgrade under the Engine.IO path that ``switch`` read."""

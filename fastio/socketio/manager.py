@@ -39,6 +39,7 @@ class Socket:
 
     @session.setter
     def session(self, value: dict[str, Any]) -> None:
+        """Replace the session dictionary."""
         self._session = value
 
     @property
@@ -117,10 +118,7 @@ class AsyncManager:
 
     def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
         """The Socket.IO sid of an Engine.IO session in ``namespace``."""
-        conn = self.server.eio.sockets.get(eio_sid)
-        if conn is None or conn.ext is None:
-            return None
-        sock = conn.ext.sockets.get(namespace)
+        sock = self.server.socket_of_eio_session(eio_sid, namespace)
         return sock.sid if sock is not None else None
 
     def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None:

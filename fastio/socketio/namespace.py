@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from fastio.base.handlers import SERVER_OPTIONAL_ARGS, trigger_method
+
 __all__ = ["AsyncNamespace"]
 
 
@@ -24,17 +26,12 @@ class AsyncNamespace:
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Call ``on_<event>``; returns its result (a coroutine for async methods).
 
-        Subclasses may override this (sync or async) to dispatch events themselves.
+        ``on_connect(sid, environ)`` and ``on_disconnect(sid)`` (without ``auth`` or ``reason``)
+        are called with the arguments they take.  Subclasses may override this (sync or async)
+        to dispatch events themselves.
         """
-        handler = getattr(self, "on_" + (event or ""), None)
-        if handler is None:
-            return self.server.not_handled if self.server is not None else None
-        try:
-            return handler(*args)
-        except TypeError:
-            if event == "disconnect" and args:
-                return handler(*args[:-1])  # the older disconnect(sid) form
-            raise
+        missing = self.server.not_handled if self.server is not None else None
+        return trigger_method(self, event, args, SERVER_OPTIONAL_ARGS, missing)
 
     def rooms(self, sid: str, namespace: str | None = None) -> list[Any]:
         """Rooms the client is in."""

@@ -16,7 +16,8 @@ from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, configure_json, encode,
 )
-from fastio.base.util import make_logger, start_eagerly, then
+from fastio.base.handlers import SERVER_OPTIONAL_ARGS, HandlerRegistry
+from fastio.base.util import SessionContext, make_logger, start_eagerly, then
 from fastio.engineio.server import AsyncServer as EngineIOServer
 from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
@@ -39,7 +40,7 @@ class _Client:
         self.environ = conn.environ
 
 
-class AsyncServer:
+class AsyncServer(HandlerRegistry):
     """A Socket.IO server with python-socketio's ``AsyncServer`` interface.
 
     :param client_manager: the client manager; fastio's in-memory ``AsyncManager`` by default.
@@ -59,6 +60,7 @@ class AsyncServer:
 
     reason = EngineIOServer.reason
     reserved_events = ["connect", "disconnect"]
+    optional_args = SERVER_OPTIONAL_ARGS
 
     def __init__(self, client_manager: AsyncManager | None = None, logger: logging.Logger | bool = False,
                  serializer: str = "default", json: Any = None, async_handlers: bool = True,
@@ -93,8 +95,7 @@ class AsyncServer:
         self.always_connect = always_connect
         self.namespaces = namespaces or ["/"]
         self.max_attachments = max_attachments
-        self.handlers: dict[str, dict[str, Callable[..., Any]]] = {}
-        self.namespace_handlers: dict[str, AsyncNamespace] = {}
+        self.init_handlers()
         self.not_handled = object()
         self.manager = client_manager if client_manager is not None else AsyncManager()
         self.manager.set_server(self)
@@ -111,28 +112,6 @@ class AsyncServer:
     def attach(self, app: Any, socketio_path: str = "socket.io") -> None:
         """Serve Socket.IO from an aiohttp ``web.Application`` under ``/<socketio_path>/``."""
         self.eio.attach(app, socketio_path)
-
-    def on(self, event: str, handler: Callable[..., Any] | None = None, namespace: str | None = None) -> Any:
-        """Register an event handler, as a decorator or directly (``'*'`` catches all)."""
-        namespace = namespace or "/"
-
-        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers.setdefault(namespace, {})[event] = h
-            return h
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
-
-    def event(self, *args: Any, **kwargs: Any) -> Any:
-        """Decorator registering a handler named after the function: ``@sio.event``."""
-        if len(args) == 1 and not kwargs and callable(args[0]):
-            return self.on(args[0].__name__)(args[0])
-
-        def decorator(h: Callable[..., Any]) -> Callable[..., Any]:
-            return self.on(h.__name__, *args, **kwargs)(h)
-        return decorator
 
     def register_namespace(self, namespace_handler: AsyncNamespace) -> None:
         """Register a class-based namespace."""
@@ -218,19 +197,16 @@ class AsyncServer:
         """Store the client's session dictionary."""
         self._socket(sid, namespace).session = session
 
-    def session(self, sid: str, namespace: str | None = None) -> Any:
+    def session(self, sid: str, namespace: str | None = None) -> SessionContext:
         """Async context manager over a client's session, saved on exit."""
-        server = self
+        return SessionContext(lambda: self.get_session(sid, namespace),
+                              lambda s: self.save_session(sid, s, namespace))
 
-        class _SessionContext:
-            async def __aenter__(self) -> dict[str, Any]:
-                self.session = await server.get_session(sid, namespace)
-                return self.session
-
-            async def __aexit__(self, *args: Any) -> None:
-                await server.save_session(sid, self.session, namespace)
-
-        return _SessionContext()
+    def socket_of_eio_session(self, eio_sid: str, namespace: str) -> Socket | None:
+        """The socket that the Engine.IO session ``eio_sid`` has in ``namespace``, if any."""
+        conn = self.eio.sockets.get(eio_sid)
+        client: _Client | None = conn.ext if conn is not None else None
+        return client.sockets.get(namespace) if client is not None else None
 
     def transport(self, sid: str, namespace: str | None = None) -> str:
         """'websocket' or 'polling'."""
@@ -431,16 +407,7 @@ class AsyncServer:
             finish(False)
 
         try:
-            if auth:
-                result = self._call("connect", namespace, (sid, client.environ, auth))
-            else:
-                try:
-                    result = self._call("connect", namespace, (sid, client.environ, None))
-                except TypeError as exc:
-                    try:
-                        result = self._call("connect", namespace, (sid, client.environ))
-                    except TypeError:
-                        raise exc from None
+            result = self._call("connect", namespace, (sid, client.environ, auth or None))
             if result is self.not_handled:
                 result = None
             result = start_eagerly(result)
@@ -471,40 +438,12 @@ class AsyncServer:
         sock.callbacks = None
 
     def _call(self, event: str, namespace: str, args: tuple[Any, ...]) -> Any:
-        """Call the handler of ``event`` with python-socketio's resolution order and arguments."""
-        handlers = self.handlers.get(namespace)
-        handler = None
-        if handlers is not None:
-            handler = handlers.get(event)
-            if handler is None and event not in self.reserved_events:
-                handler = handlers.get("*")
-                if handler is not None:
-                    args = (event, *args)
+        """Call the handler of ``event`` with python-socketio's resolution order and arguments
+        (``not_handled`` when there is none)."""
+        handler, args = self.find_handler(event, namespace, args)
         if handler is None:
-            star = self.handlers.get("*")
-            if star is not None:
-                handler = star.get(event)
-                if handler is not None:
-                    args = (namespace, *args)
-                elif event not in self.reserved_events:
-                    handler = star.get("*")
-                    if handler is not None:
-                        args = (event, namespace, *args)
-        if handler is not None:
-            if event == "disconnect":
-                try:
-                    return handler(*args)
-                except TypeError:
-                    return handler(*args[:-1])
-            return handler(*args)
-        ns_handler = self.namespace_handlers.get(namespace)
-        if ns_handler is None:
-            ns_handler = self.namespace_handlers.get("*")
-            if ns_handler is not None:
-                args = (namespace, *args)
-        if ns_handler is not None:
-            return ns_handler.trigger_event(event, *args)
-        return self.not_handled
+            return self.not_handled
+        return handler(*args)
 
     def _log_handler_error(self, exc: BaseException) -> None:
         self.logger.error("error in event handler", exc_info=exc)
