@@ -159,7 +159,7 @@ class AsyncClient(AsyncioHelpers):
                 raise ValueError("No valid transports provided")
         self.transports = list(transports or _VALID_TRANSPORTS)
         self._endpoint = Endpoint(url, engineio_path, headers, self.timestamp_requests)
-        self._ssl_context = self._make_ssl_context() if self._endpoint.secure else None
+        self._ssl_context = self._endpoint.ssl_context(self.ssl_verify)
         self._closed = asyncio.Event()
         self._upgrade_settled = asyncio.Event()
         self.sid = None
@@ -250,13 +250,6 @@ class AsyncClient(AsyncioHelpers):
             await ws.drain()
 
     # -- connection set-up -----------------------------------------------------------------
-
-    def _make_ssl_context(self) -> ssl_module.SSLContext:
-        context = ssl_module.create_default_context()
-        if not self.ssl_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl_module.CERT_NONE
-        return context
 
     def _make_http(self) -> Requests:
         if self.http_session is not None:

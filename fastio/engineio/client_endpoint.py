@@ -6,6 +6,7 @@ One :class:`Endpoint` per connection attempt: the transport URLs (``EIO=4``, ``t
 """
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.parse
 
@@ -45,6 +46,16 @@ class Endpoint:
         self.headers = dict(headers or {})
         self.cookies: dict[str, str] = {}
         self.timestamp = timestamp
+
+    def ssl_context(self, verify: bool = True) -> ssl.SSLContext | None:
+        """A TLS context for a secure endpoint (any certificate accepted unless ``verify``)."""
+        if not self.secure:
+            return None
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def resource(self, transport: str, sid: str | None) -> str:
         """The request target (path and query) of ``transport`` for session ``sid``."""
