@@ -3,7 +3,7 @@ asyncio server on port 0: body framings, keep-alive, and the errors it reports."
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 import pytest
 
@@ -12,6 +12,28 @@ from fastio.engineio.client_http import HEAD_LIMIT, HTTPConnection, HTTPError
 
 #: (request head, request body) -> (response bytes, close the connection after writing them)
 Script = Callable[[bytes, bytes], "tuple[bytes, bool]"]
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+try:
+    import uvloop
+    LOOPS["uvloop"] = uvloop.new_event_loop
+except ImportError:  # no uvloop on Windows
+    pass
+
+
+def on_both_loops(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
+    """Run ``test`` once on the stdlib loop and once on uvloop: their streams differ in details."""
+    def run(loop_name: str) -> None:
+        loop = LOOPS[loop_name]()
+        try:
+            loop.run_until_complete(test())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return pytest.mark.parametrize("loop_name", sorted(LOOPS))(run)  # type: ignore[no-any-return]
 
 
 def ok(body: bytes, *headers: str) -> bytes:
@@ -73,6 +95,7 @@ class Server:
             self.closed.set()
 
 
+@on_both_loops
 async def test_content_length_body_and_headers():
     reply = ok(b"4hello", "Set-Cookie: a=1; Path=/", "Set-Cookie: b=2", "X-Thing:  spaced ")
     async with Server(lambda head, body: (reply, False)) as server:
@@ -88,6 +111,7 @@ async def test_content_length_body_and_headers():
     assert f"Host: 127.0.0.1:{server.port}\r\n" in head and "Accept: */*\r\n" in head
 
 
+@on_both_loops
 async def test_chunked_body_with_extension_and_trailer():
     reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
              b"5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
@@ -100,6 +124,7 @@ async def test_chunked_body_with_extension_and_trailer():
     assert server.connections == 1  # the trailer was consumed: the connection stayed usable
 
 
+@on_both_loops
 async def test_keep_alive_reuses_the_connection_for_posts():
     async with Server(lambda head, body: (ok(b"ok"), False)) as server:
         http = server.connection()
@@ -112,6 +137,7 @@ async def test_keep_alive_reuses_the_connection_for_posts():
     assert all(b"Content-Length: 5\r\n" in head for head, _ in server.requests)
 
 
+@on_both_loops
 async def test_connection_close_opens_a_new_connection():
     async with Server(lambda head, body: (ok(b"x", "Connection: close"), False)) as server:
         http = server.connection()
@@ -121,6 +147,7 @@ async def test_connection_close_opens_a_new_connection():
     assert server.connections == 2
 
 
+@on_both_loops
 async def test_body_until_the_connection_closes():
     async with Server(lambda head, body: (b"HTTP/1.0 200 OK\r\n\r\nall of it", True)) as server:
         http = server.connection()
@@ -128,6 +155,7 @@ async def test_body_until_the_connection_closes():
         assert http.writer is None  # not reused: the body ended with the connection
 
 
+@on_both_loops
 async def test_interim_responses_are_skipped_and_empty_bodies_read_nothing():
     replies = iter([b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final"),
                     b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -141,6 +169,7 @@ async def test_interim_responses_are_skipped_and_empty_bodies_read_nothing():
     assert server.connections == 1
 
 
+@on_both_loops
 async def test_a_connection_the_server_closed_while_idle_is_replaced():
     replies = iter([(ok(b"one"), True), (ok(b"two"), False)])
     async with Server(lambda head, body: next(replies)) as server:
@@ -152,6 +181,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced():
     assert server.connections == 2
 
 
+@on_both_loops
 async def test_closed_mid_body_is_a_clear_error():
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345"
     async with Server(lambda head, body: (reply, True)) as server:
@@ -161,6 +191,7 @@ async def test_closed_mid_body_is_a_clear_error():
     assert server.connections == 1  # a response had begun: no retry
 
 
+@on_both_loops
 async def test_closed_mid_chunked_body_is_a_clear_error():
     reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
     async with Server(lambda head, body: (reply, True)) as server:
@@ -168,12 +199,14 @@ async def test_closed_mid_chunked_body_is_a_clear_error():
             await server.connection().request("GET", server.url, [], None, 5)
 
 
+@on_both_loops
 async def test_closed_before_the_head_ends_is_a_clear_error():
     async with Server(lambda head, body: (b"HTTP/1.1 200 OK\r\nContent-Le", True)) as server:
         with pytest.raises(HTTPError, match="closed mid-response"):
             await server.connection().request("GET", server.url, [], None, 5)
 
 
+@on_both_loops
 async def test_oversized_response_head_is_rejected():
     reply = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (HEAD_LIMIT + 1) + b"\r\n\r\n"
     async with Server(lambda head, body: (reply, False)) as server:
@@ -183,6 +216,7 @@ async def test_oversized_response_head_is_rejected():
         assert http.writer is None
 
 
+@on_both_loops
 async def test_oversized_chunk_size_line_is_rejected():
     reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * (HEAD_LIMIT + 8)
     async with Server(lambda head, body: (reply, False)) as server:
@@ -190,12 +224,14 @@ async def test_oversized_chunk_size_line_is_rejected():
             await server.connection().request("GET", server.url, [], None, 5)
 
 
+@on_both_loops
 async def test_malformed_status_line_is_an_error():
     async with Server(lambda head, body: (b"HTTP/1.1 OK\r\n\r\n", False)) as server:
         with pytest.raises(HTTPError, match="failed: ValueError"):
             await server.connection().request("GET", server.url, [], None, 5)
 
 
+@on_both_loops
 async def test_no_answer_times_out():
     accepted: list[asyncio.StreamWriter] = []
 
@@ -217,6 +253,7 @@ async def test_no_answer_times_out():
         await server.wait_closed()
 
 
+@on_both_loops
 async def test_refused_connection_is_an_error():
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
