@@ -1,27 +1,19 @@
 """Engine.IO v4 client: the session, from handshake to close.
 
 This module is the session's state machine (``disconnected`` -> ``connecting`` -> ``connected``
--> ``disconnecting`` -> ``disconnected``); the transports are modules of their own:
-
-- ``client_endpoint``: URLs, headers and cookies of the requests.
-- ``client_http`` / ``client_aiohttp``: the HTTP/1.1 client for long-polling, or a user-supplied
-  aiohttp client object (``http_session``) instead.
-- ``client_polling``: long-polling: one long-poll GET and at most one POST in flight, POST bodies
-  split so that none exceeds the server's ``maxPayload``.
-- ``client_ws``: the WebSocket, on picows; text packets go as text frames, binary messages as
-  binary frames.
-
-The session behaves like the JavaScript ``engine.io-client``:
+-> ``disconnecting`` -> ``disconnected``), as the JavaScript ``engine.io-client`` runs it:
 
 - upgrade: with both transports allowed, polling connects first; a WebSocket is then opened with
-  the sid and probed (``2probe`` / ``3probe``), polling is paused (the in-flight GET and
-  POST finish), ``5`` is sent, and whatever was queued meanwhile goes out on the WebSocket. A
-  failed probe leaves polling running.
+  the sid and probed (``2probe`` / ``3probe``), polling is paused (the in-flight GET and POST
+  finish), ``5`` is sent, and whatever was queued meanwhile goes out on the WebSocket. A failed
+  probe leaves polling running.
 - heartbeat: PINGs are answered with PONGs; no PING for ``pingInterval + pingTimeout`` closes
   the connection with ``'transport error'``.
 
-Most users want :class:`fastio.AsyncClient` (Socket.IO); this class has python-engineio's
-``AsyncClient`` interface for direct Engine.IO use.
+The transports are modules of their own: ``client_polling`` (over ``client_http``, or
+``client_aiohttp`` for a user's ``http_session``), ``client_ws`` (picows), and ``client_endpoint``
+(URLs, headers, cookies). Most users want :class:`fastio.AsyncClient` (Socket.IO); this class
+has python-engineio's ``AsyncClient`` interface for direct Engine.IO use.
 """
 from __future__ import annotations
 
@@ -432,17 +424,12 @@ class AsyncClient(AsyncioHelpers):
 
     def _call_handler(self, event: str, handler: Callable[..., Any], *args: Any) -> None:
         try:
-            result = handler(*args)
-        except TypeError:
-            if event == "disconnect" and args:
-                try:
-                    result = handler()
-                except Exception:
-                    self.logger.exception("%s handler error", event)
-                    return
-            else:
-                self.logger.exception("%s handler error", event)
-                return
+            try:
+                result = handler(*args)
+            except TypeError:
+                if event != "disconnect" or not args:
+                    raise
+                result = handler()  # a disconnect handler that takes no reason
         except Exception:
             self.logger.exception("%s handler error", event)
             return
