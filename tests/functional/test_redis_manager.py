@@ -249,7 +249,7 @@ async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
         b.on("silent", slow)
         with pytest.raises(fastio.exceptions.TimeoutError):
             await sio1.call("silent", to=b.get_sid(), timeout=0.5)
-        assert sio1.manager._remote_acks == {}
+        assert sio1.manager.callbacks == {}
         release.set()
         assert inbox_a.empty() and inbox_b.empty()
     finally:
