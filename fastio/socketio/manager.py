@@ -197,6 +197,8 @@ class AsyncManager:
         self._connect_hook = _defined_outside_fastio(cls, "connect") or _defined_outside_fastio(cls, "pre_connect")
         self._disconnect_hook = _defined_outside_fastio(cls, "disconnect")
         self._enter_hook = _defined_outside_fastio(cls, "enter_room")
+        # Emits stay in this process and nobody overrides them: emit_now fans out directly.
+        self._local_fanout = not self._emit_hook and cls._emit is AsyncManager._emit
 
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""
@@ -450,6 +452,10 @@ class AsyncManager:
         subclass's ``emit`` override handles it).
 
         ``ignore_queue``: this process's clients only (meaningful for pub/sub managers)."""
+        if self._local_fanout and callback is None:
+            # The common case, inline: one encode, the compiled fan-out.
+            return self.room_table.fanout(namespace, room, skip_sid,
+                                          self.encode(EVENT, namespace, event_args(event, data)))
         if self._emit_hook:
             self._run_hook(self.emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                      callback=callback, ignore_queue=ignore_queue))
