@@ -159,12 +159,18 @@ class RoomsView(Mapping):  # type: ignore[type-arg]
         return repr({ns: dict(rooms.items()) for ns, rooms in self.items()})
 
 
-def _defined_outside_fastio(cls: type, name: str) -> bool:
-    """True when the implementation of ``name`` that ``cls`` uses comes from outside fastio."""
+def _definer(cls: type, name: str) -> type | None:
+    """The class whose ``name`` ``cls`` uses."""
     for klass in cls.__mro__:
         if name in klass.__dict__:
-            return not klass.__module__.startswith("fastio.")
-    return False
+            return klass
+    return None
+
+
+def _defined_outside_fastio(cls: type, name: str) -> bool:
+    """True when the implementation of ``name`` that ``cls`` uses comes from outside fastio."""
+    klass = _definer(cls, name)
+    return klass is not None and not klass.__module__.startswith("fastio.")
 
 
 class AsyncManager:
@@ -198,7 +204,7 @@ class AsyncManager:
         self._disconnect_hook = _defined_outside_fastio(cls, "disconnect")
         self._enter_hook = _defined_outside_fastio(cls, "enter_room")
         # Emits stay in this process and nobody overrides them: emit_now fans out directly.
-        self._local_fanout = not self._emit_hook and cls._emit is AsyncManager._emit
+        self._local_fanout = not self._emit_hook and _definer(cls, "_emit") is AsyncManager
 
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""

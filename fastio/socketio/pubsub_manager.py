@@ -138,7 +138,10 @@ class AsyncPubSubManager(AsyncManager):
             self._get_logger().info("%s backend initialized.", self.name)
 
     async def ready(self) -> None:
-        """Wait until this process receives what others publish (at start-up and in tests)."""
+        """Wait until this process receives what others publish (at start-up and in tests);
+        returns at once for a write-only manager."""
+        if self.write_only:
+            return
         if self.thread is None:
             self.initialize()
         await self._subscribed.wait()

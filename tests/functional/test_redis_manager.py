@@ -307,3 +307,34 @@ async def test_valkey_url_and_logger(caplog):
         await c.disconnect()
         await srv.close()
         await other.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_subclass_overriding_emit_of_the_redis_manager():
+    """A python-socketio style subclass: its emit override sees the server's emits and its
+    super().emit() still publishes to the other processes."""
+    seen = []
+
+    class Tagging(fastio.AsyncRedisManager):
+        async def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None,
+                       **kwargs):
+            seen.append((event, to or room))
+            await super().emit(event, {"tagged": data}, namespace, room=room, skip_sid=skip_sid,
+                               callback=callback, to=to, **kwargs)
+
+    channel = "fastio-test-" + uuid.uuid4().hex
+    mgr = Tagging(REDIS_URL, channel=channel)
+    sio1 = fastio.AsyncServer(client_manager=mgr)
+    srv1 = await fastio.serve(sio1, "127.0.0.1", 0)
+    await asyncio.wait_for(mgr.ready(), 5)
+    sio2, srv2 = await _server(channel)
+    inbox = asyncio.Queue()
+    c = await _client(srv2.url, inbox)
+    try:
+        await sio1.emit("news", "hello", to="r")
+        assert await asyncio.wait_for(inbox.get(), 5) == {"tagged": "hello"}
+        assert seen == [("news", "r")]
+    finally:
+        await c.disconnect()
+        await srv1.close()
+        await srv2.close()
