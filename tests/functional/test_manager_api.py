@@ -342,3 +342,50 @@ def test_packet_class_adapter_decodes_attachments_and_refuses_garbage():
             PacketClassDecoder(pysio_packet.Packet).feed_text(bad)
     with pytest.raises(ValueError):
         PacketClassDecoder(pysio_packet.Packet, max_attachments=1).feed_text(b'52-["e",1]')
+
+
+@pytest.mark.timeout(30)
+async def test_rooms_match_python_socketio_managers_for_the_same_operations():
+    """The same connects and room operations on python-socketio's AsyncManager (with a stand-in
+    server) and on fastio's (with real clients) give the same ``rooms``, ``get_rooms`` and
+    ``get_participants``, up to the ids."""
+    from types import SimpleNamespace
+
+    sio = fastio.AsyncServer()
+    srv = await fastio.serve(sio, "127.0.0.1", 0)
+    c1, _ = await _client(srv.url)
+    c2, _ = await _client(srv.url)
+    ours = sio.manager
+    try:
+        s1, s2 = c1.get_sid(), c2.get_sid()
+        e1, e2 = c1.eio.sid, c2.eio.sid
+        ids = iter([s1, s2])
+        theirs = pysio.AsyncManager()
+        theirs.set_server(SimpleNamespace(eio=SimpleNamespace(generate_id=lambda: next(ids)),
+                                          packet_class=pysio_packet.Packet, logger=logging.getLogger("x")))
+        assert await theirs.connect(e1, "/") == s1 and await theirs.connect(e2, "/") == s2
+        for mgr in (theirs, ours):
+            await mgr.enter_room(s1, "/", "a")
+            await mgr.enter_room(s2, "/", "a")
+            await mgr.enter_room(s2, "/", "b")
+            await mgr.leave_room(s1, "/", "a")
+            await mgr.enter_room(s1, "/", "c")
+            await mgr.close_room("c", "/")
+
+        def shape(mgr):
+            return {ns: {room: dict(members) for room, members in rooms.items()} for ns, rooms in mgr.rooms.items()}
+
+        assert shape(ours) == shape(theirs)
+        for sid in (s1, s2):
+            assert sorted(ours.get_rooms(sid, "/"), key=str) == sorted(theirs.get_rooms(sid, "/"), key=str)
+        for room in (None, "a", "b", s1, ["a", s1], "nope"):
+            assert sorted(ours.get_participants("/", room)) == sorted(theirs.get_participants("/", room))
+        assert ours.is_sid_room("/", s1) == theirs.is_sid_room("/", s1) is True
+        assert ours.is_sid_room("/", "a") == theirs.is_sid_room("/", "a") is False
+        await theirs.disconnect(s2, "/")
+        await ours.disconnect(s2, "/")
+        assert shape(ours) == shape(theirs)
+    finally:
+        await c1.disconnect()
+        await c2.disconnect()
+        await srv.close()
