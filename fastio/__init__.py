@@ -12,10 +12,13 @@ from fastio.client import AsyncClient, AsyncClientNamespace, AsyncSimpleClient, 
 from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.native import Server, run, serve
 from fastio.hosting.tuning import tune_gc, tune_malloc
-from fastio.socketio import AsyncManager, AsyncNamespace, AsyncRedisManager, AsyncServer
+from fastio.socketio import (
+    AsyncAioPikaManager, AsyncManager, AsyncNamespace, AsyncPubSubManager, AsyncRedisManager, AsyncServer,
+)
 
 __all__ = [
-    "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncRedisManager", "exceptions",
+    "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncPubSubManager", "AsyncRedisManager",
+    "AsyncAioPikaManager", "exceptions",
     "run", "serve", "Server", "tune_gc", "tune_malloc",
     "AsyncClient", "Client", "SimpleClient", "AsyncSimpleClient", "AsyncClientNamespace", "ClientNamespace",
 ]

@@ -2,9 +2,12 @@
 
 Built on ``fastio.engineio``; imports only the layers below it (``_core``, ``base``, ``engineio``).
 """
+from fastio.socketio.aiopika_manager import AsyncAioPikaManager
 from fastio.socketio.manager import AsyncManager
 from fastio.socketio.namespace import AsyncNamespace
+from fastio.socketio.pubsub_manager import AsyncPubSubManager
 from fastio.socketio.redis_manager import AsyncRedisManager
 from fastio.socketio.server import AsyncServer
 
-__all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncRedisManager"]
+__all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncPubSubManager", "AsyncRedisManager",
+           "AsyncAioPikaManager"]

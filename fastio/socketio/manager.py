@@ -1,17 +1,28 @@
 """The in-memory client manager: who is connected where, rooms, emits and acknowledgement ids.
 
 Membership and fan-out live in the compiled ``RoomTable``; an emit encodes its packet once and
-the table hands the same frames to every recipient.  The method names follow python-socketio's
-``AsyncManager`` so code that reaches into ``sio.manager`` keeps working.
+the table hands the same frames to every recipient.  The manager has python-socketio's ``AsyncManager`` interface (``connect``, ``disconnect``,
+``enter_room``, ``emit``, ``trigger_callback``, ``rooms``, the ``basic_*`` methods, ...), so a
+subclass written against python-socketio's documentation works: when a subclass outside fastio
+overrides ``emit``, ``connect``, ``disconnect`` or ``enter_room``, the server's calls go through
+that override (started eagerly: an override that does not suspend runs to completion at once).
+Without overrides the server uses the synchronous fast paths (``emit_now``, ``add_socket``,
+``remove_socket``, ``enter_room_now``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable
 
 from fastio._core.packet import EVENT, encode
 from fastio._core.rooms import RoomTable
+from fastio.base.util import start_eagerly
 
-__all__ = ["AsyncManager", "Socket"]
+__all__ = ["AsyncManager", "Socket", "RoomsView"]
+
+default_logger = logging.getLogger("fastio.socketio")
 
 
 class Socket:
@@ -65,46 +76,212 @@ def event_args(event: str, data: Any) -> list[Any]:
     return [event, data]
 
 
+def _is_many(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset))
+
+
+class _NamespaceRooms(Mapping):  # type: ignore[type-arg]
+    """``manager.rooms[namespace]``: room -> {sid: eio_sid}, read from the compiled table.
+
+    Keys are python-socketio's: ``None`` (everyone), each member's sid (its own room) and every
+    named room.  Each lookup builds a fresh ``{sid: eio_sid}`` dict: changing it changes nothing.
+    """
+
+    __slots__ = ("_table", "_namespace")
+
+    def __init__(self, table: RoomTable, namespace: str) -> None:
+        self._table = table
+        self._namespace = namespace
+
+    def _raw(self) -> dict[Any, dict[str, Any]]:
+        return self._table.get(self._namespace) or {None: {}}
+
+    def __getitem__(self, room: Any) -> dict[str, str]:
+        raw = self._raw()
+        members = raw.get(room)
+        if members:
+            return {sid: conn.sid for sid, conn in members.items()}
+        if isinstance(room, str):
+            conn = raw[None].get(room)
+            if conn is not None:
+                return {room: conn.sid}
+        raise KeyError(room)
+
+    def __iter__(self) -> Iterator[Any]:
+        raw = self._raw()
+        everyone = raw[None]
+        if everyone:
+            yield None
+        yield from list(everyone)
+        for room in list(raw):
+            if room is not None and room not in everyone:
+                yield room
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, room: object) -> bool:
+        raw = self._raw()
+        return bool(raw.get(room)) or (isinstance(room, str) and room in raw[None])
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class RoomsView(Mapping):  # type: ignore[type-arg]
+    """``manager.rooms`` shaped as python-socketio's: ``rooms[namespace][room] -> {sid: eio_sid}``.
+
+    A read-only view over the compiled ``RoomTable`` (which emits go through, untouched by this
+    view).  The table's own methods (``members``, ``enter``, ``leave``, ``fanout``, ...) remain
+    reachable through it, for code written against earlier fastio versions.
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: RoomTable) -> None:
+        self.table = table
+
+    def __getitem__(self, namespace: str) -> _NamespaceRooms:
+        raw = self.table.get(namespace) if isinstance(namespace, str) else None
+        if not raw or not raw.get(None):
+            raise KeyError(namespace)
+        return _NamespaceRooms(self.table, namespace)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([ns for ns in self.table if self.table.get(ns).get(None)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+    def __repr__(self) -> str:
+        return repr({ns: dict(rooms.items()) for ns, rooms in self.items()})
+
+
+def _definer(cls: type, name: str) -> type | None:
+    """The class whose ``name`` ``cls`` uses."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass
+    return None
+
+
+def _defined_outside_fastio(cls: type, name: str) -> bool:
+    """True when the implementation of ``name`` that ``cls`` uses comes from outside fastio."""
+    klass = _definer(cls, name)
+    return klass is not None and not klass.__module__.startswith("fastio.")
+
+
 class AsyncManager:
-    """Tracks connected clients and rooms for one server, in this process."""
+    """Tracks connected clients and rooms for one server, in this process.
+
+    Membership lives in the compiled ``RoomTable`` (``room_table``); ``rooms`` is the same data
+    as python-socketio shows it.  The server calls the synchronous methods (``add_socket``,
+    ``remove_socket``, ``emit_now``, ``enter_room_now``); python-socketio's coroutine methods
+    (``connect``, ``disconnect``, ``emit``, ``enter_room``, ...) do the same work and are what
+    subclasses override.
+    """
 
     def __init__(self) -> None:
         self.server: Any = None
+        self.logger: logging.Logger | None = None
         # The packet encoder: the server sets its serializer's (default: JSON text packets).
         self.encode: Callable[..., Any] = encode
-        self.rooms = RoomTable()
+        self.room_table = RoomTable()
+        self.rooms = RoomsView(self.room_table)
         self.sockets: dict[str, dict[str, Socket]] = {}
+        # Acknowledgements expected from clients this process does not hold (pub/sub managers):
+        # sid -> {ack id: callback}.
+        self.callbacks: dict[str, dict[int, Callable[..., Any]]] = {}
+        self.pending_connect: dict[str, list[str]] = {}
+        self.pending_disconnect: dict[str, list[str]] = {}
+        self._ack_id = 0
+        self._arriving: dict[tuple[str, str], Socket] = {}
+        cls = type(self)
+        self._emit_hook = _defined_outside_fastio(cls, "emit")
+        self._connect_hook = _defined_outside_fastio(cls, "connect") or _defined_outside_fastio(cls, "pre_connect")
+        self._disconnect_hook = _defined_outside_fastio(cls, "disconnect")
+        self._enter_hook = _defined_outside_fastio(cls, "enter_room")
+        # Emits stay in this process and nobody overrides them: emit_now fans out directly.
+        self._local_fanout = not self._emit_hook and _definer(cls, "_emit") is AsyncManager
 
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""
         self.server = server
 
     def initialize(self) -> None:
-        """Called once before the first client connects."""
+        """Called once before the first client connects; subclasses start their work here."""
+
+    def _get_logger(self) -> logging.Logger:
+        """The manager's logger: ``logger=`` if given, else the server's, else fastio's."""
+        if self.logger:
+            return self.logger
+        if self.server is not None:
+            return self.server.logger  # type: ignore[no-any-return]
+        return default_logger
 
     def get_namespaces(self) -> list[str]:
         """Namespaces with connected clients."""
         return [ns for ns, socks in self.sockets.items() if socks]
 
     def get_participants(self, namespace: str, room: Any) -> Iterator[tuple[str, str]]:
-        """(sid, eio_sid) of every member of ``room``."""
-        for sid, conn in self.rooms.members(namespace, room).items():
+        """(sid, eio_sid) of every member of ``room`` (or of any of several rooms)."""
+        if _is_many(room):
+            members: dict[str, Any] = {}
+            for r in room:
+                members.update(self.room_table.members(namespace, r))
+        else:
+            members = self.room_table.members(namespace, room)
+        for sid, conn in members.items():
             yield sid, conn.sid
 
-    # -- connection bookkeeping ------------------------------------------------------------------
+    # -- connection bookkeeping (the server's calls) -----------------------------------------------
 
     def add_socket(self, sock: Socket) -> None:
-        """Register a socket: it joins the everyone room (and so its own sid room)."""
-        self.sockets.setdefault(sock.namespace, {})[sock.sid] = sock
-        self.rooms.enter(sock.namespace, None, sock.sid, sock.conn)  # its own sid room is implicit
+        """Register a socket the server created at CONNECT: it joins the everyone room (and so
+        its own sid room).  A subclass's ``connect`` override, if any, is called for it."""
+        if self._connect_hook:
+            self._arriving[(sock.conn.sid, sock.namespace)] = sock
+            self._run_hook(self.connect(sock.conn.sid, sock.namespace))
+            return
+        self._register(sock)
 
     def remove_socket(self, sock: Socket) -> None:
-        """Forget a socket: it leaves every room, in O(its rooms)."""
+        """Forget a socket: it leaves every room, in O(its rooms).  A subclass's ``disconnect``
+        override, if any, is called for it."""
+        if self._disconnect_hook:
+            if self.get_socket(sock.sid, sock.namespace) is sock:
+                self._run_hook(self.disconnect(sock.sid, sock.namespace, ignore_queue=True))
+            self._arriving.pop((sock.conn.sid, sock.namespace), None)
+            sock.connected = False
+            return
+        self._unregister(sock)
+
+    def _register(self, sock: Socket) -> None:
+        self.sockets.setdefault(sock.namespace, {})[sock.sid] = sock
+        self.room_table.enter(sock.namespace, None, sock.sid, sock.conn)  # its own sid room is implicit
+
+    def _unregister(self, sock: Socket) -> None:
         socks = self.sockets.get(sock.namespace)
-        if socks is not None:
-            socks.pop(sock.sid, None)
-        self.rooms.leave_all(sock.namespace, sock.sid)
+        if socks is not None and socks.get(sock.sid) is sock:
+            del socks[sock.sid]
+            self.room_table.leave_all(sock.namespace, sock.sid)
         sock.connected = False
+        self.callbacks.pop(sock.sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if pending:
+                self._unmark(pending, sock.sid, sock.namespace)
+
+    def _run_hook(self, coro: Any) -> None:
+        result = start_eagerly(coro)
+        if isinstance(result, asyncio.Task):
+            result.add_done_callback(self._check_hook)
+
+    def _check_hook(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._get_logger().error("error in a client manager method", exc_info=task.exception())
 
     def get_socket(self, sid: str, namespace: str) -> Socket | None:
         """The socket of ``sid`` in ``namespace``."""
@@ -112,12 +289,23 @@ class AsyncManager:
         return socks.get(sid) if socks is not None else None
 
     def is_connected(self, sid: str, namespace: str) -> bool:
-        """True if ``sid`` is connected to ``namespace``."""
+        """True if ``sid`` is connected to ``namespace`` (and neither connecting nor leaving)."""
         sock = self.get_socket(sid, namespace)
-        return sock is not None and sock.connected
+        if sock is None or not sock.connected:
+            return False
+        if self.pending_connect or self.pending_disconnect:
+            return not (sid in self.pending_connect.get(namespace, ()) or
+                        sid in self.pending_disconnect.get(namespace, ()))
+        return True
+
+    def is_pre_connected(self, sid: str, namespace: str) -> bool:
+        """True if ``sid`` was registered by ``pre_connect`` and ``connect`` has not followed."""
+        return sid in self.pending_connect.get(namespace, ()) and self.get_socket(sid, namespace) is not None
 
     def sid_from_eio_sid(self, eio_sid: str, namespace: str) -> str | None:
         """The Socket.IO sid of an Engine.IO session in ``namespace``."""
+        if self.server is None:
+            return None
         sock = self.server.socket_of_eio_session(eio_sid, namespace)
         return sock.sid if sock is not None else None
 
@@ -126,53 +314,175 @@ class AsyncManager:
         sock = self.get_socket(sid, namespace)
         return sock.conn.sid if sock is not None else None
 
+    def is_sid_room(self, namespace: str, room: Any) -> bool:
+        """True if ``room`` is the sid of a client of ``namespace`` (its own room)."""
+        return isinstance(room, str) and self.room_table.conn_of(namespace, room) is not None
+
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
-        """True if ``sid`` can be disconnected from ``namespace``."""
+        """True if ``sid`` can be disconnected from ``namespace`` by this process."""
         return self.is_connected(sid, namespace)
+
+    # -- python-socketio's connection API ----------------------------------------------------------
+
+    def _socket_for(self, eio_sid: str, namespace: str) -> Socket | None:
+        """The socket to register for ``eio_sid``: the one the server is connecting, or a new one
+        on the live Engine.IO session (python-socketio's ``manager.connect(eio_sid, ns)``)."""
+        sock = self._arriving.pop((eio_sid, namespace), None)
+        if sock is not None:
+            return sock
+        if self.server is None:
+            raise RuntimeError("the manager is not attached to a server")
+        conn = self.server.eio.sockets.get(eio_sid)
+        client = conn.ext if conn is not None else None
+        if client is None or namespace in client.sockets:
+            return None
+        sock = Socket(self.server.eio.generate_id(), namespace, conn, client)
+        client.sockets[namespace] = sock
+        sock.connected = True
+        return sock
+
+    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """Register a client connection to ``namespace``, marked as connecting until
+        ``connect`` confirms it; returns its sid (None if already connected)."""
+        sock = self._socket_for(eio_sid, namespace)
+        if sock is None:
+            return None
+        self._register(sock)
+        self.pending_connect.setdefault(namespace, []).append(sock.sid)
+        return sock.sid
+
+    async def connect(self, sid: str, namespace: str) -> str | None:
+        """Register a client as connected to ``namespace``; returns its sid.
+
+        ``sid`` is the sid ``pre_connect`` returned, or an Engine.IO session id for a connection
+        in one step (python-socketio's convention)."""
+        if not self.is_pre_connected(sid, namespace):
+            if (sid, namespace) not in self._arriving and self.get_socket(sid, namespace) is not None:
+                return sid
+            new_sid = await self.pre_connect(sid, namespace)
+            if new_sid is None:
+                return None
+            sid = new_sid
+        self._unmark(self.pending_connect, sid, namespace)
+        return sid
+
+    def pre_disconnect(self, sid: str, namespace: str) -> str | None:
+        """Mark ``sid`` as leaving (``is_connected`` is then False); returns its eio_sid."""
+        self.pending_disconnect.setdefault(namespace, []).append(sid)
+        return self.eio_sid_from_sid(sid, namespace)
+
+    async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """Forget ``sid`` in ``namespace``: rooms, pending acknowledgements, its socket."""
+        self.basic_disconnect(sid, namespace, **kwargs)
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """``disconnect`` in this process only, synchronously."""
+        sock = self.get_socket(sid, namespace)
+        if sock is None:
+            self.callbacks.pop(sid, None)
+            self._unmark(self.pending_connect, sid, namespace)
+            self._unmark(self.pending_disconnect, sid, namespace)
+            return
+        client = sock.client
+        if client is not None and client.sockets.get(namespace) is sock:
+            del client.sockets[namespace]
+        self._unregister(sock)
+
+    @staticmethod
+    def _unmark(pending: dict[str, list[str]], sid: str, namespace: str) -> None:
+        sids = pending.get(namespace)
+        if sids and sid in sids:
+            sids.remove(sid)
+            if not sids:
+                del pending[namespace]
 
     # -- rooms -------------------------------------------------------------------------------------
 
     def enter_room_now(self, sid: str, namespace: str, room: Any) -> None:
-        """Add ``sid`` to ``room`` (synchronous)."""
+        """Add ``sid`` to ``room`` (synchronous; a subclass's ``enter_room`` override, if any,
+        is called instead)."""
+        if self._enter_hook:
+            self._run_hook(self.enter_room(sid, namespace, room))
+            return
+        self._enter(sid, namespace, room)
+
+    def _enter(self, sid: str, namespace: str, room: Any) -> None:
         sock = self.get_socket(sid, namespace)
         if sock is None:
             raise KeyError("sid %s is not connected to namespace %s" % (sid, namespace))
-        self.rooms.enter(namespace, room, sid, sock.conn)
+        self.room_table.enter(namespace, room, sid, sock.conn)
 
     async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
         """Add ``sid`` to ``room``."""
-        self.enter_room_now(sid, namespace, room)
+        self._enter(sid, namespace, room)
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove ``sid`` from ``room``."""
-        self.rooms.leave(namespace, room, sid)
+        self.room_table.leave(namespace, room, sid)
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Remove every member from ``room``."""
-        self.rooms.close_room(namespace, room)
+        self.basic_close_room(room, namespace)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        """python-socketio's synchronous ``enter_room``; raises ValueError for a sid that is not
+        connected or a room that is another client's sid."""
+        if sid != room and self.is_sid_room(namespace, room):
+            raise ValueError("cannot enter a sid room")
+        if self.get_socket(sid, namespace) is None:
+            raise ValueError("sid is not connected to requested namespace")
+        self._enter(sid, namespace, room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """python-socketio's synchronous ``leave_room``."""
+        self.room_table.leave(namespace, room, sid)
+
+    def basic_close_room(self, room: Any, namespace: str) -> None:
+        """python-socketio's synchronous ``close_room``; a sid room cannot be closed."""
+        if self.is_sid_room(namespace, room):
+            raise ValueError("cannot close a sid room")
+        self.room_table.close_room(namespace, room)
 
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         """Rooms ``sid`` is in, its own sid room included."""
-        return self.rooms.rooms_of(namespace, sid)
+        return self.room_table.rooms_of(namespace, sid)
 
     # -- emitting ----------------------------------------------------------------------------------
 
     def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
                  skip_sid: Any = None, callback: Callable[..., Any] | None = None,
                  ignore_queue: bool = False) -> int:
-        """Encode once and queue to every recipient; returns how many were addressed.
+        """Encode once and queue to every recipient; returns how many were addressed (0 when a
+        subclass's ``emit`` override handles it).
 
         ``ignore_queue``: this process's clients only (meaningful for pub/sub managers)."""
+        if self._local_fanout and callback is None:
+            # The common case, inline: one encode, the compiled fan-out.
+            return self.room_table.fanout(namespace, room, skip_sid,
+                                          self.encode(EVENT, namespace, event_args(event, data)))
+        if self._emit_hook:
+            self._run_hook(self.emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                     callback=callback, ignore_queue=ignore_queue))
+            return 0
+        return self._emit(event, data, namespace, room, skip_sid, callback, ignore_queue)
+
+    def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
+              callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
+        return self.emit_local(event, data, namespace, room, skip_sid, callback)
+
+    def emit_local(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Callable[..., Any] | None = None) -> int:
+        """Deliver to this process's recipients only: one encode, the compiled fan-out."""
         args = event_args(event, data)
         if callback is None:
-            return self.rooms.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
+            return self.room_table.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
         # An acknowledgement id is per recipient, so each gets its own packet.
-        skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
-        rooms = room if isinstance(room, (list, tuple, set)) else [room]
+        skip = set(skip_sid) if _is_many(skip_sid) else {skip_sid}
+        rooms = room if _is_many(room) else [room]
         seen: set[str] = set()
         n = 0
         for r in rooms:
-            for sid, conn in self.rooms.members(namespace, r).items():
+            for sid, conn in self.room_table.members(namespace, r).items():
                 if sid in seen or sid in skip:
                     continue
                 seen.add(sid)
@@ -183,11 +493,19 @@ class AsyncManager:
                 n += 1
         return n
 
-    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Callable[..., Any] | None = None,
                    to: Any = None, **kwargs: Any) -> None:
-        """Emit an event (python-socketio's manager signature)."""
-        self.emit_now(event, data, namespace, to if to is not None else room, skip_sid, callback)
+        """Emit an event to one client, a room, several rooms or everyone in ``namespace``
+        (python-socketio's manager signature; ``ignore_queue`` may be given)."""
+        self._emit(event, data, namespace or "/", to if to is not None else room, skip_sid, callback,
+                   bool(kwargs.get("ignore_queue")))
+
+    def _generate_ack_id(self, sid: str, callback: Callable[..., Any]) -> int:
+        """Register an acknowledgement callback expected from a client of another process."""
+        self._ack_id += 1
+        self.callbacks.setdefault(sid, {})[self._ack_id] = callback
+        return self._ack_id
 
     def discard_callback(self, sid: str, namespace: str, callback: Callable[..., Any]) -> None:
         """Forget ``callback`` wherever it waits for ``sid``'s acknowledgement (a call that
@@ -197,13 +515,32 @@ class AsyncManager:
             for ack_id, cb in list(sock.callbacks.items()):
                 if cb is callback:
                     del sock.callbacks[ack_id]
+        acks = self.callbacks.get(sid)
+        if acks:
+            for ack_id, cb in list(acks.items()):
+                if cb is callback:
+                    del acks[ack_id]
+            if not acks:
+                del self.callbacks[sid]
 
-    async def trigger_callback(self, sid: str, id: int, data: list[Any]) -> None:
-        """Run the acknowledgement callback ``id`` of ``sid``."""
-        for socks in self.sockets.values():
-            sock = socks.get(sid)
-            if sock is not None:
-                cb = sock.callbacks.pop(id, None) if sock.callbacks else None
-                if cb is not None:
-                    cb(*data)
-                return
+    async def trigger_callback(self, sid: str, id: int, data: Any) -> None:
+        """Run the acknowledgement callback ``id`` of ``sid`` with the arguments ``data``."""
+        cb = None
+        acks = self.callbacks.get(sid)
+        if acks:
+            cb = acks.pop(id, None)
+            if not acks:
+                del self.callbacks[sid]
+        if cb is None:
+            for socks in self.sockets.values():
+                sock = socks.get(sid)
+                if sock is not None and sock.callbacks:
+                    cb = sock.callbacks.pop(id, None)
+                    if cb is not None:
+                        break
+        if cb is None:
+            self._get_logger().warning("Unknown callback received, ignoring.")
+            return
+        result = cb(*data)
+        if asyncio.iscoroutine(result):
+            await result

@@ -249,11 +249,92 @@ async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
         b.on("silent", slow)
         with pytest.raises(fastio.exceptions.TimeoutError):
             await sio1.call("silent", to=b.get_sid(), timeout=0.5)
-        assert sio1.manager._remote_acks == {}
+        assert sio1.manager.callbacks == {}
         release.set()
         assert inbox_a.empty() and inbox_b.empty()
     finally:
         for client in (a, b):
             await client.disconnect()
+        await srv1.close()
+        await srv2.close()
+
+
+def test_sentinel_urls_parse_as_python_socketio_parses_them():
+    from socketio.redis_manager import parse_redis_sentinel_url as theirs
+
+    from fastio.socketio.redis_manager import parse_redis_sentinel_url as ours
+
+    for url in ("redis+sentinel://h1:26379,h2:26380/2/mymaster", "redis+sentinel://user:pw@h1:1234/0",
+                "redis+sentinel://:secret@[::1]:26379", "valkey+sentinel://h:1/3/svc"):
+        assert ours(url) == theirs(url)
+    with pytest.raises(ValueError):
+        ours("redis://h:1/0")
+    # a Sentinel URL gives a master client for the service (the channel name when none is given)
+    mgr = fastio.AsyncRedisManager("redis+sentinel://127.0.0.1:26379/0/mymaster", write_only=True)
+    assert mgr.redis.connection_pool.service_name == "mymaster"
+    mgr = fastio.AsyncRedisManager("redis+sentinel://127.0.0.1:26379/0", channel="chan", write_only=True)
+    assert mgr.redis.connection_pool.service_name == "chan"
+    with pytest.raises(ValueError):
+        fastio.AsyncRedisManager("http://127.0.0.1/")
+
+
+@pytest.mark.timeout(30)
+async def test_valkey_url_and_logger(caplog):
+    """``valkey://`` URLs use the valkey package (a Valkey client speaks to Redis as well), and
+    ``logger=`` receives the manager's messages; the subscription starts at initialize(),
+    before any client connects."""
+    pytest.importorskip("valkey")
+    import logging
+
+    channel = "fastio-test-" + uuid.uuid4().hex
+    log = logging.getLogger("fastio-test-valkey-manager")
+    log.setLevel(logging.INFO)
+    mgr = fastio.AsyncRedisManager("valkey://127.0.0.1:6379/0", channel=channel, logger=log)
+    assert type(mgr.redis).__module__.startswith("valkey")
+    sio = fastio.AsyncServer(client_manager=mgr)
+    srv = await fastio.serve(sio, "127.0.0.1", 0)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        mgr.initialize()
+        await asyncio.wait_for(mgr.ready(), 5)  # subscribed with no client connected yet
+    assert any(r.name == log.name and "aioredis backend initialized" in r.getMessage() for r in caplog.records)
+    inbox = asyncio.Queue()
+    c = await _client(srv.url, inbox)
+    other = fastio.AsyncRedisManager(REDIS_URL, channel=channel, write_only=True)
+    try:
+        await other.emit("news", {"via": "redis client", "b": b"\x00"})
+        assert await asyncio.wait_for(inbox.get(), 5) == {"via": "redis client", "b": b"\x00"}
+    finally:
+        await c.disconnect()
+        await srv.close()
+        await other.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_subclass_overriding_emit_of_the_redis_manager():
+    """A python-socketio style subclass: its emit override sees the server's emits and its
+    super().emit() still publishes to the other processes."""
+    seen = []
+
+    class Tagging(fastio.AsyncRedisManager):
+        async def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None,
+                       **kwargs):
+            seen.append((event, to or room))
+            await super().emit(event, {"tagged": data}, namespace, room=room, skip_sid=skip_sid,
+                               callback=callback, to=to, **kwargs)
+
+    channel = "fastio-test-" + uuid.uuid4().hex
+    mgr = Tagging(REDIS_URL, channel=channel)
+    sio1 = fastio.AsyncServer(client_manager=mgr)
+    srv1 = await fastio.serve(sio1, "127.0.0.1", 0)
+    await asyncio.wait_for(mgr.ready(), 5)
+    sio2, srv2 = await _server(channel)
+    inbox = asyncio.Queue()
+    c = await _client(srv2.url, inbox)
+    try:
+        await sio1.emit("news", "hello", to="r")
+        assert await asyncio.wait_for(inbox.get(), 5) == {"tagged": "hello"}
+        assert seen == [("news", "r")]
+    finally:
+        await c.disconnect()
         await srv1.close()
         await srv2.close()
