@@ -26,11 +26,13 @@ from typing import Any, Callable
 from fastio import exceptions
 from fastio._core import eio
 from fastio._core.packet import configure_json, json_module
+from fastio.base.handlers import fit_args, registrar
 from fastio.base.util import AsyncioHelpers, make_logger
+from fastio.base.util import keep as keep_task
 from fastio.engineio.client_aiohttp import AiohttpRequests
 from fastio.engineio.client_endpoint import Endpoint
 from fastio.engineio.client_http import HTTPConnection, Requests
-from fastio.engineio.client_polling import Polling, keep_task
+from fastio.engineio.client_polling import Polling
 from fastio.engineio.client_ws import WSListener, open_websocket
 
 __all__ = ["AsyncClient"]
@@ -123,14 +125,7 @@ class AsyncClient(AsyncioHelpers):
         if event not in self.event_names:
             raise ValueError("Invalid event")
 
-        def set_handler(h: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers[event] = h
-            return h
-
-        if handler is None:
-            return set_handler
-        set_handler(handler)
-        return None
+        return registrar(lambda h: self.handlers.__setitem__(event, h), handler)
 
     def transport(self) -> str | None:
         """``'polling'`` or ``'websocket'``."""
@@ -424,12 +419,8 @@ class AsyncClient(AsyncioHelpers):
 
     def _call_handler(self, event: str, handler: Callable[..., Any], *args: Any) -> None:
         try:
-            try:
-                result = handler(*args)
-            except TypeError:
-                if event != "disconnect" or not args:
-                    raise
-                result = handler()  # a disconnect handler that takes no reason
+            # a disconnect handler of the older form takes no reason
+            result = handler(*fit_args(handler, args, 1 if event == "disconnect" else 0))
         except Exception:
             self.logger.exception("%s handler error", event)
             return

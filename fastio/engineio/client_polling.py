@@ -13,19 +13,11 @@ from typing import Any, Callable, Protocol
 
 from fastio import exceptions
 from fastio._core import eio
+from fastio.base.util import keep as keep_task
 from fastio.engineio.client_endpoint import Endpoint
 from fastio.engineio.client_http import HTTPError, Requests, json_body
 
-__all__ = ["Polling", "PollingSession", "keep_task"]
-
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-def keep_task(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-    """Hold a reference to a fire-and-forget task until it ends."""
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-    return task
+__all__ = ["Polling", "PollingSession"]
 
 
 class PollingSession(Protocol):

@@ -601,7 +601,7 @@ class AsyncServer(AsyncioHelpers):
                 if conn.closed or conn.upgraded or now >= deadline:
                     del self._upgrading[conn]
                 elif conn.poll_waiter is not None:
-                    conn.send_eio(_NOOP_PACKET)
+                    conn.end_poll()
 
     def conn_upgraded(self, conn: Conn, ws: Any) -> None:
         """``conn`` moved from long-polling to the WebSocket ``ws``."""

@@ -106,6 +106,10 @@ class ASGIApp:
             else:
                 await self._websocket(scope, receive, send)
         elif kind == "lifespan":
+            # A pub/sub manager listens from start-up, not from the first client.
+            initialize = getattr(self.sio, "initialize_manager", None)
+            if initialize is not None:
+                initialize()
             await self._lifespan(scope, receive, send)
         elif self.other_asgi_app is not None:
             await self.other_asgi_app(scope, receive, send)

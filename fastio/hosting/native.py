@@ -63,6 +63,9 @@ class Server:
             # which saves a getsockname() per connection.
             router.local_addr = sockets[0].getsockname()[:2]
         engine.ensure_started()
+        initialize = getattr(self.app, "initialize_manager", None)  # a Socket.IO server
+        if initialize is not None:
+            initialize()
         return self
 
     @property

@@ -55,10 +55,6 @@ class Router:
         """A TCP connection ended."""
         self.connections.discard(proto)
 
-    def conn_upgraded(self, conn: Any, ws: Any) -> None:
-        """A session finished its upgrade to the WebSocket ``ws``."""
-        self.engine.conn_upgraded(conn, ws)
-
     def log_exception(self, message: str, exc: BaseException) -> None:
         """A request handler raised ``exc``."""
         logger.error(message, exc_info=exc)

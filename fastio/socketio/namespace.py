@@ -42,21 +42,24 @@ class AsyncNamespace:
                    callback: Callable[..., Any] | None = None, ignore_queue: bool = False) -> None:
         """Emit an event in this namespace (see ``AsyncServer.emit``)."""
         await self.server.emit(event, data=data, to=to, room=room, skip_sid=skip_sid,
-                               namespace=namespace or self.namespace, callback=callback)
+                               namespace=namespace or self.namespace, callback=callback,
+                               ignore_queue=ignore_queue)
 
     async def send(self, data: Any, to: Any = None, room: Any = None, skip_sid: Any = None,
                    namespace: str | None = None, callback: Callable[..., Any] | None = None,
                    ignore_queue: bool = False) -> None:
         """Send a ``message`` event in this namespace."""
         await self.server.send(data, to=to, room=room, skip_sid=skip_sid,
-                               namespace=namespace or self.namespace, callback=callback)
+                               namespace=namespace or self.namespace, callback=callback,
+                               ignore_queue=ignore_queue)
 
     async def call(self, event: str, data: Any = None, to: Any = None, sid: str | None = None,
                    namespace: str | None = None, timeout: float | None = None,
                    ignore_queue: bool = False) -> Any:
         """Emit to one client and wait for its acknowledgement."""
         return await self.server.call(event, data=data, to=to, sid=sid,
-                                      namespace=namespace or self.namespace, timeout=timeout)
+                                      namespace=namespace or self.namespace, timeout=timeout,
+                                      ignore_queue=ignore_queue)
 
     async def enter_room(self, sid: str, room: Any, namespace: str | None = None) -> None:
         """Add a client to a room."""

@@ -21,6 +21,7 @@ from fastio.base.util import SessionContext, make_logger, start_eagerly, then
 from fastio.engineio.server import AsyncServer as EngineIOServer
 from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
+from fastio.socketio.packet_class import packet_class_codec
 
 __all__ = ["AsyncServer"]
 
@@ -45,9 +46,10 @@ class AsyncServer(HandlerRegistry):
 
     :param client_manager: the client manager; fastio's in-memory ``AsyncManager`` by default.
     :param logger: a ``logging.Logger``, or True/False for INFO/ERROR logging of Socket.IO events.
-    :param serializer: ``"default"`` (JSON text packets with binary attachments) or ``"msgpack"``
+    :param serializer: ``"default"`` (JSON text packets with binary attachments), ``"msgpack"``
                        (python-socketio's msgpack packets, Node's ``socket.io-msgpack-parser``;
-                       ``pip install msgpack``).
+                       ``pip install msgpack``), or a python-socketio style packet class (a
+                       ``socketio.packet.Packet`` subclass with its own ``encode``/``decode``).
     :param json: a module with ``dumps``/``loads`` used instead of orjson.
     :param async_handlers: accepted for compatibility; handlers always start eagerly and go on
                            as tasks only when they suspend.
@@ -63,7 +65,7 @@ class AsyncServer(HandlerRegistry):
     optional_args = SERVER_OPTIONAL_ARGS
 
     def __init__(self, client_manager: AsyncManager | None = None, logger: logging.Logger | bool = False,
-                 serializer: str = "default", json: Any = None, async_handlers: bool = True,
+                 serializer: str | type = "default", json: Any = None, async_handlers: bool = True,
                  always_connect: bool = False, namespaces: list[str] | str | None = None,
                  max_attachments: int = 10, **kwargs: Any) -> None:
         engineio_logger = kwargs.pop("engineio_logger", None)
@@ -78,8 +80,14 @@ class AsyncServer(HandlerRegistry):
 
             self._encode = msgpack_encoder()
             self._new_decoder = lambda: MsgpackDecoder(self.eio.max_http_buffer_size)
+        elif isinstance(serializer, type):
+            if json is not None:
+                # python-socketio gives the packet class the server's JSON module too
+                setattr(serializer, "json", json)
+            self._encode, self._new_decoder = packet_class_codec(
+                serializer, lambda: self.max_attachments, lambda: self.eio.max_http_buffer_size)
         else:
-            raise ValueError('serializer must be "default" or "msgpack"')
+            raise ValueError('serializer must be "default", "msgpack" or a packet class')
         self.serializer = serializer
         if json is not None:
             configure_json(json)
@@ -252,10 +260,15 @@ class AsyncServer(HandlerRegistry):
 
     # -- Engine.IO events ------------------------------------------------------------------------
 
-    def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+    def initialize_manager(self) -> None:
+        """Start the client manager (a pub/sub manager's listener) unless already started; the
+        hosts call it when the server starts, and the first connection does otherwise."""
         if not self.manager_initialized:
             self.manager_initialized = True
             self.manager.initialize()
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
         conn.ext = _Client(conn, self._new_decoder())
 
