@@ -12,8 +12,10 @@ reason in a comment, by naming its loop::
 
     @pytest.mark.asyncio(loop_factories=["uvloop"])
 
-Suites and the time they cost (a 2-core machine, full ``pytest -q``): the functional, client,
-integration and unit suites run on both loops. The interop suite (Node's engine.io and
+Suites and the time they cost (a 2-core machine, full ``pytest -q``): the functional, client and
+integration suites run on both loops. The unit tests do not use pytest-asyncio at all (they also
+run against built wheels, where it is not installed); the ones that need a loop drive uvloop and
+asyncio's loop themselves (tests/unit/test_engine_requests.py). The interop suite (Node's engine.io and
 socket.io clients against the server) and the benchmark smoke test stay on one loop, asyncio's:
 they drive Node processes and mostly measure the same server paths the functional and client
 suites already run on both loops, so doubling them would add minutes for little.
@@ -25,10 +27,12 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 
 # Top-level directories of tests/ whose async tests run on every loop in LOOPS.
-BOTH_LOOPS = frozenset({"functional", "client", "integration", "unit"})
+BOTH_LOOPS = frozenset({"functional", "client", "integration"})
 
 
 def _loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -44,6 +48,8 @@ def _loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
 LOOPS = _loops()
 
 
+# optionalhook: the hook is pytest-asyncio's, and the unit tests also run where it is not installed.
+@pytest.hookimpl(optionalhook=True)
 def pytest_asyncio_loop_factories(config, item):
     """The loops ``item`` (an async test) runs on: every loop for the suites in BOTH_LOOPS,
     asyncio's alone elsewhere."""

@@ -6,21 +6,25 @@ Each test builds a ``fastio.engineio.AsyncServer`` and calls its public entry po
 listens on a port and nothing here depends on the server's private attributes: only
 ``handle_request``, ``on()``, ``send()``, ``disconnect()``, ``sockets`` and ``shutdown()``.
 
-The server binds to the running loop on its first request, so every test is async; the root
-conftest runs them on uvloop and on asyncio's loop.
+The server binds to the running loop on its first request, so the tests are coroutines.  They
+drive their event loops themselves (``on_each_loop``), once on uvloop and once on asyncio's loop,
+rather than through pytest-asyncio: the unit tests also run against every built wheel
+(cibuildwheel's test-command), where only pytest, hypothesis and the wheel's dependencies are
+installed.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
+import inspect
 import json
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
 import pytest
 
 from fastio.engineio import AsyncServer
-
-pytestmark = pytest.mark.timeout(30)
 
 TIMEOUT = 5.0
 PATH = "/engine.io/"
@@ -188,19 +192,87 @@ class Events:
         return calls
 
 
-@pytest.fixture
-async def make_server():
-    """Factory for servers (options as AsyncServer's) that are shut down after the test."""
-    made: list[AsyncServer] = []
+def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {}
+    try:
+        import uvloop
+    except ImportError:  # Windows: uvloop has no build there, and fastio falls back to asyncio's loop
+        pass
+    else:
+        loops["uvloop"] = uvloop.new_event_loop
+    loops["asyncio"] = asyncio.new_event_loop
+    return loops
 
-    def factory(**options: Any) -> tuple[AsyncServer, Events]:
+
+LOOPS = _loop_factories()
+TEST_TIMEOUT = 30.0
+
+
+@pytest.fixture(params=list(LOOPS))
+def loop_factory(request) -> Callable[[], asyncio.AbstractEventLoop]:
+    return LOOPS[request.param]
+
+
+class ServerFactory:
+    """``make_server(**options)``: an AsyncServer and its Events; all are shut down after the test."""
+
+    def __init__(self) -> None:
+        self.made: list[AsyncServer] = []
+
+    def __call__(self, **options: Any) -> tuple[AsyncServer, Events]:
         eio = AsyncServer(**options)
-        made.append(eio)
+        self.made.append(eio)
         return eio, Events(eio)
 
-    yield factory
-    for eio in made:
-        await eio.shutdown()
+
+@pytest.fixture
+def make_server() -> ServerFactory:
+    return ServerFactory()
+
+
+def _run(loop_factory: Callable[[], asyncio.AbstractEventLoop], main: Awaitable[Any]) -> Any:
+    """``asyncio.run`` with a loop factory (asyncio.Runner is 3.11+, fastio supports 3.10)."""
+    loop = loop_factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def on_each_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Make the coroutine function ``test`` a plain test that runs it on a new event loop of the
+    ``loop_factory`` parameter, then shuts down the servers it made with ``make_server``.
+
+    Use it as the innermost decorator (below ``pytest.mark.parametrize``)."""
+    signature = inspect.signature(test)
+
+    @functools.wraps(test)
+    def run_test(*args: Any, loop_factory: Callable[[], asyncio.AbstractEventLoop], **kwargs: Any) -> None:
+        async def main() -> None:
+            try:
+                await asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT)
+            finally:
+                factory = kwargs.get("make_server")
+                for eio in factory.made if factory is not None else ():
+                    await eio.shutdown()
+
+        _run(loop_factory, main())
+
+    # pytest reads the fixtures a test needs from its signature: the test's own plus the loop.
+    del run_test.__wrapped__
+    run_test.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+        *signature.parameters.values(),
+        inspect.Parameter("loop_factory", inspect.Parameter.KEYWORD_ONLY)])
+    return run_test
 
 
 def polling(sid: str | None = None, **extra: str) -> dict[str, str]:
@@ -233,6 +305,7 @@ def assert_error(res: Response, status: int, code: int, message: str) -> None:
 # ---------------------------------------------------------------------------------------- handshake
 
 
+@on_each_loop
 async def test_handshake_open_packet_fields(make_server):
     eio, events = make_server(ping_interval=10, ping_timeout=7, max_http_buffer_size=5000)
     res = await request(eio, "GET", polling(t="Nx1"))
@@ -256,6 +329,7 @@ async def test_handshake_open_packet_fields(make_server):
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
 
 
+@on_each_loop
 async def test_handshake_defaults_and_a_new_sid_each_time(make_server):
     eio, _ = make_server()
     first = (await request(eio, "GET", polling())).open_packet()
@@ -266,17 +340,20 @@ async def test_handshake_defaults_and_a_new_sid_each_time(make_server):
 
 
 @pytest.mark.parametrize("options", [{"allow_upgrades": False}, {"transports": ["polling"]}])
+@on_each_loop
 async def test_handshake_without_upgrades(make_server, options):
     eio, _ = make_server(**options)
     assert (await request(eio, "GET", polling())).open_packet()["upgrades"] == []
 
 
+@on_each_loop
 async def test_handshake_with_ping_interval_grace_period(make_server):
     eio, _ = make_server(ping_interval=(10, 2), ping_timeout=3)
     opened = (await request(eio, "GET", polling())).open_packet()
     assert (opened["pingInterval"], opened["pingTimeout"]) == (12000, 3000)
 
 
+@on_each_loop
 async def test_handshake_must_be_a_get(make_server):
     eio, events = make_server()
     res = await request(eio, "POST", polling(), body=b"4hello")
@@ -284,6 +361,7 @@ async def test_handshake_must_be_a_get(make_server):
     assert eio.sockets == {} and events.connects == []
 
 
+@on_each_loop
 async def test_connect_handler_refusal_answers_401(make_server):
     eio, _ = make_server()
 
@@ -300,6 +378,7 @@ async def test_connect_handler_refusal_answers_401(make_server):
 # ---------------------------------------------------------------------------- request validation
 
 
+@on_each_loop
 async def test_unknown_sid(make_server):
     eio, _ = make_server()
     await handshake(eio)  # a session exists, just not this one
@@ -309,6 +388,7 @@ async def test_unknown_sid(make_server):
 
 
 @pytest.mark.parametrize("transport", ["carrier-pigeon", "", "POLLING"])
+@on_each_loop
 async def test_unknown_transport(make_server, transport):
     eio, events = make_server()
     res = await request(eio, "GET", {"EIO": "4", "transport": transport})
@@ -316,17 +396,20 @@ async def test_unknown_transport(make_server, transport):
     assert eio.sockets == {} and events.connects == []
 
 
+@on_each_loop
 async def test_missing_transport(make_server):
     eio, _ = make_server()
     assert_error(await request(eio, "GET", {"EIO": "4"}), 400, 0, "Transport unknown")
 
 
+@on_each_loop
 async def test_transport_not_enabled(make_server):
     eio, _ = make_server(transports=["websocket"])
     assert_error(await request(eio, "GET", polling()), 400, 0, "Transport unknown")
 
 
 @pytest.mark.parametrize("version", ["3", "5", "", None])
+@on_each_loop
 async def test_unsupported_protocol_version(make_server, version):
     eio, events = make_server()
     query = {"transport": "polling"}
@@ -337,6 +420,7 @@ async def test_unsupported_protocol_version(make_server, version):
     assert eio.sockets == {} and events.connects == []
 
 
+@on_each_loop
 async def test_websocket_transport_without_upgrade_headers(make_server):
     eio, _ = make_server()
     res = await request(eio, "GET", {"EIO": "4", "transport": "websocket"})
@@ -344,6 +428,7 @@ async def test_websocket_transport_without_upgrade_headers(make_server):
     assert eio.sockets == {}
 
 
+@on_each_loop
 async def test_unsupported_method_on_a_session(make_server):
     eio, _ = make_server()
     sid = await handshake(eio)
@@ -353,6 +438,7 @@ async def test_unsupported_method_on_a_session(make_server):
 # ---------------------------------------------------------------------------------- long polling
 
 
+@on_each_loop
 async def test_long_poll_is_answered_when_a_message_is_sent(make_server):
     eio, _ = make_server()
     sid = await handshake(eio)
@@ -367,6 +453,7 @@ async def test_long_poll_is_answered_when_a_message_is_sent(make_server):
     assert res.body == "4hello ✓".encode()
 
 
+@on_each_loop
 async def test_messages_sent_between_polls_arrive_in_one_payload(make_server):
     eio, _ = make_server()
     sid = await handshake(eio)
@@ -377,9 +464,8 @@ async def test_messages_sent_between_polls_arrive_in_one_payload(make_server):
     assert res.body.split(SEP) == [b"4one", b"bAQID", b"4three"]
 
 
+@on_each_loop
 async def test_large_poll_response_is_compressed_when_accepted(make_server):
-    import gzip
-
     eio, _ = make_server(compression_threshold=100)
     sid = await handshake(eio)
     await eio.send(sid, "x" * 500)
@@ -388,6 +474,7 @@ async def test_large_poll_response_is_compressed_when_accepted(make_server):
     assert gzip.decompress(res.body) == b"4" + b"x" * 500
 
 
+@on_each_loop
 async def test_post_payload_is_dispatched_in_order(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -400,6 +487,7 @@ async def test_post_payload_is_dispatched_in_order(make_server):
     assert sid in eio.sockets
 
 
+@on_each_loop
 async def test_post_dispatches_to_a_sync_handler_too(make_server):
     eio, _ = make_server()
     seen: list[Any] = []
@@ -414,6 +502,7 @@ async def test_post_dispatches_to_a_sync_handler_too(make_server):
     (b"4ok\x1e", "empty packet in payload"),
     (b"b!!!", "bad base64: invalid character"),
 ])
+@on_each_loop
 async def test_post_of_an_invalid_packet(make_server, body, error):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -425,6 +514,7 @@ async def test_post_of_an_invalid_packet(make_server, body, error):
     assert sid not in eio.sockets
 
 
+@on_each_loop
 async def test_empty_post(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -432,6 +522,7 @@ async def test_empty_post(make_server):
     assert await events.wait_for("disconnects") == [(sid, "transport error")]
 
 
+@on_each_loop
 async def test_second_concurrent_poll_closes_the_session(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -445,6 +536,7 @@ async def test_second_concurrent_poll_closes_the_session(make_server):
     assert (await first.response()).body == b"1"
 
 
+@on_each_loop
 async def test_aborted_long_poll_closes_the_session(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -456,6 +548,7 @@ async def test_aborted_long_poll_closes_the_session(make_server):
     assert sid not in eio.sockets
 
 
+@on_each_loop
 async def test_max_http_buffer_size(make_server):
     eio, events = make_server(max_http_buffer_size=100)
     sid = await handshake(eio)
@@ -472,6 +565,7 @@ async def test_max_http_buffer_size(make_server):
 # ------------------------------------------------------------------------------- closing sessions
 
 
+@on_each_loop
 async def test_close_packet_via_post_ends_the_session(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -484,6 +578,7 @@ async def test_close_packet_via_post_ends_the_session(make_server):
     assert_error(await request(eio, "GET", polling(sid)), 400, 1, "Session ID unknown")
 
 
+@on_each_loop
 async def test_close_packet_answers_the_waiting_poll(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -495,6 +590,7 @@ async def test_close_packet_answers_the_waiting_poll(make_server):
     assert res.status == 200 and res.body == b"1"
 
 
+@on_each_loop
 async def test_server_disconnect_sends_a_close_packet(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -506,6 +602,7 @@ async def test_server_disconnect_sends_a_close_packet(make_server):
     assert sid not in eio.sockets
 
 
+@on_each_loop
 async def test_close_packet_waits_for_the_next_poll(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
@@ -522,6 +619,7 @@ async def test_close_packet_waits_for_the_next_poll(make_server):
 ORIGIN = "https://app.example"
 
 
+@on_each_loop
 async def test_cors_unset_allows_only_the_same_origin(make_server):
     eio, _ = make_server()
     same = await request(eio, "GET", polling(), headers={"origin": "http://localhost:5000"})
@@ -537,6 +635,7 @@ async def test_cors_unset_allows_only_the_same_origin(make_server):
     plain.open_packet()
 
 
+@on_each_loop
 async def test_cors_unset_honours_forwarded_host(make_server):
     eio, _ = make_server()
     res = await request(eio, "GET", polling(), headers={
@@ -545,6 +644,7 @@ async def test_cors_unset_honours_forwarded_host(make_server):
     res.open_packet()
 
 
+@on_each_loop
 async def test_cors_allowed_origins_list(make_server):
     eio, _ = make_server(cors_allowed_origins=[ORIGIN, "https://other.example"])
     ok = await request(eio, "GET", polling(), headers={"origin": ORIGIN})
@@ -561,6 +661,7 @@ async def test_cors_allowed_origins_list(make_server):
     assert refused.header("access-control-allow-origin") is None
 
 
+@on_each_loop
 async def test_cors_any_origin(make_server):
     eio, _ = make_server(cors_allowed_origins="*", cors_credentials=False)
     res = await request(eio, "GET", polling(), headers={"origin": "http://anywhere.example"})
@@ -569,6 +670,7 @@ async def test_cors_any_origin(make_server):
     res.open_packet()
 
 
+@on_each_loop
 async def test_cors_disabled_with_an_empty_list(make_server):
     eio, _ = make_server(cors_allowed_origins=[])
     res = await request(eio, "GET", polling(), headers={"origin": "http://anywhere.example"})
@@ -576,6 +678,7 @@ async def test_cors_disabled_with_an_empty_list(make_server):
     res.open_packet()
 
 
+@on_each_loop
 async def test_cors_allowed_origins_callable(make_server):
     eio, _ = make_server(cors_allowed_origins=lambda origin: origin.endswith(".trusted.example"))
     ok = await request(eio, "GET", polling(), headers={"origin": "https://a.trusted.example"})
@@ -584,6 +687,7 @@ async def test_cors_allowed_origins_callable(make_server):
     assert (await request(eio, "GET", polling(), headers={"origin": ORIGIN})).status == 400
 
 
+@on_each_loop
 async def test_cors_preflight(make_server):
     eio, events = make_server(cors_allowed_origins=[ORIGIN])
     res = await request(eio, "OPTIONS", polling(), headers={
@@ -600,6 +704,7 @@ async def test_cors_preflight(make_server):
 # ----------------------------------------------------------------------------------------- cookie
 
 
+@on_each_loop
 async def test_cookie_name(make_server):
     eio, _ = make_server(cookie="io")
     res = await request(eio, "GET", polling())
@@ -610,6 +715,7 @@ async def test_cookie_name(make_server):
     assert (await request(eio, "GET", polling(sid))).header("set-cookie") is None
 
 
+@on_each_loop
 async def test_cookie_attributes(make_server):
     eio, _ = make_server(cookie={"name": "eio", "path": "/chat", "httpOnly": True, "SameSite": "Strict",
                                  "Max-Age": lambda: 60})
@@ -618,6 +724,7 @@ async def test_cookie_attributes(make_server):
     assert res.header("set-cookie") == f"eio={sid}; path=/chat; httpOnly; SameSite=Strict; Max-Age=60"
 
 
+@on_each_loop
 async def test_no_cookie_by_default(make_server):
     eio, _ = make_server()
     res = await request(eio, "GET", polling())
@@ -628,6 +735,7 @@ async def test_no_cookie_by_default(make_server):
 # ------------------------------------------------------------------------ under a Socket.IO server
 
 
+@on_each_loop
 async def test_socketio_server_engine_answers_fake_requests():
     """fastio.AsyncServer's engine (``.eio``) takes the same requests: a Socket.IO connect over
     long-polling, an event, and the server's emit in the next poll."""
