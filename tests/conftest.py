@@ -60,3 +60,13 @@ def pytest_asyncio_loop_factories(config, item):
     if suite in BOTH_LOOPS:
         return LOOPS
     return {"asyncio": LOOPS["asyncio"]}
+
+
+def pytest_configure(config):
+    # An older pytest-asyncio has no such hook and would quietly run everything on one loop.
+    if config.pluginmanager.has_plugin("asyncio"):
+        caller = getattr(config.hook, "pytest_asyncio_loop_factories", None)
+        if caller is None or getattr(caller, "spec", None) is None:
+            raise pytest.UsageError(
+                "the async tests run on uvloop and asyncio's loop through pytest-asyncio's "
+                "pytest_asyncio_loop_factories hook: install pytest-asyncio >= 1.5")
