@@ -82,6 +82,12 @@ function setup(nsp) {
     socket.conn.on("upgrade", (transport) =>
       out("upgrade", { nsp: name, sid: socket.id, transport: transport.name }));
     socket.on("disconnect", (reason) => out("disconnect", { nsp: name, sid: socket.id, reason }));
+    if (name === "/") {
+      // Engine.IO heartbeats the client answered (one report per connection, not per namespace)
+      socket.conn.on("packet", (packet) => {
+        if (packet.type === "pong") out("pong", { nsp: name, sid: socket.id });
+      });
+    }
 
     socket.on("echo", (...raw) => {
       const [args, ack] = splitAck(raw);

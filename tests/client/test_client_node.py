@@ -74,7 +74,9 @@ async def test_node_heartbeat(node_backend, clients, rec):
     client.on("disconnect", rec.handler("disconnect"))
     await client.connect(backend.url)
     assert client.eio.ping_interval == 0.2
-    await asyncio.sleep(1.0)  # several heartbeats, each answered
+    # several heartbeats, each answered in time (Node reports the PONGs it receives)
+    for _ in range(4):
+        await backend.expect("pong", nsp="/")
     assert client.connected and rec.of("disconnect") == []
     assert await client.call("echo", "alive") == "alive"
 

@@ -38,6 +38,7 @@ class Bystander:
         self.task: asyncio.Task | None = None
         self.sid: str | None = None
         self.progress = asyncio.Event()
+        self.stopping = False
 
     async def start(self, url: str) -> None:
         await self.client.connect(url, transports=["websocket"], wait_timeout=5)
@@ -46,7 +47,10 @@ class Bystander:
 
     async def _run(self) -> None:
         i = 0
-        while True:
+        # The flag, not only the cancel() in stop(): on Python < 3.12 asyncio.wait_for (which
+        # client.call uses) can swallow a cancellation that arrives as its inner future completes,
+        # and then the loop would go on forever. Fast round trips (uvloop) hit that often.
+        while not self.stopping:
             i += 1
             try:
                 got = await self.client.call("echo", {"i": i, "blob": b"\x00\x01"}, timeout=5)
@@ -78,6 +82,7 @@ class Bystander:
         assert not self.log.all("disconnect", sid=self.sid), "the bystander was disconnected"
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -341,13 +340,6 @@ async def raw_polling_client(port: int, log: Log, path: str = "/socket.io/") -> 
 # -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A port that was free a moment ago (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServerProcess:
     """A ``fastio`` command run as a subprocess; stdout and stderr are collected. Stopped (by
     its PID only) at teardown if still running."""
@@ -459,34 +451,23 @@ class ServerProcess:
             task.cancel()
 
 
-def address_in_use(text: str) -> bool:
-    return "address already in use" in text.lower() or "errno 98" in text.lower()
-
-
 @pytest.fixture
 async def fastio_command() -> AsyncIterator[Callable[..., Any]]:
     """Factory: ``srv = await fastio_command("run", "mod:attr")`` starts ``fastio <args> --host
-    127.0.0.1 --port <free port>`` and waits for its "serving on" line, retrying with another
-    port when the chosen one was taken in between."""
+    127.0.0.1 --port 0`` and waits for its "serving on" line, which names the port the OS chose
+    (``srv.port``): no port is picked in advance, so none can be taken in between."""
     started: list[ServerProcess] = []
 
-    async def factory(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT,
-                      attempts: int = 5) -> ServerProcess:
+    async def factory(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> ServerProcess:
         if not FASTIO_CLI.exists():
             pytest.fail(f"no {FASTIO_CLI}: install fastio in the virtualenv (scripts/bootstrap)", pytrace=False)
-        last = None
-        for _ in range(attempts):
-            port = free_port()
-            srv = ServerProcess([str(FASTIO_CLI), *args, "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=cwd)
-            started.append(srv)
-            await srv.start()
-            if await srv.wait_ready():
-                assert srv.port == port, srv.describe()
-                return srv
-            last = srv
-            if not address_in_use(srv.stderr.decode("utf-8", "replace")):
-                break
-        raise AssertionError(f"the server failed to start\n{last.describe() if last else ''}")
+        srv = ServerProcess([str(FASTIO_CLI), *args, "--host", "127.0.0.1", "--port", "0"], env=env, cwd=cwd)
+        started.append(srv)
+        await srv.start()
+        if not await srv.wait_ready():
+            raise AssertionError(f"the server failed to start\n{srv.describe()}")
+        assert srv.port, srv.describe()
+        return srv
 
     yield factory
     for srv in reversed(started):
