@@ -213,6 +213,15 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         await fsrv.close()
         userver.should_exit = True
         await asyncio.wait_for(task, 10)
+        # Stop python-socketio's pubsub listener before closing its Redis connections: left
+        # running, it retries on the closed connection and can be stuck at the loop's shutdown
+        # (seen on uvloop), hanging the test run.
+        listener = getattr(pmgr, "thread", None)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.wait({listener}, timeout=5)
+        if getattr(pmgr, "pubsub", None) is not None:
+            await pmgr.pubsub.aclose()
         await pmgr.redis.aclose()
 
 
