@@ -11,11 +11,12 @@ import mimetypes
 import os
 from typing import Any, Awaitable, Callable
 
+from fastio.base.frameworks import register_asgi_app
 from fastio.engineio.environ import build_environ
 from fastio.hosting.bridge import BridgeRequest
 from fastio.hosting.uvicorn import UvicornWebSocketFactory
 
-__all__ = ["ASGIApp", "get_static_file"]
+__all__ = ["ASGIApp", "EngineIOASGIApp", "get_static_file"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -280,3 +281,26 @@ class ASGIApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class EngineIOASGIApp(ASGIApp):
+    """python-engineio's ``ASGIApp``, for an Engine.IO-only server: ``fastio.engineio.ASGIApp``.
+
+    :param engineio_server: the ``fastio.engineio.AsyncServer``.
+    :param other_asgi_app: an ASGI app for every other path (and for lifespan events).
+    :param static_files: python-engineio's static file map.
+    :param engineio_path: the URL path of Engine.IO (default ``engine.io``); ``None`` (or
+        ``""``) sends every HTTP and WebSocket request to the server.
+    :param on_startup: a callable (sync or async) run at lifespan startup.
+    :param on_shutdown: a callable (sync or async) run at lifespan shutdown.
+    """
+
+    def __init__(self, engineio_server: Any, other_asgi_app: Any = None, static_files: dict[str, Any] | None = None,
+                 engineio_path: str | None = "engine.io", on_startup: Callable[[], Any] | None = None,
+                 on_shutdown: Callable[[], Any] | None = None) -> None:
+        super().__init__(engineio_server, other_asgi_app, static_files=static_files, socketio_path=engineio_path,
+                         on_startup=on_startup, on_shutdown=on_shutdown)
+        self.engineio_server = engineio_server
+
+
+register_asgi_app("engineio", EngineIOASGIApp)
