@@ -2,13 +2,16 @@
 
 The integrations live in the hosting layer, above the servers; each registers an attacher here
 when ``fastio`` is imported, so the Engine.IO and Socket.IO servers find it without importing
-upward.
+upward. The ASGI application classes are registered here the same way, so that
+``fastio.engineio.ASGIApp`` (the Engine.IO layer's name for the hosting layer's class) resolves
+without an upward import. Importing any ``fastio`` submodule imports ``fastio`` first, so the
+registrations are made before anyone can look them up.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["Attacher", "register_attacher", "attach"]
+__all__ = ["Attacher", "register_attacher", "attach", "register_asgi_app", "asgi_app"]
 
 #: ``attacher(engine, app, path)`` routes ``/<path>/`` of ``app`` to ``engine`` and returns True,
 #: or returns False when ``app`` is not of its framework.
@@ -30,3 +33,19 @@ def attach(engine: Any, app: Any, path: str) -> None:
             return
     raise TypeError("fastio cannot attach to %r: attach() takes an aiohttp web.Application; "
                     "use fastio.ASGIApp for ASGI frameworks" % (app,))
+
+
+_asgi_apps: dict[str, type] = {}
+
+
+def register_asgi_app(kind: str, cls: type) -> None:
+    """Register the ASGI application class for ``kind`` (``"engineio"``)."""
+    _asgi_apps[kind] = cls
+
+
+def asgi_app(kind: str) -> type:
+    """The ASGI application class registered for ``kind``."""
+    try:
+        return _asgi_apps[kind]
+    except KeyError:
+        raise AttributeError("no ASGI application registered for %r: import fastio" % kind) from None

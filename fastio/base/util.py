@@ -148,13 +148,38 @@ class AsyncioHelpers:
         return asyncio.Event(*args, **kwargs)
 
 
+class _FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stderr handler ``make_logger`` gives a logger when logging is not configured yet.
+
+    It stands aside once a handler further up takes the logger's records (say
+    ``logging.basicConfig`` ran after the server was made, as ``fastio.run(log_level=...)``
+    does), so that each record is printed once.
+    """
+
+    def __init__(self, owner: logging.Logger) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        log: logging.Logger | None = self.owner
+        while log is not None and log.propagate:
+            log = log.parent
+            if log is not None and log.handlers:
+                return False
+        return super().handle(record)
+
+
 def make_logger(name: str, logger: Any) -> logging.Logger:
-    """python-socketio's ``logger=`` semantics: a Logger object, True (INFO) or False (ERROR)."""
+    """python-socketio's ``logger=`` semantics: a Logger object, True (INFO) or False (ERROR).
+
+    When logging is not configured, the logger gets a stderr handler of its own, which stays
+    silent once logging is configured later (each record is printed once).
+    """
     if not isinstance(logger, bool):
         return logger
     log = logging.getLogger(name)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO if logger else logging.ERROR)
         if not log.handlers and not logging.getLogger().handlers:
-            log.addHandler(logging.StreamHandler())
+            log.addHandler(_FallbackHandler(log))
     return log

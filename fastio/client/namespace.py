@@ -77,8 +77,10 @@ class ClientNamespace:
         return self.client.emit(event, data=data, namespace=namespace or self.namespace,
                                 callback=callback)
 
-    def send(self, data: Any, namespace: str | None = None, callback: Any = None) -> None:
-        """``client.send`` in this namespace by default."""
+    def send(self, data: Any, room: Any = None, namespace: str | None = None, callback: Any = None) -> None:
+        """``client.send`` in this namespace by default. ``room`` is accepted and ignored, as in
+        python-socketio's ``ClientNamespace.send(data, room=None, namespace=None, callback=None)``
+        (a client cannot address rooms)."""
         return self.client.send(data, namespace=namespace or self.namespace, callback=callback)
 
     def call(self, event: str, data: Any = None, namespace: str | None = None,

@@ -1,7 +1,7 @@
 """Blocking clients: ``Client`` and ``SimpleClient``, with python-socketio's interfaces.
 
-Each hosts an asyncio event loop in a daemon thread and delegates to :class:`fastio.AsyncClient`
-(or :class:`fastio.AsyncSimpleClient`). Handlers of a ``Client`` are plain functions; they run in
+``Client`` hosts an asyncio event loop in a daemon thread and delegates to
+:class:`fastio.AsyncClient`; ``SimpleClient`` is built on a ``Client``, as python-socketio's is. Handlers of a ``Client`` are plain functions; they run in
 a thread pool, so a handler may itself call ``emit``/``call`` on the client.
 """
 from __future__ import annotations
@@ -11,12 +11,13 @@ import concurrent.futures
 import threading
 import time
 import weakref
+from collections import deque
 from typing import Any, Callable, Coroutine
 
 from fastio.base.util import new_event_loop
 from fastio.client.async_client import AsyncClient
 from fastio.client.namespace import ClientNamespace
-from fastio.client.simple import AsyncSimpleClient
+from fastio.exceptions import DisconnectedError, SocketIOError, TimeoutError
 
 __all__ = ["Client", "SimpleClient"]
 
@@ -208,70 +209,134 @@ def _shutdown_runner(loop: asyncio.AbstractEventLoop, executor: concurrent.futur
 class SimpleClient:
     """A blocking Socket.IO client for one namespace, with ``receive()`` instead of handlers.
 
-    Arguments go to :class:`fastio.AsyncClient`. Events are returned in arrival order.
+    Arguments go to ``client_class`` (:class:`fastio.Client`; a subclass may name a subclass of
+    it, as with python-socketio's ``SimpleClient.client_class``), which is made at each
+    ``connect``. Events are returned in arrival order; while the client reconnects,
+    ``emit``/``call``/``receive`` wait for it.
     """
 
+    client_class: type[Client] = Client
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._runner = _LoopThread("fastio-simple-client")
-        self._client = AsyncSimpleClient(*args, **kwargs)
-        weakref.finalize(self, _shutdown_runner, self._runner.loop, None)
+        self.client_args = args
+        self.client_kwargs = kwargs
+        #: The ``client_class`` instance (None before ``connect``).
+        self.client: Client | None = None
+        self.namespace = "/"
+        self.connected = False
+        self.input_buffer: deque[list[Any]] = deque()
+        # Guards connected/_settled/input_buffer; notified on every change.
+        self._cond = threading.Condition()
+        self._settled = False  # False while (re)connecting, True when connected or gone for good
 
-    @property
-    def async_client(self) -> AsyncSimpleClient:
-        """The :class:`AsyncSimpleClient` doing the work."""
-        return self._client
-
-    @property
-    def client(self) -> AsyncClient | None:
-        """The underlying :class:`AsyncClient` (None before ``connect``)."""
-        return self._client.client
-
-    @property
-    def connected(self) -> bool:
-        """True while connected."""
-        return self._client.connected
-
-    @property
-    def namespace(self) -> str:
-        """The namespace this client joined."""
-        return self._client.namespace
-
-    @property
-    def sid(self) -> str | None:
-        """The sid of this client in its namespace."""
-        return self._client.sid
-
-    @property
-    def transport(self) -> str:
-        """``'polling'`` or ``'websocket'``."""
-        return self._client.transport
+    def _set(self, connected: bool | None, settled: bool) -> None:
+        with self._cond:
+            if connected is not None:
+                self.connected = connected
+            self._settled = settled
+            self._cond.notify_all()
 
     def connect(self, url: Any, headers: Any = {}, auth: Any = None, transports: Any = None,
                 namespace: str = "/", socketio_path: str = "socket.io", wait_timeout: float = 5) -> None:
         """Connect to the server and one namespace; blocks until connected."""
-        self._runner.run(self._client.connect(
-            url, headers=headers, auth=auth, transports=transports, namespace=namespace,
-            socketio_path=socketio_path, wait_timeout=wait_timeout))
+        if self.connected:
+            raise RuntimeError("Already connected")
+        self.namespace = namespace
+        with self._cond:
+            self.input_buffer.clear()
+            self._settled = False
+        client = self.client = self.client_class(*self.client_args, **self.client_kwargs)
+
+        # Coroutine handlers run on the client's loop, in arrival order (plain functions would
+        # go to its handler threads, where events could overtake one another).
+        async def on_connect() -> None:
+            self._set(True, True)
+
+        async def on_disconnect(reason: str) -> None:
+            self._set(None, False)
+
+        async def on_final() -> None:
+            self._set(False, True)
+
+        async def on_event(event: str, *args: Any) -> None:
+            with self._cond:
+                self.input_buffer.append([event, *args])
+                self._cond.notify_all()
+
+        client.on("connect", on_connect, namespace=namespace)
+        client.on("disconnect", on_disconnect, namespace=namespace)
+        client.on("__disconnect_final", on_final, namespace=namespace)
+        client.on("*", on_event, namespace=namespace)
+        client.connect(url, headers=headers, auth=auth, transports=transports, namespaces=[namespace],
+                       socketio_path=socketio_path, wait_timeout=wait_timeout)
+
+    @property
+    def sid(self) -> str | None:
+        """The sid of this client in its namespace (it may change when reconnecting)."""
+        return self.client.get_sid(self.namespace) if self.client else None
+
+    @property
+    def transport(self) -> str:
+        """``'polling'`` or ``'websocket'`` (``''`` before connecting)."""
+        return (self.client.transport() or "") if self.client else ""
+
+    def _ready(self) -> Client:
+        with self._cond:
+            self._cond.wait_for(lambda: self._settled)
+            if not self.connected or self.client is None:
+                raise DisconnectedError()
+            return self.client
 
     def emit(self, event: str, data: Any = None) -> None:
-        """Emit an event; blocks until it is sent."""
-        self._runner.run(self._client.emit(event, data))
+        """Emit an event; blocks until it is sent (waits while reconnecting;
+        ``DisconnectedError`` once disconnected)."""
+        while True:
+            client = self._ready()
+            try:
+                return client.emit(event, data, namespace=self.namespace)
+            except SocketIOError:  # lost meanwhile: wait for the reconnection
+                self._wait_change()
 
     def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
-        """Emit an event and wait for its acknowledgement."""
-        return self._runner.run(self._client.call(event, data, timeout=timeout))
+        """Emit an event and wait for its acknowledgement; ``TimeoutError`` after ``timeout``
+        seconds."""
+        while True:
+            client = self._ready()
+            try:
+                return client.call(event, data, namespace=self.namespace, timeout=timeout)
+            except TimeoutError:
+                raise
+            except SocketIOError:
+                self._wait_change()
+
+    def _wait_change(self) -> None:
+        # The failed send saw the connection lost; its disconnect handler may not have run yet.
+        with self._cond:
+            self._cond.wait_for(lambda: not (self._settled and self.connected), timeout=1)
 
     def receive(self, timeout: float | None = None) -> list[Any]:
-        """The next event as ``[name, *args]``; ``TimeoutError`` when none comes in time."""
-        return self._runner.run(self._client.receive(timeout=timeout))
+        """The next event as ``[name, *args]``, in arrival order; ``TimeoutError`` when none comes
+        within ``timeout`` seconds, ``DisconnectedError`` when disconnected with nothing to read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self.input_buffer:
+                if self._settled and not self.connected:
+                    raise DisconnectedError()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError()
+                self._cond.wait(remaining)
+            return self.input_buffer.popleft()
 
     def disconnect(self) -> None:
         """Disconnect from the server."""
-        self._runner.run(self._client.disconnect())
+        client = self.client
+        if client is not None and (self.connected or client.reconnecting):
+            client.disconnect()
+        self._set(False, True)
 
     def __enter__(self) -> "SimpleClient":
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.disconnect()
-

@@ -11,11 +11,12 @@ import mimetypes
 import os
 from typing import Any, Awaitable, Callable
 
+from fastio.base.frameworks import register_asgi_app
 from fastio.engineio.environ import build_environ
 from fastio.hosting.bridge import BridgeRequest
 from fastio.hosting.uvicorn import UvicornWebSocketFactory
 
-__all__ = ["ASGIApp", "get_static_file"]
+__all__ = ["ASGIApp", "EngineIOASGIApp", "get_static_file"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -65,20 +66,31 @@ def _environ(scope: Scope, receive: Receive, send: Send) -> dict[str, Any]:
 class ASGIApp:
     """An ASGI application serving a fastio ``AsyncServer`` (python-socketio's ``ASGIApp``).
 
+    Requests under the Socket.IO path go to the server; any other HTTP request is answered
+    with a file of ``static_files`` when one matches, else handed to ``other_asgi_app``, else
+    answered by :meth:`not_found`. Lifespan events go to :meth:`lifespan`. A subclass may
+    override :meth:`lifespan`, :meth:`not_found` and :meth:`serve_static_file`.
+
     :param socketio_server: the fastio ``AsyncServer`` (or Engine.IO ``AsyncServer``).
     :param other_asgi_app: an ASGI app for every other path (and for lifespan events).
     :param static_files: python-engineio's static file map, e.g. ``{"/": "index.html"}``.
-    :param socketio_path: the URL path of Socket.IO (default ``socket.io``).
+    :param socketio_path: the URL path of Socket.IO (default ``socket.io``). ``None`` (or
+        ``""``) sends every HTTP and WebSocket request to the server, routing being done by
+        another layer; ``static_files`` and ``other_asgi_app`` then only see lifespan events.
     :param on_startup: a callable (sync or async) run at lifespan startup.
     :param on_shutdown: a callable (sync or async) run at lifespan shutdown.
     """
 
     def __init__(self, socketio_server: Any, other_asgi_app: Any = None, static_files: dict[str, Any] | None = None,
-                 socketio_path: str = "socket.io", on_startup: Callable[[], Any] | None = None,
+                 socketio_path: str | None = "socket.io", on_startup: Callable[[], Any] | None = None,
                  on_shutdown: Callable[[], Any] | None = None) -> None:
         self.sio = socketio_server
         self.engine = getattr(socketio_server, "eio", socketio_server)
-        self.engine.engineio_path = socketio_path.strip("/")
+        #: python-engineio's form: ``"/socket.io/"``, or None when every path is the server's.
+        self.engineio_path: str | None = None
+        if socketio_path is not None and socketio_path.strip("/"):
+            self.engine.engineio_path = socketio_path.strip("/")
+            self.engineio_path = "/" + self.engine.engineio_path + "/"
         self.engine.async_mode = "asgi"
         self.other_asgi_app = other_asgi_app
         self.static_files = static_files or {}
@@ -98,25 +110,34 @@ class ASGIApp:
             self._uvicorn_ws = UvicornWebSocketFactory(self.sio)
         return self._uvicorn_ws
 
+    def handles_path(self, path: str) -> bool:
+        """True when an HTTP or WebSocket request for ``path`` goes to the server."""
+        return self.engineio_path is None or self.engine.handles_path(path)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind in ("http", "websocket") and self.engine.handles_path(scope["path"]):
-            if kind == "http":
-                await self._http(scope, receive, send)
-            else:
-                await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
+        if kind == "lifespan":
             # A pub/sub manager listens from start-up, not from the first client.
             initialize = getattr(self.sio, "initialize_manager", None)
             if initialize is not None:
                 initialize()
-            await self._lifespan(scope, receive, send)
-        elif self.other_asgi_app is not None:
-            await self.other_asgi_app(scope, receive, send)
-        elif kind == "http":
-            await self._static_or_404(scope, receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1000})
+            await self.lifespan(scope, receive, send)
+        elif kind in ("http", "websocket") and self.handles_path(scope["path"]):
+            if kind == "http":
+                await self._http(scope, receive, send)
+            else:
+                await self._websocket(scope, receive, send)
+        else:
+            f = get_static_file(scope["path"], self.static_files) \
+                if kind == "http" and self.static_files else None
+            if f is not None and os.path.isfile(f["filename"]):
+                await self.serve_static_file(f, receive, send)
+            elif self.other_asgi_app is not None:
+                await self.other_asgi_app(scope, receive, send)
+            elif kind == "http":
+                await self.not_found(receive, send)
+            elif kind == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -175,14 +196,16 @@ class ASGIApp:
                              upgrade, _environ(scope, receive, send), scope.get("http_version", "1.1"),
                              scope.get("scheme", "http"))
 
-    async def _static_or_404(self, scope: Scope, receive: Receive, send: Send) -> None:
-        f = get_static_file(scope["path"], self.static_files) if self.static_files else None
-        if f is not None and os.path.isfile(f["filename"]):
-            with open(f["filename"], "rb") as fh:
-                payload = fh.read()
-            await self._send_response(send, 200, [("Content-Type", f["content_type"])], payload)
-        else:
-            await self._send_response(send, 404, [("Content-Type", "text/plain")], b"Not Found")
+    async def serve_static_file(self, static_file: dict[str, str], receive: Receive, send: Send) -> None:
+        """Answer with the file ``static_file["filename"]`` (python-engineio's method: a
+        subclass may override it)."""
+        with open(static_file["filename"], "rb") as fh:
+            payload = fh.read()
+        await self._send_response(send, 200, [("Content-Type", static_file["content_type"])], payload)
+
+    async def not_found(self, receive: Receive, send: Send) -> None:
+        """Answer 404 Not Found (an HTTP request no route took; a subclass may override it)."""
+        await self._send_response(send, 404, [("Content-Type", "text/plain")], b"Not Found")
 
     # -- WebSocket ------------------------------------------------------------------------------
 
@@ -227,7 +250,10 @@ class ASGIApp:
 
     # -- lifespan ---------------------------------------------------------------------------------
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the ASGI lifespan protocol: ``other_asgi_app``'s when it is given and neither
+        ``on_startup`` nor ``on_shutdown`` is; otherwise run those and shut the server down at
+        the end (python-engineio's method: a subclass may override it)."""
         if self.other_asgi_app is not None and self.on_startup is None and self.on_shutdown is None:
             await self.other_asgi_app(scope, receive, send)
             return
@@ -255,3 +281,26 @@ class ASGIApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class EngineIOASGIApp(ASGIApp):
+    """python-engineio's ``ASGIApp``, for an Engine.IO-only server: ``fastio.engineio.ASGIApp``.
+
+    :param engineio_server: the ``fastio.engineio.AsyncServer``.
+    :param other_asgi_app: an ASGI app for every other path (and for lifespan events).
+    :param static_files: python-engineio's static file map.
+    :param engineio_path: the URL path of Engine.IO (default ``engine.io``); ``None`` (or
+        ``""``) sends every HTTP and WebSocket request to the server.
+    :param on_startup: a callable (sync or async) run at lifespan startup.
+    :param on_shutdown: a callable (sync or async) run at lifespan shutdown.
+    """
+
+    def __init__(self, engineio_server: Any, other_asgi_app: Any = None, static_files: dict[str, Any] | None = None,
+                 engineio_path: str | None = "engine.io", on_startup: Callable[[], Any] | None = None,
+                 on_shutdown: Callable[[], Any] | None = None) -> None:
+        super().__init__(engineio_server, other_asgi_app, static_files=static_files, socketio_path=engineio_path,
+                         on_startup=on_startup, on_shutdown=on_shutdown)
+        self.engineio_server = engineio_server
+
+
+register_asgi_app("engineio", EngineIOASGIApp)

@@ -25,10 +25,11 @@ logger = logging.getLogger("fastio.hosting")
 def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
     """Accept an ASGIApp wrapping a server, and turn an ASGI callable into a host."""
     if isinstance(app, ASGIApp):
-        if other_app is None:
-            other_app = app.other_asgi_app
-            if other_app is None and app.static_files:
-                other_app = app
+        if other_app is None and (app.other_asgi_app is not None or app.static_files
+                                  or app.on_startup is not None or app.on_shutdown is not None):
+            # The ASGIApp itself serves the other paths: its static files before its other
+            # app, its lifespan hooks, and the methods a subclass overrides.
+            other_app = app
         app = app.sio
     if other_app is not None and not hasattr(other_app, "handle_request"):
         other_app = AsgiHost(other_app)
