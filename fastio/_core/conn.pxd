@@ -55,6 +55,7 @@ cdef class Conn:
     cdef Flusher flusher
     cdef bint dirty
     cdef bint dropping              # past max_buffer: queue nothing more until the close
+    cdef readonly bint close_queued # closed with a close packet waiting for the next poll
 
     cdef int _mark(self) except -1
     cdef int _overflowed(self) except -1

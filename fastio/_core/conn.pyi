@@ -62,6 +62,9 @@ class Conn:
     (``overflow``)."""
     state: int
     close_reason: str | None
+    close_queued: bool
+    """True when the session was closed with a close packet queued for the client's next long
+    poll (``close(reason, notify_peer=True)`` on a polling session with no poll waiting)."""
     def __init__(self, sid: str, handler: EngineCallbacks, flusher: Flusher, max_buffer: int = ...) -> None: ...
     @property
     def ws(self) -> WSTransport | None:
@@ -85,7 +88,10 @@ class Conn:
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary Engine.IO message."""
     def on_packet(self, ptype: int, data: bytes, binary: bool) -> None:
-        """Handle one Engine.IO packet from the peer (any transport)."""
+        """Handle one Engine.IO packet from the peer (any transport).
+
+        A close packet ends the session at once ("client disconnect"); on long-polling a poll
+        that is waiting is answered with a noop first, as Node's engine.io does."""
     def on_probe_packet(self, ws: WSTransport, payload: bytes) -> bool:
         """Handle a text packet that arrived on ``ws`` while it probes this polling session.
 
@@ -94,7 +100,9 @@ class Conn:
         session's transport and True is returned.  Anything else is ignored.  A session that is
         closed or already upgraded has ``ws`` closed with 1000."""
     def end_poll(self) -> None:
-        """Queue a noop: it answers the waiting long poll, the client's cue to pause polling."""
+        """Queue a noop if a long poll is waiting: it answers that poll, the client's cue to pause
+        polling.  Without a waiting poll nothing is queued (a noop left in the queue would reach
+        the WebSocket after the upgrade)."""
     def flush(self) -> None:
         """Hand everything queued to the transport (one write), or answer a waiting poll."""
     def take_poll(self) -> bytes | None:
@@ -103,7 +111,8 @@ class Conn:
     def resume(self) -> None:
         """The transport can take writes again: flush what accumulated."""
     def upgrade(self, ws: WSTransport) -> None:
-        """Make ``ws`` this session's transport; queued polling packets move to it, and its
+        """Make ``ws`` this session's transport; queued polling packets move to it (except
+        noops, which only end long polls), and its
         ``ws_messages`` decides, from now on, whether it gets frames or whole messages."""
     def close(self, reason: str, notify_peer: bool = False) -> None:
         """End the session once: tell the peer if asked, close the transport, notify the engine."""
@@ -111,3 +120,14 @@ class Conn:
 def sweep(conns: Iterable[Conn], now: float, interval: float, timeout: float) -> list[Conn]:
     """Heartbeat for every session at once: send due pings, return the sessions past their pong
     deadline."""
+
+def heartbeat(conns: Iterable[Conn], now: float, interval: float, timeout: float,
+              slack: float) -> tuple[list[Conn], float]:
+    """One heartbeat pass over every session: ``(expired, due)``.
+
+    Pings due by ``now + slack`` are sent and each sets the session's pong deadline: ``timeout``
+    after the ping was due (or after ``now`` if the pass ran more than ``slack`` late, or early).
+    ``expired`` are the sessions whose deadline has passed (``now >= pong_deadline``); ``due`` is
+    the earliest time (``time.monotonic()``) at which the next pass has work (a ping or a
+    deadline), 0.0 when no session is open.  ``interval`` is accepted for symmetry with
+    ``sweep``; each session's ``next_ping`` already holds it."""

@@ -233,6 +233,7 @@ cdef class Conn:
             self._queue_poll(poll_binary(b))
 
     cpdef on_packet(self, int ptype, bytes data, bint binary):
+        cdef object req
         if self.state != ST_OPEN:
             return
         if binary or ptype == MESSAGE:
@@ -245,6 +246,12 @@ cdef class Conn:
             self.pong_deadline = 0.0
             self.next_ping = _monotonic() + self.handler.heartbeat_interval
         elif ptype == CLOSE:
+            if self.out == OUT_POLL and self.poll_waiter is not None:
+                # As Node's engine.io: the client's close ends its pending long poll with a noop,
+                # and the session is gone at once (no close packet waits for another poll).
+                req = self.poll_waiter
+                self.poll_waiter = None
+                self.handler.answer_poll(self, req, _NOOP_PKT)
             self.close("client disconnect", False)
         elif ptype == NOOP:
             pass
@@ -270,7 +277,10 @@ cdef class Conn:
         return False
 
     cpdef end_poll(self):
-        self.send_eio(_NOOP_PKT)
+        # Only a waiting long poll needs ending: a noop queued with no poll waiting would reach
+        # the WebSocket once the upgrade completes, ahead of the application's messages.
+        if self.out == OUT_POLL and self.poll_waiter is not None:
+            self.send_eio(_NOOP_PKT)
 
     cpdef flush(self):
         cdef object req
@@ -321,6 +331,8 @@ cdef class Conn:
         self.ws = ws
         self.out = OUT_MESSAGES if ws.ws_messages else OUT_FRAMES
         for item in pending:
+            if item == _NOOP_PKT:
+                continue  # it only ever served to end a long poll
             if item[:1] == b"b":
                 self.send_binary(_b64decode(item[1:]))
             else:
@@ -356,6 +368,7 @@ cdef class Conn:
                     self.pollq = []
                 self.pollq.append(_CLOSE_PKT)
                 self.wq_bytes += 1
+                self.close_queued = True
             if self.poll_waiter is not None:
                 req = self.poll_waiter
                 self.poll_waiter = None
@@ -367,15 +380,34 @@ cdef class Conn:
 
 
 def sweep(object conns, double now, double interval, double timeout):
+    return heartbeat(conns, now, interval, timeout, 0.0)[0]
+
+
+def heartbeat(object conns, double now, double interval, double timeout, double slack):
+    # Pings due by now + slack go out (a little early is harmless); a session is expired only
+    # once its deadline has passed.  The deadline counts from when the ping was due, unless the
+    # sweep ran more than ``slack`` late (a blocked loop): then the client gets the full timeout.
     cdef list expired = []
     cdef Conn c
+    cdef double due = 0.0
+    cdef double t
     for c in conns:
         if c.state != ST_OPEN:
             continue
         if c.pong_deadline > 0.0:
             if now >= c.pong_deadline:
                 expired.append(c)
-        elif now >= c.next_ping:
+                continue
+            t = c.pong_deadline
+        elif now + slack >= c.next_ping:
             c.send_eio(_PING_PKT)
-            c.pong_deadline = now + timeout
-    return expired
+            if c.next_ping <= now and now - c.next_ping <= slack:
+                c.pong_deadline = c.next_ping + timeout
+            else:
+                c.pong_deadline = now + timeout
+            t = c.pong_deadline
+        else:
+            t = c.next_ping
+        if due == 0.0 or t < due:
+            due = t
+    return expired, due

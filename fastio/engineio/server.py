@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from fastio._core.conn import Conn, Flusher, sweep
+from fastio._core.conn import Conn, Flusher, heartbeat
 from fastio._core.eio import CLOSE, MESSAGE, NOOP, OPEN, decode_payload, encode_packet
 from fastio.base import frameworks
 from fastio.base.handlers import fit_args, positional_capacity, registrar
@@ -55,6 +55,38 @@ _CLOSE_PACKET = encode_packet(CLOSE)
 
 
 _QUERIES: dict[bytes, dict[str, str]] = {}
+
+
+class _Done:
+    """What ``handle_request`` returns: awaiting it finishes at once with None."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+
+_DONE = _Done()
+
+
+def _request_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The request object of a ``handle_request`` call, or TypeError for python-engineio's
+    framework call forms, which fastio serves through its integrations."""
+    if len(args) == 1 and not kwargs:
+        req = args[0]
+    elif not args and len(kwargs) == 1 and ("req" in kwargs or "request" in kwargs):
+        req = kwargs.get("req", kwargs.get("request"))
+    elif len(args) == 3 and isinstance(args[0], dict) and "type" in args[0]:
+        raise TypeError("handle_request() takes a request object, not an ASGI (scope, receive, "
+                        "send): serve ASGI with fastio.ASGIApp(server)")
+    else:
+        raise TypeError("handle_request() takes one request object")
+    if not hasattr(req, "respond") or not hasattr(req, "query_string"):
+        raise TypeError("handle_request() takes a fastio request (native or bridged), not %s: "
+                        "use fastio.ASGIApp(server) for ASGI and server.attach(app) for aiohttp"
+                        % type(req).__name__)
+    return req
 
 
 def _parse_query(qs: bytes) -> dict[str, str]:
@@ -101,6 +133,12 @@ class AsyncServer(AsyncioHelpers):
 
     valid_transports = ["polling", "websocket"]
     event_names = ["connect", "disconnect", "message"]
+    compression_methods = ["gzip", "deflate"]
+    """The HTTP compressions a long-poll response may use, in order of preference (as
+    python-engineio); a method removed from the list is never used."""
+    sequence_number = 0
+    """How many session ids ``generate_id`` has made, modulo 2**24 (python-engineio keeps the
+    same counter; fastio's ids are 120 random bits and do not embed it)."""
 
     def __init__(
         self,
@@ -159,6 +197,8 @@ class AsyncServer(AsyncioHelpers):
         self._flusher: Flusher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._hb_due = 0.0  # when the heartbeat task wakes next (time.monotonic())
+        self._hb_wake: asyncio.Future[None] | None = None
         self._rand = b""
         self._rand_pos = 0
         self._upgrading: dict[Conn, float] = {}
@@ -174,6 +214,12 @@ class AsyncServer(AsyncioHelpers):
         """Always True: fastio runs on asyncio."""
         return True
 
+    def async_modes(self) -> list[str]:
+        """The ``async_mode`` values this server accepts, the default first (python-engineio
+        lists its framework integrations here): ``'fastio'`` (the native server, also
+        ``'native'``), ``'asgi'`` and ``'aiohttp'``."""
+        return ["fastio", "asgi", "aiohttp"]
+
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
         """Serve Engine.IO from an aiohttp ``web.Application`` under ``/<engineio_path>/``."""
         frameworks.attach(self, app, engineio_path)
@@ -185,20 +231,53 @@ class AsyncServer(AsyncioHelpers):
 
         return registrar(lambda h: self.handlers.__setitem__(event, h), handler)
 
-    async def send(self, sid: str, data: str | bytes | bytearray | memoryview) -> None:
-        """Send a message to a client: str as text, bytes-like as binary."""
+    async def send(self, sid: str, data: str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]) -> None:
+        """Send a message to a client: str as text, bytes-like as binary, a dict or a list as
+        JSON text (with the ``json`` module given to the server, else orjson), as
+        python-engineio does.  An unknown ``sid`` is logged and ignored."""
         self.send_nowait(sid, data)
 
-    def send_nowait(self, sid: str, data: str | bytes | bytearray | memoryview) -> None:
-        """Queue a message to a client without awaiting."""
+    def send_nowait(self, sid: str, data: str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]) -> None:
+        """Queue a message to a client without awaiting (the same rules as ``send``)."""
         conn = self.sockets.get(sid)
         if conn is None:
             self.logger.warning("Cannot send to sid %s", sid)
             return
         if isinstance(data, str):
             conn.send_eio(encode_packet(MESSAGE, data))
-        else:
+        elif isinstance(data, (bytes, bytearray, memoryview)):
             conn.send_binary(data)
+        else:
+            conn.send_eio(encode_packet(MESSAGE, self._json_text(data)))
+
+    async def send_packet(self, sid: str, pkt: Any) -> None:
+        """Send a raw Engine.IO packet to a client (python-engineio's ``send_packet``).
+
+        ``pkt`` is any object with python-engineio's ``Packet`` attributes ``packet_type`` (an
+        int, 0 to 6) and ``data`` (None, str, bytes-like, or a dict or list sent as JSON);
+        python-engineio's own ``engineio.packet.Packet`` works.  Only a message (type 4) may
+        carry binary data.  An unknown ``sid`` is logged and ignored."""
+        ptype = pkt.packet_type
+        data = pkt.data
+        if not isinstance(ptype, int) or not 0 <= ptype <= NOOP:
+            raise ValueError("Invalid packet type %r" % (ptype,))
+        conn = self.sockets.get(sid)
+        if conn is None:
+            self.logger.warning("Cannot send to sid %s", sid)
+            return
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if ptype != MESSAGE:
+                raise ValueError("Binary packets can only be of type MESSAGE")
+            conn.send_binary(data)
+        elif data is None or isinstance(data, str):
+            conn.send_eio(encode_packet(ptype, data))
+        else:
+            conn.send_eio(encode_packet(ptype, self._json_text(data)))
+
+    def _json_text(self, data: Any) -> bytes | str:
+        if self.json is not None:
+            return self.json.dumps(data, separators=(",", ":"))
+        return orjson.dumps(data)
 
     async def get_session(self, sid: str) -> dict[str, Any]:
         """Return the user session dictionary of a client."""
@@ -255,6 +334,7 @@ class AsyncServer(AsyncioHelpers):
             self._rand = os.urandom(15 * 256)
             pos = 0
         self._rand_pos = pos + 15
+        self.sequence_number = (self.sequence_number + 1) & 0xFFFFFF
         return base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
 
     # -- request handling ---------------------------------------------------------------------------
@@ -264,8 +344,21 @@ class AsyncServer(AsyncioHelpers):
         p = self.engineio_path
         return path == "/" + p or path.startswith("/" + p + "/")
 
-    def handle_request(self, req: Any) -> None:
-        """Serve one HTTP request under the Engine.IO path (native protocol's ``Request``)."""
+    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Serve one HTTP request under the Engine.IO path.
+
+        fastio's hosts (the native server, ``ASGIApp``, ``attach``) call it with their request
+        object (``handle_request(req)`` or ``handle_request(request=req)``); it answers the
+        request itself, now or later, and returns an already completed awaitable, so
+        python-engineio's ``await eio.handle_request(...)`` works too.  python-engineio's
+        framework call forms (an ASGI ``(scope, receive, send)``, an aiohttp ``web.Request``)
+        are served by fastio's integrations instead: ``fastio.ASGIApp(server)`` and
+        ``server.attach(app)``; passing them here raises ``TypeError`` saying so."""
+        req = _request_arg(args, kwargs)
+        self._serve(req)
+        return _DONE
+
+    def _serve(self, req: Any) -> None:
         if self._flusher is None or self._loop.is_closed():  # type: ignore[union-attr]
             self.ensure_started()
         method = req.method
@@ -340,6 +433,8 @@ class AsyncServer(AsyncioHelpers):
             "maxPayload": self.max_http_buffer_size,
         })))
         self.sockets[sid] = conn
+        if conn.next_ping < self._hb_due:
+            self._wake_heartbeat()
         result = self._trigger("connect", sid, conn.environ)
 
         def finish(ret: Any) -> None:
@@ -392,6 +487,7 @@ class AsyncServer(AsyncioHelpers):
             self._error(req, BAD_REQUEST)
             return
         if conn.pong_deadline and time.monotonic() >= conn.pong_deadline:
+            # Past the deadline the session is gone, whether or not the sweep got to it yet.
             conn.close(self.reason.PING_TIMEOUT, False)
             self._error(req, UNKNOWN_SID)
             return
@@ -404,6 +500,9 @@ class AsyncServer(AsyncioHelpers):
             data = conn.take_poll()
             if data is not None:
                 self._poll_response(req, data)
+            elif conn in self._upgrading:
+                # The client has seen "3probe": end this poll at once, the upgrade is under way.
+                self._poll_response(req, _NOOP_PACKET)
             else:
                 def aborted(r: Any, conn: Conn = conn) -> None:
                     if conn.poll_waiter is r:
@@ -415,14 +514,15 @@ class AsyncServer(AsyncioHelpers):
         elif method == "POST":
             if len(req.body) > self.max_http_buffer_size:
                 self._error(req, BAD_REQUEST, "Payload too large", status=413)
-                conn.close(self.reason.TRANSPORT_ERROR, True)
+                conn.close(self.reason.TRANSPORT_ERROR, False)
                 return
             try:
                 packets = decode_payload(req.body, 0)
             except ValueError as exc:
                 self.logger.info("%s: bad polling payload: %s", conn.sid, exc)
                 self._error(req, BAD_REQUEST, "Bad request: %s" % exc)
-                conn.close(self.reason.TRANSPORT_ERROR, True)
+                # As Node's engine.io: the session ends at once, no close packet left to poll.
+                conn.close(self.reason.TRANSPORT_ERROR, False)
                 return
             req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
             for ptype, data, binary in packets:
@@ -448,12 +548,16 @@ class AsyncServer(AsyncioHelpers):
         if self.http_compression and len(body) >= self.compression_threshold:
             accept = (req.header(b"accept-encoding") or b"").decode("latin-1")
             encodings = [e.split(";")[0].strip() for e in accept.split(",")]
-            if "gzip" in encodings:
-                body = gzip.compress(body)
-                headers.append(("Content-Encoding", "gzip"))
-            elif "deflate" in encodings:
-                body = zlib.compress(body)
-                headers.append(("Content-Encoding", "deflate"))
+            for method in self.compression_methods:
+                if method in encodings:
+                    if method == "gzip":
+                        body = gzip.compress(body)
+                    elif method == "deflate":
+                        body = zlib.compress(body)
+                    else:
+                        continue
+                    headers.append(("Content-Encoding", method))
+                    break
         req.respond(200, headers, body)
 
     def answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
@@ -545,7 +649,7 @@ class AsyncServer(AsyncioHelpers):
         """The core closed ``conn``: forget it, tell the layer above, fire ``disconnect``."""
         sid = conn.sid
         self.sockets.pop(sid, None)
-        if not conn.upgraded and conn.pending:
+        if conn.close_queued and conn.pending:
             # The close packet waits for the client's next poll.
             self._draining[sid] = (conn, time.monotonic() + self.ping_timeout)
         self.logger.info("%s: closed (%s)", sid, reason)
@@ -565,7 +669,8 @@ class AsyncServer(AsyncioHelpers):
     def protocol_error(self, conn: Conn, message: str) -> None:
         """``conn`` broke the Engine.IO protocol: log it and close the session."""
         self.logger.info("%s: protocol error: %s", conn.sid, message)
-        conn.close(self.reason.TRANSPORT_ERROR, True)
+        # A WebSocket gets the close packet; a polling session ends at once (Node's behaviour).
+        conn.close(self.reason.TRANSPORT_ERROR, conn.upgraded)
 
     def message_error(self, conn: Conn, exc: BaseException) -> None:
         """The message sink raised ``exc`` for a message of ``conn``: log it."""
@@ -636,22 +741,49 @@ class AsyncServer(AsyncioHelpers):
             self._loop = asyncio.get_running_loop()
             self._flusher = Flusher(self._loop)
             self._heartbeat_task = None
+            self._hb_wake = None
+            self._hb_due = 0.0
         if self._heartbeat_task is None and self.monitor_clients:
             self._heartbeat_task = self._loop.create_task(self._heartbeat())
 
+    def _wake_heartbeat(self) -> None:
+        wake = self._hb_wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
     async def _heartbeat(self) -> None:
+        """The one heartbeat task of the server: it sleeps until the earliest ping or pong
+        deadline of all sessions (``_core/conn.pyx`` ``heartbeat``), so deadlines hold to the
+        millisecond without a timer per session.  ``slack`` (1% of the shorter period, at most
+        50 ms) lets pings due at nearly the same time share one pass."""
         interval = self.heartbeat_interval
         timeout = self.ping_timeout
-        tick = min(max(min(interval, timeout) / 10.0, 0.005), 1.0)
+        slack = min(min(interval, timeout) / 100.0, 0.05)
+        idle = max(interval, 0.001)
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(tick)
             now = time.monotonic()
+            due = 0.0
             try:
-                for conn in sweep(list(self.sockets.values()), now, interval, timeout):
+                expired, due = heartbeat(list(self.sockets.values()), now, interval, timeout, slack)
+                for conn in expired:
                     conn.close(self.reason.PING_TIMEOUT, False)
                 if self._draining:
                     for sid, (_, deadline) in list(self._draining.items()):
                         if now >= deadline:
                             del self._draining[sid]
+                    due = min(due or now + idle, now + timeout)
             except Exception:  # the sweep must survive anything a handler does
                 self.logger.exception("heartbeat sweep failed")
+            now = time.monotonic()
+            if not due:
+                due = now + idle
+            self._hb_due = due
+            wake = self._hb_wake = loop.create_future()
+            handle = loop.call_later(max(due - now, 0.0), self._wake_heartbeat)
+            try:
+                await wake
+            finally:
+                handle.cancel()
+                self._hb_wake = None
+                self._hb_due = 0.0

@@ -117,6 +117,13 @@ class AsyncServer(HandlerRegistry):
         """Always True."""
         return True
 
+    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Serve one HTTP request under the Socket.IO path: python-socketio's
+        ``AsyncServer.handle_request``, delegating to the Engine.IO server
+        (``fastio.engineio.AsyncServer.handle_request``: a fastio request object; the returned
+        awaitable is already complete, so ``await sio.handle_request(req)`` works too)."""
+        return self.eio.handle_request(*args, **kwargs)
+
     def attach(self, app: Any, socketio_path: str = "socket.io") -> None:
         """Serve Socket.IO from an aiohttp ``web.Application`` under ``/<socketio_path>/``."""
         self.eio.attach(app, socketio_path)
