@@ -127,6 +127,11 @@ class AsyncServer(HandlerRegistry):
     def attach(self, app: Any, socketio_path: str = "socket.io") -> None:
         """Serve Socket.IO from an aiohttp ``web.Application`` under ``/<socketio_path>/``."""
         self.eio.attach(app, socketio_path)
+        # A pub/sub manager listens from the application's start-up, not from the first client.
+        app.on_startup.append(self._start_manager_with_app)
+
+    async def _start_manager_with_app(self, app: Any) -> None:
+        self.initialize_manager()
 
     def register_namespace(self, namespace_handler: AsyncNamespace) -> None:
         """Register a class-based namespace."""

@@ -100,3 +100,25 @@ async def test_custom_socketio_path(sio_client):
         await sio.shutdown()
         assert (await proc.expect("disconnect", socket="/"))["reason"] in ("io server disconnect", "transport close")
         await log.expect("disconnect", sid=sid)
+
+
+@pytest.mark.timeout(30)
+async def test_client_manager_starts_with_the_aiohttp_app():
+    """A pub/sub manager must listen from start-up: attach() starts it in aiohttp's on_startup,
+    before any client connects."""
+    import fastio
+
+    started = []
+
+    class RecordingManager(fastio.AsyncManager):
+        def initialize(self) -> None:
+            started.append(len(sio.eio.sockets))
+            super().initialize()
+
+    sio = fastio.AsyncServer(client_manager=RecordingManager())
+    app = web.Application()
+    sio.attach(app)
+    assert started == []
+    async with aiohttp_server(app):
+        assert started == [0]
+    await sio.shutdown()
