@@ -96,15 +96,15 @@ class _NamespaceRooms(Mapping):  # type: ignore[type-arg]
     def _raw(self) -> dict[Any, dict[str, Any]]:
         return self._table.get(self._namespace) or {None: {}}
 
-    def __getitem__(self, room: Any) -> dict[str, str]:
+    def __getitem__(self, room: Any) -> RoomMembers:
         raw = self._raw()
         members = raw.get(room)
         if members:
-            return {sid: conn.sid for sid, conn in members.items()}
+            return RoomMembers((sid, conn.sid) for sid, conn in members.items())
         if isinstance(room, str):
             conn = raw[None].get(room)
             if conn is not None:
-                return {room: conn.sid}
+                return RoomMembers({room: conn.sid})
         raise KeyError(room)
 
     def __iter__(self) -> Iterator[Any]:
@@ -126,6 +126,16 @@ class _NamespaceRooms(Mapping):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+
+class RoomMembers(dict):  # type: ignore[type-arg]
+    """One room's members, ``{sid: eio_sid}``; ``inverse`` is ``{eio_sid: sid}``, as the bidict
+    python-socketio keeps per room offers."""
+
+    @property
+    def inverse(self) -> dict[str, str]:
+        """The same members keyed by Engine.IO session id."""
+        return {eio_sid: sid for sid, eio_sid in self.items()}
 
 
 class RoomsView(Mapping):  # type: ignore[type-arg]

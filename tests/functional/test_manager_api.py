@@ -41,6 +41,7 @@ async def test_rooms_view_and_bookkeeping_methods():
         assert dict(mgr.rooms["/"]) == {None: {sid: eio_sid}, sid: {sid: eio_sid}}
         await sio.enter_room(sid, "r")
         assert mgr.rooms["/"]["r"] == {sid: eio_sid}
+        assert mgr.rooms["/"]["r"].inverse == {eio_sid: sid}  # python-socketio keeps a bidict
         assert "r" in mgr.rooms["/"] and "/" in mgr.rooms and "/chat" not in mgr.rooms
         assert list(mgr.get_participants("/", "r")) == [(sid, eio_sid)]
         assert list(mgr.get_participants("/", ["r", sid])) == [(sid, eio_sid)]
