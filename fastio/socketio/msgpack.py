@@ -9,18 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastio._core.packet import (
-    ACK,
-    BINARY_ACK,
-    BINARY_EVENT,
-    CONNECT,
-    CONNECT_ERROR,
-    DISCONNECT,
-    EVENT,
-    Encoded,
-    Packet,
-    encoded_binary,
-)
+from fastio._core.packet import BINARY_ACK, BINARY_EVENT, Encoded, Packet, encoded_binary
+from fastio.socketio.packet_rules import checked_packet, plain_type
 
 __all__ = ["MsgpackDecoder", "msgpack_encoder"]
 
@@ -38,11 +28,7 @@ def msgpack_encoder() -> Any:
     packb = _msgpack().packb
 
     def encode(type: int, namespace: str = "/", data: Any = None, id: Any = None) -> Encoded:
-        if type == BINARY_EVENT:
-            type = EVENT
-        elif type == BINARY_ACK:
-            type = ACK
-        packet: dict[str, Any] = {"type": type, "data": data, "nsp": namespace}
+        packet: dict[str, Any] = {"type": plain_type(type), "data": data, "nsp": namespace}
         if id is not None:
             packet["id"] = id
         return encoded_binary(packb(packet))
@@ -95,21 +81,6 @@ class MsgpackDecoder:
         nsp = packet.get("nsp", "/")
         pdata = packet.get("data")
         pid = packet.get("id")
-        if type(ptype) is not int or not 0 <= ptype <= 6 or ptype in (BINARY_EVENT, BINARY_ACK):
+        if ptype in (BINARY_EVENT, BINARY_ACK):  # msgpack carries binary values in place
             raise ValueError("invalid packet type %r" % (ptype,))
-        if not isinstance(nsp, str) or not nsp.startswith("/"):
-            raise ValueError("invalid namespace %r" % (nsp,))
-        if pid is not None and (type(pid) is not int or pid < 0):
-            raise ValueError("invalid ack id %r" % (pid,))
-        if ptype == EVENT:
-            if not isinstance(pdata, list) or not pdata or not isinstance(pdata[0], str):
-                raise ValueError("an EVENT needs a list starting with the event name")
-        elif ptype == ACK:
-            if pid is None or not isinstance(pdata, list):
-                raise ValueError("an ACK needs an id and a list of arguments")
-        elif ptype == CONNECT:
-            if pdata is not None and not isinstance(pdata, dict):
-                raise ValueError("CONNECT data must be a map")
-        elif ptype in (DISCONNECT, CONNECT_ERROR):
-            pass
-        return Packet(ptype, nsp, pdata, pid)
+        return checked_packet(ptype, nsp, pdata, pid)

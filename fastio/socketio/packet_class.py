@@ -17,18 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fastio._core.packet import (
-    ACK,
-    BINARY_ACK,
-    BINARY_EVENT,
-    CONNECT,
-    CONNECT_ERROR,
-    DISCONNECT,
-    EVENT,
-    Encoded,
-    Packet,
-    encoded_binary,
-)
+from fastio._core.packet import BINARY_ACK, BINARY_EVENT, Encoded, Packet, encoded_binary
+from fastio.socketio.packet_rules import checked_packet, plain_type
 
 __all__ = ["PacketClassDecoder", "packet_class_codec", "packet_class_encoder"]
 
@@ -37,11 +27,7 @@ def packet_class_encoder(packet_class: type) -> Callable[..., Encoded]:
     """An ``encode(type, namespace, data, id)`` producing ``Encoded`` packets with ``packet_class``."""
 
     def encode(packet_type: int, namespace: str = "/", data: Any = None, id: Any = None) -> Encoded:
-        if packet_type == BINARY_EVENT:
-            packet_type = EVENT
-        elif packet_type == BINARY_ACK:
-            packet_type = ACK
-        out = packet_class(packet_type, data=data, namespace=namespace, id=id).encode()
+        out = packet_class(plain_type(packet_type), data=data, namespace=namespace, id=id).encode()
         if isinstance(out, str):
             return Encoded(out.encode())
         if isinstance(out, (bytes, bytearray, memoryview)):
@@ -116,29 +102,9 @@ class PacketClassDecoder:
 
     @staticmethod
     def _checked(pkt: Any) -> Packet:
-        ptype, namespace, data, pid = pkt.packet_type, pkt.namespace or "/", pkt.data, pkt.id
-        if type(ptype) is not int or not 0 <= ptype <= 6:
-            raise ValueError("invalid packet type %r" % (ptype,))
-        if ptype == BINARY_EVENT:
-            ptype = EVENT
-        elif ptype == BINARY_ACK:
-            ptype = ACK
-        if not isinstance(namespace, str) or not namespace.startswith("/"):
-            raise ValueError("invalid namespace %r" % (namespace,))
-        if pid is not None and (type(pid) is not int or pid < 0):
-            raise ValueError("invalid ack id %r" % (pid,))
-        if ptype == EVENT:
-            if not isinstance(data, list) or not data or not isinstance(data[0], str):
-                raise ValueError("an EVENT needs a list starting with the event name")
-        elif ptype == ACK:
-            if pid is None or not isinstance(data, list):
-                raise ValueError("an ACK needs an id and a list of arguments")
-        elif ptype == CONNECT:
-            if data is not None and not isinstance(data, dict):
-                raise ValueError("CONNECT data must be an object")
-        elif ptype in (DISCONNECT, CONNECT_ERROR):
-            pass
-        return Packet(ptype, namespace, data, pid)
+        ptype = pkt.packet_type
+        return checked_packet(plain_type(ptype) if type(ptype) is int else ptype,
+                              pkt.namespace or "/", pkt.data, pkt.id)
 
 
 def packet_class_codec(packet_class: type, max_attachments: Callable[[], int],
