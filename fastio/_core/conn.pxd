@@ -1,4 +1,5 @@
 from fastio._core.packet cimport Encoded
+from fastio._core.wsframe cimport FrameReader
 
 
 cdef enum ConnState:
@@ -19,6 +20,9 @@ cdef class WSTransport:
     # Read once, when a Conn attaches the transport: whole messages (ws_send_messages) rather
     # than frames.
     cdef public bint ws_messages
+    # The frame reader of a transport that frames here (None otherwise): the heartbeat sweep
+    # reads its partial_since.
+    cdef FrameReader reader
     cpdef ws_write(self, bytes data)
     cpdef ws_send_messages(self, list messages)
     cpdef ws_writelines(self, list parts)
@@ -56,6 +60,13 @@ cdef class Conn:
     cdef bint dirty
     cdef bint dropping              # past max_buffer: queue nothing more until the close
     cdef readonly bint close_queued # closed with a close packet waiting for the next poll
+    # When a partial message held for this session (a Socket.IO packet waiting for its
+    # attachments) must be complete (time.monotonic(); 0.0: none).  The sweep closes the
+    # session past it; the WebSocket frame reader's own partial data is checked there too.
+    cdef public double partial_deadline
+    cdef readonly int ws_close_code # the close code the WebSocket gets when the session closes
+    cdef str ws_close_text          # and the reason that goes with it
+    cpdef set_close_code(self, int code, str reason)
 
     cdef int _mark(self) except -1
     cdef int _overflowed(self) except -1
@@ -67,6 +78,7 @@ cdef class Conn:
     cdef int send_encoded(self, Encoded enc) except -1
     cpdef send_eio(self, bytes pkt)
     cpdef send_binary(self, object data)
+    cpdef send_pong(self, bytes payload)
     cpdef on_packet(self, int ptype, bytes data, bint binary)
     cpdef bint on_probe_packet(self, WSTransport ws, bytes payload) except -1
     cpdef end_poll(self)

@@ -6,7 +6,9 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from fastio._core.wsframe cimport build_frame_c, OP_TEXT, OP_BINARY, CLOSE_NORMAL
+from fastio._core.wsframe cimport (
+    build_frame_c, OP_TEXT, OP_BINARY, OP_PONG, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION,
+)
 from fastio._core.packet cimport Encoded
 from fastio._core.eio cimport (
     poll_binary, encode_payload, MAX_PAYLOAD_PACKETS, CLOSE, PING, PONG, MESSAGE, NOOP,
@@ -22,8 +24,17 @@ cdef object _logger = logging.getLogger("fastio.engineio")
 
 cdef enum:
     DEFAULT_MAX_BUFFER = 16 * 1024 * 1024
-    # Output of at least this many bytes is written as parts (writelines), not joined.
+    # Output of at least this many bytes is written as parts (writelines), not joined...
     WRITELINES_MIN = 65536
+    # ... unless it has more parts than this: uvloop hands a writelines() of tens of thousands
+    # of buffers to libuv as one write request, and that write fails with EINVAL (a flood of
+    # tiny pongs did it).  Many parts are small ones, so joining them costs little.
+    WRITELINES_MAX_PARTS = 256
+    # What one queued item costs beyond its payload (the list slot, the bytes or str object
+    # header, the allocator's rounding), so that many tiny items reach max_buffer too.
+    ENTRY_OVERHEAD = 64
+
+globals().update(ENTRY_OVERHEAD=ENTRY_OVERHEAD)
 
 # Packets the session sends or expects as they are: the upgrade handshake's (probe ping and
 # pong, upgrade), the close, the heartbeat ping, and the noop that ends a long poll.
@@ -108,6 +119,9 @@ cdef class Conn:
         self.close_reason = None
         self.next_ping = 0.0
         self.pong_deadline = 0.0
+        self.partial_deadline = 0.0
+        self.ws_close_code = CLOSE_NORMAL
+        self.ws_close_text = ""
 
     @property
     def upgraded(self):
@@ -139,6 +153,8 @@ cdef class Conn:
         self.pollq = None
         self.wq_bytes = 0
         self.dropping = True
+        self.ws_close_code = CLOSE_POLICY_VIOLATION
+        self.ws_close_text = "write buffer full"
         self.handler.overflow(self)
         return 0
 
@@ -150,7 +166,7 @@ cdef class Conn:
             self.wq = [msg]
         else:
             self.wq.append(msg)
-        self.wq_bytes += size
+        self.wq_bytes += size + ENTRY_OVERHEAD
         if self.wq_bytes > self.max_buffer:
             return self._overflowed()
         return self._mark()
@@ -162,7 +178,7 @@ cdef class Conn:
             self.pollq = [item]
         else:
             self.pollq.append(item)
-        self.wq_bytes += PyBytes_GET_SIZE(item)
+        self.wq_bytes += PyBytes_GET_SIZE(item) + ENTRY_OVERHEAD
         if self.wq_bytes > self.max_buffer:
             return self._overflowed()
         if self.poll_waiter is not None:
@@ -184,7 +200,7 @@ cdef class Conn:
             self.ws.ws_send_messages(items)
         elif len(items) == 1:
             self.ws.ws_write(items[0])
-        elif nbytes >= WRITELINES_MIN:
+        elif nbytes >= WRITELINES_MIN and len(items) <= WRITELINES_MAX_PARTS:
             # Large output (big attachments are parts of their own): hand the parts over as
             # they are instead of copying them into one buffer.
             self.ws.ws_writelines(items)
@@ -231,6 +247,17 @@ cdef class Conn:
             self._queue_ws(b, n)
         else:
             self._queue_poll(poll_binary(b))
+
+    cpdef set_close_code(self, int code, str reason):
+        self.ws_close_code = code
+        self.ws_close_text = reason
+
+    cpdef send_pong(self, bytes payload):
+        # A WebSocket pong answering the peer's ping: queued with the session's other output,
+        # so a peer that pings and never reads meets max_buffer like any other.
+        if self.state == ST_OPEN and self.out == OUT_FRAMES:
+            self._queue_ws(build_frame_c(OP_PONG, <const unsigned char*>PyBytes_AS_STRING(payload),
+                                         PyBytes_GET_SIZE(payload)), PyBytes_GET_SIZE(payload))
 
     cpdef on_packet(self, int ptype, bytes data, bint binary):
         cdef object req
@@ -311,7 +338,7 @@ cdef class Conn:
             items = self.pollq[:MAX_PAYLOAD_PACKETS]
             del self.pollq[:MAX_PAYLOAD_PACKETS]
             for item in items:
-                self.wq_bytes -= PyBytes_GET_SIZE(item)
+                self.wq_bytes -= PyBytes_GET_SIZE(item) + ENTRY_OVERHEAD
         return encode_payload(items)
 
     def take_poll(self):
@@ -357,7 +384,7 @@ cdef class Conn:
                     items = self.wq
                     self.wq = None
                     self._write_ws(items, self.wq_bytes)
-                self.ws.ws_close(CLOSE_NORMAL, "")
+                self.ws.ws_close(self.ws_close_code, self.ws_close_text)
             except Exception:
                 pass
             self.wq = None
@@ -383,17 +410,33 @@ def sweep(object conns, double now, double interval, double timeout):
     return heartbeat(conns, now, interval, timeout, 0.0)[0]
 
 
-def heartbeat(object conns, double now, double interval, double timeout, double slack):
+def heartbeat(object conns, double now, double interval, double timeout, double slack,
+              double partial_timeout=0.0, list stalled=None):
     # Pings due by now + slack go out (a little early is harmless); a session is expired only
     # once its deadline has passed.  The deadline counts from when the ping was due, unless the
     # sweep ran more than ``slack`` late (a blocked loop): then the client gets the full timeout.
+    # With a ``stalled`` list, sessions holding partial data past its deadline (a WebSocket
+    # frame or message incomplete for ``partial_timeout`` seconds, or ``partial_deadline``)
+    # go there instead.
     cdef list expired = []
     cdef Conn c
     cdef double due = 0.0
-    cdef double t
+    cdef double t, since, pdl
     for c in conns:
         if c.state != ST_OPEN:
             continue
+        if stalled is not None:
+            pdl = c.partial_deadline
+            if partial_timeout > 0.0 and c.ws is not None and c.ws.reader is not None:
+                since = c.ws.reader.partial_since
+                if since > 0.0 and (pdl == 0.0 or since + partial_timeout < pdl):
+                    pdl = since + partial_timeout
+            if pdl > 0.0:
+                if now >= pdl:
+                    stalled.append(c)
+                    continue
+                if due == 0.0 or pdl < due:
+                    due = pdl
         if c.pong_deadline > 0.0:
             if now >= c.pong_deadline:
                 expired.append(c)

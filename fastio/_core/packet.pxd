@@ -33,6 +33,7 @@ cdef class Decoder:
     cdef Py_ssize_t _expected        # attachments announced by _pending
     cdef list _buffers               # attachments received so far
     cdef Py_ssize_t _received        # their total size in bytes
+    cdef Py_ssize_t _held            # bytes taken from the partial budget (text + attachments)
     cdef bytes _ns_raw               # last decoded namespace (UTF-8) ...
     cdef str _ns_str                 # ... and its str, to skip re-decoding
 

@@ -26,15 +26,15 @@ from libc.string cimport memchr, memcmp, memcpy
 
 from fastio._core.eio cimport as_bytes, b64encode_prefixed
 from fastio._core.wsframe cimport (
-    OP_BINARY, OP_TEXT, build_frame_c, frame_size, write_frame, write_frame_header)
+    OP_BINARY, OP_TEXT, build_frame_c, frame_size, write_frame, write_frame_header,
+    partial_take, partial_give)
 
 import functools
-from sys import intern as _intern
 
 __all__ = [
     "CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR",
     "BINARY_EVENT", "BINARY_ACK",
-    "Packet", "Decoder", "Encoded", "encode", "configure_json",
+    "Packet", "Decoder", "Encoded", "encode", "configure_json", "PartialBudgetError",
 ]
 
 # Deepest list/dict/tuple nesting encode() walks; also stops reference cycles.
@@ -47,6 +47,10 @@ cdef enum:
     DEFAULT_MAX_SIZE = 1_000_000
 
 cdef str _ROOT = "/"
+
+
+class PartialBudgetError(ValueError):
+    pass
 
 
 # ---------------------------------------------------------------- JSON
@@ -182,11 +186,18 @@ cdef class Decoder:
             return 0
         return self._expected - PyList_GET_SIZE(self._buffers)
 
+    def __dealloc__(self):
+        if self._held:
+            partial_give(self._held)
+
     cpdef reset(self):
         self._pending = None
         self._expected = 0
         self._buffers = None
         self._received = 0
+        if self._held:
+            partial_give(self._held)
+            self._held = 0
 
     cdef str _namespace(self, const char* p, Py_ssize_t n):
         cdef str ns
@@ -199,7 +210,8 @@ cdef class Decoder:
             ns = PyUnicode_DecodeUTF8(<char*>p, n, NULL)
         except UnicodeDecodeError:
             raise ValueError("bad namespace: not valid UTF-8") from None
-        ns = _intern(ns)
+        # Not interned: a name from the client could then never be freed (interned strings are
+        # immortal from Python 3.12), and 20,000 distinct long names would stay for good.
         self._ns_raw = PyBytes_FromStringAndSize(p, n)
         self._ns_str = ns
         return ns
@@ -305,6 +317,9 @@ cdef class Decoder:
             if count == 0:
                 pkt.data = _reconstruct(data, [])
                 return pkt
+            if not partial_take(n):
+                raise PartialBudgetError("server busy: too much partial message data")
+            self._held = n
             self._pending = pkt
             self._expected = <Py_ssize_t>count
             self._buffers = []
@@ -323,6 +338,10 @@ cdef class Decoder:
         if self._received > self.max_size:
             self.reset()
             raise ValueError(f"binary attachments exceed {self.max_size} bytes")
+        if not partial_take(PyBytes_GET_SIZE(b)):
+            self.reset()
+            raise PartialBudgetError("server busy: too much partial message data")
+        self._held += PyBytes_GET_SIZE(b)
         self._buffers.append(b)
         if PyList_GET_SIZE(self._buffers) < self._expected:
             return None

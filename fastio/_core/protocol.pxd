@@ -1,7 +1,6 @@
 cimport cython
 
 from fastio._core.conn cimport Conn, WSTransport
-from fastio._core.wsframe cimport FrameReader
 
 
 cdef class HttpProtocol
@@ -39,7 +38,6 @@ cdef class HttpProtocol(WSTransport):
     cdef bint close_sent
     cdef public bint probing
     cdef public Conn conn
-    cdef FrameReader reader
     cdef object pending              # parsed requests waiting their turn (a deque)
     cdef Request active              # the request being served
     cdef bytearray cur_url           # the request being parsed

@@ -10,7 +10,7 @@ from fastio._core.conn cimport Conn, WSTransport
 from fastio._core.eio cimport MESSAGE
 from fastio._core.wsframe cimport (
     FrameReader, build_frame_c, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, DEFAULT_MAX_MESSAGE,
-    CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS,
+    CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
 import collections
@@ -385,7 +385,14 @@ cdef class HttpProtocol(WSTransport):
                 if conn is not None and not self.probing:
                     conn.on_packet(MESSAGE, payload, True)
             elif op == OP_PING:
-                self.transport.write(_frame(OP_PONG, payload))
+                if conn is not None and not self.probing and conn.ws is self:
+                    conn.send_pong(payload)  # counted against the session's write budget
+                elif self.ws_paused:
+                    # No session's budget to count it against: a probe that pings and never reads.
+                    self._ws_fail(CLOSE_POLICY_VIOLATION, "pings from a peer that does not read")
+                    return
+                else:
+                    self.transport.write(_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
                 try:
                     code, reason = parse_close(payload)

@@ -17,11 +17,15 @@ cdef enum:
     CLOSE_PROTOCOL_ERROR = 1002
     CLOSE_NO_STATUS = 1005          # never on the wire: a close frame without a body
     CLOSE_INVALID_DATA = 1007       # e.g. invalid UTF-8 in a text message
+    CLOSE_POLICY_VIOLATION = 1008   # e.g. past a server-wide budget
     CLOSE_TOO_BIG = 1009
     CLOSE_INTERNAL_ERROR = 1011
 
 cdef enum:
     DEFAULT_MAX_MESSAGE = 1_000_000
+    # Bytes of partial messages (frames and fragments still arriving, Socket.IO packets waiting
+    # for attachments) held across all connections of the process.
+    DEFAULT_PARTIAL_BUDGET = 32 * 1024 * 1024
 
 
 cdef struct FrameHeader:
@@ -59,6 +63,11 @@ cdef class FrameReader:
     cdef int _error_code
     cdef str _error_reason
 
+    # Partial data: since when (time.monotonic() clock, 0.0 when none) and the bytes it holds,
+    # as counted in the process-wide partial budget.
+    cdef readonly double partial_since
+    cdef Py_ssize_t _accounted
+
     cpdef list feed(self, data)
     cdef int _fail(self, int code, str reason) except -1
     cdef void _release_buffers(self) noexcept
@@ -66,6 +75,8 @@ cdef class FrameReader:
     cdef Py_ssize_t _parse_header(self, const unsigned char* p, Py_ssize_t n,
                                   FrameHeader* h) except -1
     cdef int _msg_reserve(self, Py_ssize_t n) except -1
+    cdef int _account(self) except -1
+    cdef void _unaccount(self) noexcept
     cdef int _complete_message(self, list out) except -1
     cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
                            list out) except -1
@@ -91,3 +102,9 @@ cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* d
 cpdef bytes build_frame(int opcode, object payload, bint fin=*, object mask_key=*)
 cpdef bytes build_close(int code=*, str reason=*)
 cpdef tuple parse_close(bytes payload)
+
+# The process-wide budget for partial messages: take n bytes (False, nothing taken, when that
+# would pass the budget) and give them back.
+cdef bint partial_take(Py_ssize_t n) noexcept
+cdef void partial_give(Py_ssize_t n) noexcept
+cdef double monotonic_now() noexcept nogil

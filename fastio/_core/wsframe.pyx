@@ -14,6 +14,7 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from binascii import b2a_base64
 from hashlib import sha1
@@ -24,6 +25,7 @@ cdef extern from "Python.h":
 
 
 globals().update(
+    DEFAULT_PARTIAL_BUDGET=DEFAULT_PARTIAL_BUDGET,
     OP_CONT=OP_CONT,
     OP_TEXT=OP_TEXT,
     OP_BINARY=OP_BINARY,
@@ -51,6 +53,48 @@ class WebSocketError(Exception):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+# ---------------------------------------------------------------------------
+# The process-wide budget for partial messages (every FrameReader and Socket.IO Decoder)
+
+cdef Py_ssize_t _partial_total = 0
+cdef Py_ssize_t _partial_budget = DEFAULT_PARTIAL_BUDGET
+
+
+cdef bint partial_take(Py_ssize_t n) noexcept:
+    global _partial_total
+    if n > 0 and _partial_total + n > _partial_budget:
+        return False
+    _partial_total += n
+    return True
+
+
+cdef void partial_give(Py_ssize_t n) noexcept:
+    global _partial_total
+    _partial_total -= n
+
+
+cdef double monotonic_now() noexcept nogil:
+    # The clock of Python's time.monotonic() on Linux and the BSDs.
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+def set_partial_budget(Py_ssize_t limit):
+    global _partial_budget
+    if limit < 0:
+        raise ValueError("the partial message budget must be >= 0")
+    _partial_budget = limit
+
+
+def partial_budget():
+    return _partial_budget
+
+
+def partial_bytes():
+    return _partial_total
 
 
 # ---------------------------------------------------------------------------
@@ -234,9 +278,37 @@ cdef class FrameReader:
         self._msg_opcode = 0
         self._error_code = 0
         self._error_reason = None
+        self._unaccount()
+        self.partial_since = 0.0
 
     def __dealloc__(self):
+        self._unaccount()
         self._release_buffers()
+
+    cdef void _unaccount(self) noexcept:
+        if self._accounted:
+            partial_give(self._accounted)
+            self._accounted = 0
+
+    cdef int _account(self) except -1:
+        # Bring this reader's share of the partial budget up to date after a feed: what it
+        # holds while a frame or message is incomplete, nothing once the stream is between
+        # messages (a small kept reassembly buffer is not partial data).
+        cdef Py_ssize_t held = 0
+        cdef bint partial = self._hlen > 0 or self._need > 0 or self._msg_opcode != 0
+        if partial:
+            held = self._msg_cap + (PyBytes_GET_SIZE(self._dest) if self._dest is not None else 0)
+            if self.partial_since == 0.0:
+                self.partial_since = monotonic_now()
+        else:
+            self.partial_since = 0.0
+        if held > self._accounted:
+            if not partial_take(held - self._accounted):
+                self._fail(CLOSE_POLICY_VIOLATION, "server busy: too much partial message data")
+        elif held < self._accounted:
+            partial_give(self._accounted - held)
+        self._accounted = held
+        return 0
 
     cdef void _release_buffers(self) noexcept:
         free(self._msg)
@@ -247,6 +319,8 @@ cdef class FrameReader:
         self._error_code = code
         self._error_reason = reason
         self._dest = None
+        self._unaccount()
+        self._release_buffers()
         raise WebSocketError(code, reason)
 
     @property
@@ -278,6 +352,7 @@ cdef class FrameReader:
                 pos = self._feed_pending(p, n, out)
             if pos < n:
                 self._feed_direct(p + pos, n - pos, out)
+            self._account()
         except WebSocketError:
             raise
         except BaseException:
@@ -286,6 +361,7 @@ cdef class FrameReader:
                 self._error_code = CLOSE_INTERNAL_ERROR
                 self._error_reason = "internal error while reading frames"
                 self._dest = None
+                self._unaccount()
             raise
         return 0
 
@@ -371,6 +447,10 @@ cdef class FrameReader:
         cdef unsigned char* nb
         if need > self._msg_cap:
             new_cap = _grow_capacity(self._msg_cap, need, self.max_message_size)
+            # Refused before the allocation, not after: the budget bounds memory, not a count.
+            if not partial_take(new_cap - self._msg_cap):
+                self._fail(CLOSE_POLICY_VIOLATION, "server busy: too much partial message data")
+            self._accounted += new_cap - self._msg_cap
             nb = <unsigned char*>realloc(self._msg, new_cap)
             if nb == NULL:
                 raise MemoryError()

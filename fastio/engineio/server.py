@@ -21,6 +21,7 @@ import orjson
 
 from fastio._core.conn import Conn, Flusher, heartbeat
 from fastio._core.eio import CLOSE, MESSAGE, NOOP, OPEN, decode_payload, encode_packet
+from fastio._core.wsframe import DEFAULT_PARTIAL_BUDGET, set_partial_budget
 from fastio.base import frameworks
 from fastio.base.handlers import fit_args, positional_capacity, registrar
 from fastio.base.util import AsyncioHelpers, SessionContext, make_logger, start_eagerly, then
@@ -104,8 +105,9 @@ def _parse_query(qs: bytes) -> dict[str, str]:
             k, _, v = part.partition("=")
             if k and v and k not in out:
                 out[k] = v
-    # Handshake queries repeat (no sid, no cache-busting t=); per-session ones do not.
-    if "sid" not in out and "t" not in out and len(_QUERIES) < 1024:
+    # Handshake queries repeat (no sid, no cache-busting t=); per-session ones do not.  Short
+    # ones only: the cache must not become a store of whatever long strings clients send.
+    if "sid" not in out and "t" not in out and len(qs) <= 256 and len(_QUERIES) < 1024:
         _QUERIES[qs] = out
     return out
 
@@ -119,7 +121,12 @@ class AsyncServer(AsyncioHelpers):
     ``cors_credentials``, ``logger``, ``json``, ``async_handlers``, ``monitor_clients``,
     ``transports``; plus ``engineio_path``, the URL path it serves (default ``engine.io``), and
     ``max_write_buffer``, the bytes queued for a client that does not read before it is
-    disconnected.
+    disconnected (each queued packet counts its size plus a fixed overhead);
+    ``partial_message_timeout``, the seconds a WebSocket frame, fragmented message or binary
+    packet may stay incomplete before the session is closed (0 disables it); and
+    ``max_partial_buffer``, the bytes of such incomplete messages held across all connections
+    of the process, past which new partial data closes its connection (WebSocket close code
+    1008).  docs/reliability.md lists every limit.
     """
 
     class reason:
@@ -159,6 +166,8 @@ class AsyncServer(AsyncioHelpers):
         transports: str | list[str] | None = None,
         engineio_path: str = "engine.io",
         max_write_buffer: int = 16 * 1024 * 1024,
+        partial_message_timeout: float = 20.0,
+        max_partial_buffer: int = DEFAULT_PARTIAL_BUDGET,
         **kwargs: Any,
     ) -> None:
         if async_mode not in (None, "asgi", "aiohttp", "fastio", "native"):
@@ -189,6 +198,10 @@ class AsyncServer(AsyncioHelpers):
         self.transports = transports or list(self.valid_transports)
         self.engineio_path = engineio_path.strip("/")
         self.max_write_buffer = max_write_buffer
+        self.partial_message_timeout = float(partial_message_timeout)
+        self.max_partial_buffer = int(max_partial_buffer)
+        # One budget for the process (the frame readers and packet decoders share it).
+        set_partial_budget(self.max_partial_buffer)
         self.json = json
         self.logger = make_logger("fastio.engineio", logger)
         self.handlers: dict[str, Callable[..., Any]] = {}
@@ -758,16 +771,30 @@ class AsyncServer(AsyncioHelpers):
         50 ms) lets pings due at nearly the same time share one pass."""
         interval = self.heartbeat_interval
         timeout = self.ping_timeout
+        partial = self.partial_message_timeout
         slack = min(min(interval, timeout) / 100.0, 0.05)
         idle = max(interval, 0.001)
+        if partial > 0:
+            # Partial data starts without waking this task: looking at least once per
+            # partial_message_timeout closes a stalled session within twice that.
+            idle = min(idle, partial)
         loop = asyncio.get_running_loop()
         while True:
             now = time.monotonic()
             due = 0.0
             try:
-                expired, due = heartbeat(list(self.sockets.values()), now, interval, timeout, slack)
+                stalled: list[Conn] = []
+                expired, due = heartbeat(list(self.sockets.values()), now, interval, timeout, slack,
+                                         partial, stalled)
                 for conn in expired:
                     conn.close(self.reason.PING_TIMEOUT, False)
+                for conn in stalled:
+                    self.logger.info("%s: a message stayed incomplete for over %g s; closing",
+                                     conn.sid, partial)
+                    conn.set_close_code(1008, "incomplete message timeout")
+                    conn.close(self.reason.TRANSPORT_ERROR, False)
+                if partial > 0 and self.sockets:
+                    due = min(due or now + idle, now + partial)
                 if self._draining:
                     for sid, (_, deadline) in list(self._draining.items()):
                         if now >= deadline:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import types
 from typing import Any, Callable
 
 from fastio import exceptions
 from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
-    Decoder, configure_json, encode,
+    Decoder, PartialBudgetError, configure_json, encode,
 )
 from fastio.base.handlers import SERVER_OPTIONAL_ARGS, HandlerRegistry
 from fastio.base.util import SessionContext, make_logger, start_eagerly, then
@@ -302,10 +303,18 @@ class AsyncServer(HandlerRegistry):
             pkt = client.decoder.feed_binary(data) if binary else client.decoder.feed_text(data)
         except ValueError as exc:
             self.logger.warning("%s: parse error: %s", conn.sid, exc)
+            if isinstance(exc, PartialBudgetError):
+                conn.set_close_code(1008, "too much partial message data")
             conn.close("parse error", False)
             return
         if pkt is None:
+            # A binary packet waiting for its attachments: the heartbeat sweep closes the
+            # session if they are not all in within partial_message_timeout.
+            if not conn.partial_deadline and self.eio.partial_message_timeout > 0:
+                conn.partial_deadline = time.monotonic() + self.eio.partial_message_timeout
             return
+        if conn.partial_deadline:
+            conn.partial_deadline = 0.0
         ptype = pkt.type
         if ptype == EVENT or ptype == BINARY_EVENT:
             self._handle_event(client, pkt)

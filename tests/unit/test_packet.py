@@ -4,6 +4,8 @@ import base64
 import json
 import struct
 
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -387,13 +389,24 @@ def test_decoder_multiple_binary_packets_in_sequence():
         assert as_tuple(pkt) == (P.BINARY_EVENT, "/n", ["ev", b"%d" % i], i)
 
 
+def test_decoder_does_not_intern_namespaces():
+    # An interned string is never freed (immortal from Python 3.12): names sent by clients
+    # must stay ordinary strings.  sys.intern returns the string already interned, if any.
+    name = "/" + "n" * 5000 + "x"
+    text = ('2%s,["ev"]' % name).encode()
+    assert Decoder().feed_text(text).namespace == name
+    probe = "".join(["/", "n" * 5000, "x"])
+    assert sys.intern(probe) is probe
+
+
 def test_decoder_namespace_query_stripped_and_cached():
     d = Decoder()
     p1 = d.feed_text(b'0/admin?x=1,{"a":1}')
     assert p1.namespace == "/admin"
     p2 = d.feed_text(b'2/admin,["ev"]')
     p3 = Decoder().feed_text(b'2/admin,["ev"]')
-    assert p2.namespace is p1.namespace is p3.namespace
+    assert p2.namespace is p1.namespace
+    assert p3.namespace == p1.namespace
     assert d.feed_text(b'2/other,["ev"]').namespace == "/other"
     assert d.feed_text(b'2/,["ev"]').namespace == "/"
 

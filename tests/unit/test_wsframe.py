@@ -648,8 +648,16 @@ def test_module_exports():
         assert hasattr(wsframe, name)
 
 
+@pytest.fixture
+def large_partial_budget():
+    old = wsframe.partial_budget()
+    wsframe.set_partial_budget(1 << 30)
+    yield
+    wsframe.set_partial_budget(old)
+
+
 @pytest.mark.parametrize("fin", [True, False])
-def test_declared_length_is_not_reserved_before_the_bytes_arrive(fin):
+def test_declared_length_is_not_reserved_before_the_bytes_arrive(fin, large_partial_budget):
     declared = 32 << 20
     payload = payload_of(declared)
     frame = raw_frame(OP_BINARY, payload, fin=fin)
