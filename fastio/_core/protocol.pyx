@@ -338,7 +338,11 @@ cdef class HttpProtocol(WSTransport):
             self.close_sent = True
             self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
                                  else _frame(OP_CLOSE, build_close(code, reason)))
-        self.transport.close()
+        if self.ws_paused:
+            # The peer does not read: close() would wait for the buffer to drain, forever.
+            self.transport.abort()
+        else:
+            self.transport.close()
 
     def close_transport(self):
         if self.closed or self.transport is None:
