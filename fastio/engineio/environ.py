@@ -47,8 +47,10 @@ def _key(name: bytes | str) -> str:
         key = text.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
-        key = sys.intern(key)
-        if len(_ENVIRON_KEYS) < 512:
+        # Interned (immortal from Python 3.12) only when it joins the bounded cache: header
+        # names come from clients, and distinct ones must not pile up for good.
+        if len(_ENVIRON_KEYS) < 512 and len(key) <= 64:
+            key = sys.intern(key)
             _ENVIRON_KEYS[name] = key
     return key
 

@@ -194,3 +194,80 @@ def test_framework_websocket_that_cannot_keep_up_is_bounded_by_max_buffer(loop):
         assert not ws.ws_paused
 
     loop.run_until_complete(scenario())
+
+
+# -- limits under attack ----------------------------------------------------------------------
+
+
+def test_tiny_items_count_their_overhead_against_the_write_budget(loop):
+    # 1-byte pongs for a peer that never reads: payload bytes alone (2,000) would stay far
+    # under the budget; with the per-item overhead 2,000 items pass it.
+    from fastio._core.conn import ENTRY_OVERHEAD
+
+    handler = Handler()
+    conn = Conn("t1", handler, Flusher(loop), 2000 * ENTRY_OVERHEAD // 2)
+    ws = FramedWS()
+    ws.ws_paused = True
+    conn.upgrade(ws)
+    for _ in range(2000):
+        conn.on_packet(2, b"", False)  # an Engine.IO ping: the answer is queued
+    assert handler.overflowed == ["t1"]
+
+
+def test_polling_replies_count_their_overhead_too(loop):
+    from fastio._core.conn import ENTRY_OVERHEAD
+
+    handler = Handler()
+    conn = Conn("t2", handler, Flusher(loop), 1000 * ENTRY_OVERHEAD // 2)
+    for _ in range(1000):
+        conn.on_packet(2, b"", False)  # polling: "3" waits for a GET that never comes
+    assert handler.overflowed == ["t2"]
+
+
+def test_websocket_pongs_count_against_the_write_budget(loop):
+    handler = Handler()
+    conn = Conn("t3", handler, Flusher(loop), 100_000)
+    ws = FramedWS()
+    ws.ws_paused = True
+    conn.upgrade(ws)
+    for _ in range(1000):
+        conn.send_pong(b"p" * 125)
+    assert handler.overflowed == ["t3"]
+    assert conn.ws_close_code == 1008
+
+
+def test_pongs_go_out_as_pong_frames(loop):
+    conn = Conn("t4", Handler(), Flusher(loop))
+    ws = FramedWS()
+    conn.upgrade(ws)
+    conn.send_pong(b"abc")
+    run_flush(loop)
+    assert [(op, bytes(p)) for op, p in FrameReader(1 << 20, False).feed(b"".join(ws.written))] == [(10, b"abc")]
+
+
+def test_many_small_parts_are_joined_not_written_as_thousands_of_buffers(loop):
+    # uvloop turns a writelines() of tens of thousands of buffers into one libuv write that
+    # fails with EINVAL: a flood of tiny frames must reach the transport as few parts.
+    conn = Conn("t5", Handler(), Flusher(loop))
+    ws = PartsWS()
+    conn.upgrade(ws)
+    for _ in range(30_000):
+        conn.send_eio(b"3")
+    run_flush(loop)
+    assert all(len(parts) <= 256 for parts in ws.part_writes)
+    frames = FrameReader(1 << 20, False).feed(b"".join(ws.written + [b"".join(p) for p in ws.part_writes]))
+    assert len(frames) == 30_000
+
+
+def test_sweep_reports_sessions_holding_partial_data_past_the_deadline(loop):
+    from fastio._core.conn import heartbeat
+
+    a = Conn("p1", Handler(), Flusher(loop))
+    b = Conn("p2", Handler(), Flusher(loop))
+    a.next_ping = b.next_ping = 1000.0
+    a.partial_deadline = 10.0
+    stalled = []
+    expired, due = heartbeat([a, b], 5.0, 25.0, 20.0, 0.0, 1.0, stalled)
+    assert stalled == [] and expired == [] and due == 10.0
+    expired, due = heartbeat([a, b], 10.0, 25.0, 20.0, 0.0, 1.0, stalled)
+    assert stalled == [a] and expired == [] and due == 1000.0
