@@ -385,6 +385,8 @@ cdef class Conn:
                     self.wq = None
                     self._write_ws(items, self.wq_bytes)
                 self.ws.ws_close(self.ws_close_code, self.ws_close_text)
+                if self.ws.reader is not None:
+                    self.ws.reader.discard()
             except Exception:
                 pass
             self.wq = None

@@ -68,13 +68,16 @@ cdef class FrameReader:
     cdef readonly double partial_since
     cdef Py_ssize_t _accounted
 
+    cdef bint _discarded
+
     cpdef list feed(self, data)
+    cpdef discard(self)
     cdef int _fail(self, int code, str reason) except -1
     cdef void _release_buffers(self) noexcept
     cdef int _consume(self, const unsigned char* p, Py_ssize_t n, list out) except -1
     cdef Py_ssize_t _parse_header(self, const unsigned char* p, Py_ssize_t n,
                                   FrameHeader* h) except -1
-    cdef int _msg_reserve(self, Py_ssize_t n) except -1
+    cdef int _msg_reserve(self, Py_ssize_t n, Py_ssize_t final=*) except -1
     cdef int _account(self) except -1
     cdef void _unaccount(self) noexcept
     cdef int _complete_message(self, list out) except -1

@@ -327,9 +327,24 @@ cdef class FrameReader:
     def reserved(self):
         return self._msg_cap + (PyBytes_GET_SIZE(self._dest) if self._dest is not None else 0)
 
+    cpdef discard(self):
+        # The connection is closing: free what is held now, not when the transport goes.
+        self._discarded = True
+        self._dest = None
+        self._dptr = NULL
+        self._hlen = 0
+        self._need = 0
+        self._msg_opcode = 0
+        self._msg_len = 0
+        self.partial_since = 0.0
+        self._unaccount()
+        self._release_buffers()
+
     cpdef list feed(self, data):
         cdef list out = []
         cdef Py_buffer view
+        if self._discarded:
+            return out
         if self._error_code:
             raise WebSocketError(self._error_code, self._error_reason)
         if PyBytes_CheckExact(data):
@@ -441,12 +456,16 @@ cdef class FrameReader:
         h.header_len = hl
         return hl
 
-    cdef int _msg_reserve(self, Py_ssize_t n) except -1:
+    cdef int _msg_reserve(self, Py_ssize_t n, Py_ssize_t final=0) except -1:
+        # ``final``: the message's whole size when known (its last frame is arriving), so the
+        # doubling stops there instead of holding up to twice what the message needs.
         cdef Py_ssize_t need = self._msg_len + n
         cdef Py_ssize_t new_cap
         cdef unsigned char* nb
         if need > self._msg_cap:
             new_cap = _grow_capacity(self._msg_cap, need, self.max_message_size)
+            if final >= need and new_cap > final:
+                new_cap = final
             # Refused before the allocation, not after: the budget bounds memory, not a count.
             if not partial_take(new_cap - self._msg_cap):
                 self._fail(CLOSE_POLICY_VIOLATION, "server busy: too much partial message data")
@@ -537,7 +556,8 @@ cdef class FrameReader:
         if take > n:
             take = n
         if self._dest is None:
-            self._msg_reserve(self._got + take)
+            self._msg_reserve(self._got + take,
+                              self._msg_len + self._got + self._need if self._cur.fin else 0)
             self._dptr = self._msg + self._msg_len
         if self._cur.masked:
             # The mask continues where the previous piece stopped.
