@@ -10,6 +10,10 @@ from typing import Any, Iterable
 from fastio._core.contract import EngineCallbacks, MessageSink
 from fastio._core.packet import Encoded
 
+ENTRY_OVERHEAD: int
+"""Bytes each queued item counts beyond its payload against ``Conn.max_buffer`` (64): the list
+slot, the object header and the allocator's rounding, so many tiny items reach the budget."""
+
 class WSTransport:
     """Base of every WebSocket that can carry a ``Conn``.
 
@@ -58,8 +62,16 @@ class Conn:
     next_ping: float
     pong_deadline: float
     max_buffer: int
-    """Most bytes the session queues (16 MiB by default); past it the engine is told
-    (``overflow``)."""
+    """Most bytes the session queues (16 MiB by default), each item counted as its payload
+    plus ``ENTRY_OVERHEAD``; past it the engine is told (``overflow``) and a WebSocket is
+    closed with 1008."""
+    partial_deadline: float
+    """When a partial message held for the session (a Socket.IO packet waiting for its
+    attachments) must be complete, on the ``time.monotonic()`` clock; 0.0 for none.  The
+    heartbeat sweep reports the session as stalled past it."""
+    ws_close_code: int
+    """The close code its WebSocket gets when the session closes (1000, or 1008 after an
+    overflow or a partial message timeout)."""
     state: int
     close_reason: str | None
     close_queued: bool
@@ -87,6 +99,11 @@ class Conn:
         """Queue a text Engine.IO packet given with its type character, e.g. ``b"4hello"``."""
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary Engine.IO message."""
+    def send_pong(self, payload: bytes) -> None:
+        """Queue a WebSocket pong answering the peer's ping (framed transports only), counted
+        against ``max_buffer`` like any other output."""
+    def set_close_code(self, code: int, reason: str) -> None:
+        """The close code and reason its WebSocket gets when the session closes."""
     def on_packet(self, ptype: int, data: bytes, binary: bool) -> None:
         """Handle one Engine.IO packet from the peer (any transport).
 
@@ -122,7 +139,8 @@ def sweep(conns: Iterable[Conn], now: float, interval: float, timeout: float) ->
     deadline."""
 
 def heartbeat(conns: Iterable[Conn], now: float, interval: float, timeout: float,
-              slack: float) -> tuple[list[Conn], float]:
+              slack: float, partial_timeout: float = 0.0,
+              stalled: list[Conn] | None = None) -> tuple[list[Conn], float]:
     """One heartbeat pass over every session: ``(expired, due)``.
 
     Pings due by ``now + slack`` are sent and each sets the session's pong deadline: ``timeout``

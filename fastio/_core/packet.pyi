@@ -58,13 +58,21 @@ class Packet:
     def __init__(self, type: int, namespace: str = "/", data: Any = None,
                  id: Optional[int] = None) -> None: ...
 
+class PartialBudgetError(ValueError):
+    """A binary packet's text or attachment would pass the process-wide budget for partial
+    messages (``fastio._core.wsframe.set_partial_budget``)."""
+
 class Decoder:
     """Decodes the Socket.IO packets of one connection.
 
     ``feed_text`` takes a packet's text (the Engine.IO ``4`` stripped),
     ``feed_binary`` an attachment. Both return the completed ``Packet`` or
     None while a binary packet still waits for attachments. ValueError is
-    raised for any malformed input; the decoder is then reset.
+    raised for any malformed input; the decoder is then reset.  A packet
+    waiting for attachments holds its text and attachments against the
+    process-wide partial budget (``PartialBudgetError`` past it) until it
+    completes, the decoder is reset, or the decoder is freed.  Namespace names
+    are never interned: strings from clients must stay freeable.
     """
 
     @property

@@ -18,13 +18,29 @@ OP_PING: Final[int]
 """Ping frame opcode (9)."""
 OP_PONG: Final[int]
 """Pong frame opcode (10)."""
+DEFAULT_PARTIAL_BUDGET: Final[int]
+"""The default process-wide budget for partial messages: 32 MiB."""
+
+def set_partial_budget(limit: int) -> None:
+    """Set the process-wide budget, in bytes, for partial messages: WebSocket frames and
+    fragmented messages still arriving (every ``FrameReader``) and Socket.IO packets waiting
+    for their attachments (every ``Decoder``).  Partial data that would pass it is refused: a
+    reader fails with close code 1008, a decoder raises ``PartialBudgetError``.  The engine
+    sets it from its ``max_partial_buffer`` option."""
+
+def partial_budget() -> int:
+    """The current process-wide budget for partial messages, in bytes."""
+
+def partial_bytes() -> int:
+    """Bytes of partial messages held now, across every reader and decoder of the process."""
 
 class WebSocketError(Exception):
     """A WebSocket protocol violation.
 
     ``code`` is the close code to send to the peer (1002 protocol error,
     1007 invalid UTF-8, 1009 message too big, 1011 internal error) and
-    ``reason`` a short human readable explanation. ``args == (code, reason)``.
+    1008 past the process-wide partial budget) and ``reason`` a short human readable
+    explanation. ``args == (code, reason)``.
     """
 
     code: int
@@ -54,6 +70,14 @@ class FrameReader:
     """Whether frames must be masked, i.e. whether this is the server side (read-only)."""
 
     def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True) -> None: ...
+    partial_since: float
+    """When the frame or fragmented message now incomplete began to arrive (the
+    ``time.monotonic()`` clock), 0.0 when the reader is between messages (read-only).  The
+    engine's sweep closes a session whose partial data is older than its timeout."""
+
+    def discard(self) -> None:
+        """Drop everything held (its share of the partial budget is given back at once); later
+        ``feed`` calls return ``[]``.  Called when the connection closes."""
     @property
     def reserved(self) -> int:
         """Bytes held for frames and messages still arriving (a payload over 64 KiB is not
