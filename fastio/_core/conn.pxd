@@ -58,7 +58,7 @@ cdef class Conn:
     cdef list pollq
     cdef Flusher flusher
     cdef bint dirty
-    cdef bint dropping              # past max_buffer: queue nothing more until the close
+    cdef readonly bint dropping     # past max_buffer: queue nothing more until the close
     cdef readonly bint close_queued # closed with a close packet waiting for the next poll
     # When a partial message held for this session (a Socket.IO packet waiting for its
     # attachments) must be complete (time.monotonic(); 0.0: none).  The sweep closes the

@@ -74,6 +74,9 @@ class Conn:
     overflow or a partial message timeout)."""
     state: int
     close_reason: str | None
+    dropping: bool
+    """True once the session passed ``max_buffer``: nothing more is queued or handled until the
+    engine closes it."""
     close_queued: bool
     """True when the session was closed with a close packet queued for the client's next long
     poll (``close(reason, notify_peer=True)`` on a polling session with no poll waiting)."""

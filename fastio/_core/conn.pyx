@@ -261,7 +261,8 @@ cdef class Conn:
 
     cpdef on_packet(self, int ptype, bytes data, bint binary):
         cdef object req
-        if self.state != ST_OPEN:
+        if self.state != ST_OPEN or self.dropping:
+            # Dropped for not reading: the rest of this read batch is not worth handling.
             return
         if binary or ptype == MESSAGE:
             try:

@@ -13,6 +13,7 @@ from fastio._core.wsframe cimport (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
+import asyncio
 import collections
 import httptools
 
@@ -23,6 +24,10 @@ cdef object _HttpParserError = httptools.HttpParserError
 cdef object _HttpRequestParser = httptools.HttpRequestParser
 cdef object _parse_url = httptools.parse_url
 cdef object _deque = collections.deque
+cdef object _get_running_loop = asyncio.get_running_loop
+
+cdef enum:
+    _YIELD_AFTER_FRAMES = 1024      # WebSocket frames from one read after which reading yields
 
 cdef dict _REASONS = {
     101: b"Switching Protocols", 200: b"OK", 204: b"No Content", 301: b"Moved Permanently",
@@ -367,6 +372,11 @@ cdef class HttpProtocol(WSTransport):
         except WebSocketError as exc:
             self._ws_fail(exc.args[0], exc.args[1])
             return
+        if len(frames) >= _YIELD_AFTER_FRAMES and not self.closed:
+            # libuv reads a socket up to 32 times per loop iteration: a flood of tiny frames
+            # would hold the loop for hundreds of ms.  Read again on the next iteration.
+            self.transport.pause_reading()
+            _get_running_loop().call_soon(self._resume_ws_reading)
         for f in frames:
             if self.closed:
                 return
@@ -408,6 +418,10 @@ cdef class HttpProtocol(WSTransport):
                 if conn is not None and not self.probing and conn.ws is self:
                     conn.close("transport close")
                 return
+
+    def _resume_ws_reading(self):
+        if not self.closed:
+            self.transport.resume_reading()
 
     cdef _ws_fail(self, int code, str reason):
         cdef Conn conn = self.conn

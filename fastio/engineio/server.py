@@ -540,7 +540,7 @@ class AsyncServer(AsyncioHelpers):
             req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
             for ptype, data, binary in packets:
                 conn.on_packet(ptype, data, binary)
-                if conn.closed:
+                if conn.closed or conn.dropping:
                     break
         else:
             self._error(req, BAD_REQUEST)
