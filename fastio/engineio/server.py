@@ -57,6 +57,9 @@ _CLOSE_PACKET = encode_packet(CLOSE)
 
 _QUERIES: dict[bytes, dict[str, str]] = {}
 
+# Packets of one polling POST handled per loop iteration.
+_POST_SLICE = 4096
+
 
 class _Done:
     """What ``handle_request`` returns: awaiting it finishes at once with None."""
@@ -215,6 +218,7 @@ class AsyncServer(AsyncioHelpers):
         self._rand = b""
         self._rand_pos = 0
         self._upgrading: dict[Conn, float] = {}
+        self._posting: set[Conn] = set()  # sessions whose large POST is being handled
         self._upgrade_task: asyncio.Task[None] | None = None
         self.message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
         self.close_sink: Callable[[Conn, str], Any] | None = None
@@ -537,13 +541,39 @@ class AsyncServer(AsyncioHelpers):
                 # As Node's engine.io: the session ends at once, no close packet left to poll.
                 conn.close(self.reason.TRANSPORT_ERROR, False)
                 return
-            req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
-            for ptype, data, binary in packets:
-                conn.on_packet(ptype, data, binary)
-                if conn.closed or conn.dropping:
-                    break
+            if conn in self._posting:
+                self._error(req, BAD_REQUEST, "Overlapping POST requests")
+                conn.close(self.reason.TRANSPORT_ERROR, False)
+                return
+            if len(packets) <= _POST_SLICE:
+                req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
+                for ptype, data, binary in packets:
+                    conn.on_packet(ptype, data, binary)
+                    if conn.closed or conn.dropping:
+                        break
+                return
+            # A large payload of tiny packets (a 1 MB body holds 300,000 pings) is handled a
+            # slice per loop iteration, so other clients keep their turns; the response waits
+            # until it is done, and a second POST meanwhile is refused, as Node's engine.io
+            # refuses overlapping POSTs.
+            self._posting.add(conn)
+            self._post_slice(req, conn, packets, 0)
         else:
             self._error(req, BAD_REQUEST)
+
+    def _post_slice(self, req: Any, conn: Conn, packets: list[tuple[int, bytes, bool]], start: int) -> None:
+        end = min(start + _POST_SLICE, len(packets))
+        for i in range(start, end):
+            ptype, data, binary = packets[i]
+            conn.on_packet(ptype, data, binary)
+            if conn.closed or conn.dropping:
+                end = len(packets)
+                break
+        if end < len(packets):
+            asyncio.get_running_loop().call_soon(self._post_slice, req, conn, packets, end)
+            return
+        self._posting.discard(conn)
+        req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
 
     # -- responses ------------------------------------------------------------------------------------
 
