@@ -242,3 +242,27 @@ async def test_attachments_past_the_process_budget_are_refused_with_1008(
     await srv.log.expect("disconnect")
     assert wsframe.partial_bytes() == 0
     await round_trip(py_client, srv)
+
+
+async def test_large_polling_post_is_handled_in_order_across_loop_turns(make_sio, serve_sio, event_log):
+    # More packets than one slice (4096): handled over several loop iterations, in order, and
+    # answered once all are in.
+    srv = await start(make_sio, serve_sio, event_log)
+    seen: list[int] = []
+
+    @srv.sio.event
+    async def seq(sid, i):
+        seen.append(i)
+
+    base = srv.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        url = base + "&sid=" + sid
+        async with http.post(url, data=b"40") as resp:
+            assert resp.status == 200
+        body = b"\x1e".join(b'42["seq",%d]' % i for i in range(10_000))
+        async with http.post(url, data=body) as resp:
+            assert resp.status == 200
+            assert await resp.text() == "ok"
+        assert seen == list(range(10_000))
