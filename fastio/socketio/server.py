@@ -143,6 +143,8 @@ class AsyncServer(HandlerRegistry):
         self.server_side_handlers: dict[Any, dict[str, Callable[..., Any]]] = {}
         # Dynamic namespaces created so far: name -> the parent that accepted it.
         self.child_namespaces: dict[str, Any] = {}
+        # Names given to ``of()``: as in Node, naming a namespace creates it.
+        self.declared_namespaces: set[str] = set()
         # Keys of event_middlewares and any_listeners: the hot path looks no further when empty.
         self._event_hooks: set[Any] = set()
 
@@ -314,7 +316,10 @@ class AsyncServer(HandlerRegistry):
 
     def of(self, namespace: NamespaceKey) -> NamespaceOperator:
         """The operators, middleware and handlers of one namespace (Node's ``io.of``); a regex or
-        a callable ``(name, auth) -> bool`` declares a parent of dynamic namespaces."""
+        a callable ``(name, auth) -> bool`` declares a parent of dynamic namespaces.  As in Node,
+        naming a namespace here makes clients able to connect to it."""
+        if isinstance(namespace, str):
+            self.declared_namespaces.add(namespace)
         return NamespaceOperator(self, namespace)
 
     def to(self, room: RoomSpec) -> BroadcastOperator:
@@ -663,7 +668,8 @@ class AsyncServer(HandlerRegistry):
             return
         auth = pkt.data
         if (namespace in self.handlers or namespace in self.namespace_handlers or self.namespaces == "*"
-                or namespace in self.namespaces or namespace in self.child_namespaces):
+                or namespace in self.namespaces or namespace in self.declared_namespaces
+                or namespace in self.child_namespaces):
             self._admit(client, namespace, auth)
             return
         parents = self._parents()
