@@ -52,7 +52,7 @@ class BroadcastFlags:
 def _as_set(rooms: RoomSpec) -> frozenset[Hashable]:
     if isinstance(rooms, (list, tuple, set, frozenset)):
         return frozenset(rooms)
-    return frozenset((rooms,))
+    return frozenset((rooms,))  # type: ignore[arg-type]
 
 
 class BroadcastOperator:
@@ -71,10 +71,11 @@ class BroadcastOperator:
         self.except_rooms = except_rooms
         self.flags = flags
 
-    def _with(self, **changes: Any) -> BroadcastOperator:
-        values = {"rooms": self.rooms, "except_rooms": self.except_rooms, "flags": self.flags}
-        values.update(changes)
-        return BroadcastOperator(self.server, self.namespace, **values)
+    def _with(self, rooms: frozenset[Hashable] | None = None, except_rooms: frozenset[Hashable] | None = None,
+              flags: BroadcastFlags | None = None) -> BroadcastOperator:
+        return BroadcastOperator(self.server, self.namespace, self.rooms if rooms is None else rooms,
+                                 self.except_rooms if except_rooms is None else except_rooms,
+                                 self.flags if flags is None else flags)
 
     # -- selecting ---------------------------------------------------------------------------------
 

@@ -199,7 +199,10 @@ class AsyncServer(HandlerRegistry):
     async def call(self, event: str, data: Any = None, to: Any = None, sid: str | None = None,
                    namespace: str | None = None, timeout: float | None = 60,
                    ignore_queue: bool = False) -> Any:
-        """Emit to one client and wait for its acknowledgement; raises ``TimeoutError``."""
+        """Emit to one client and wait for its acknowledgement; raises ``TimeoutError``.
+
+        ``to`` may be a room, as in python-socketio: every member is asked and the first answer
+        is returned.  Every answer: ``await sio.to(room).timeout(s).emit_with_ack(...)``."""
         if to is None and sid is None:
             raise ValueError("Cannot use call() to broadcast.")
         loop = asyncio.get_running_loop()
@@ -214,8 +217,13 @@ class AsyncServer(HandlerRegistry):
         try:
             args = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            self.manager.discard_callback(target, namespace or "/", callback)
             raise exceptions.TimeoutError() from None
+        finally:
+            # With a room, the first answer wins (python-socketio's behaviour): the others'
+            # callbacks are dropped rather than kept until those clients disconnect.
+            ns = namespace or "/"
+            for member in self.manager.room_table.select(ns, target, None) or [target]:
+                self.manager.discard_callback(member, ns, callback)
         return args if len(args) > 1 else args[0] if len(args) == 1 else None
 
 
