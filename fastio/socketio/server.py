@@ -7,6 +7,7 @@ and every emit is encoded once and fanned out by the compiled room table.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import time
@@ -19,7 +20,7 @@ from fastio._core.packet import (
     Decoder, configure_json, encode,
 )
 from fastio.base.handlers import SERVER_OPTIONAL_ARGS, HandlerRegistry
-from fastio.base.util import SessionContext, make_logger, start_eagerly, then
+from fastio.base.util import SessionContext, keep, make_logger, start_eagerly, then
 from fastio.engineio.server import AsyncServer as EngineIOServer
 from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
@@ -78,6 +79,9 @@ class AsyncServer(HandlerRegistry):
                        and callables ``(name, auth) -> bool`` (sync or async).
     :param cleanup_empty_child_namespaces: forget a dynamic (child) namespace when its last
                                            socket leaves, as Node's option of that name.
+    :param connect_timeout: seconds an Engine.IO connection may stay without joining any
+                            namespace before it is closed (Node's ``connectTimeout``, 45 s);
+                            None turns it off.  One sweep per server, no timer per connection.
     :param max_attachments: most binary attachments one packet may announce (10, as in Node).
     :param kwargs: Engine.IO options (``ping_interval``, ``cors_allowed_origins``, ...,
                    ``engineio_logger``, and ``socketio_path``, default ``'socket.io'``).
@@ -91,6 +95,7 @@ class AsyncServer(HandlerRegistry):
                  serializer: str | type = "default", json: Any = None, async_handlers: bool = True,
                  always_connect: bool = False, namespaces: list[str] | str | None = None,
                  max_attachments: int = 10, cleanup_empty_child_namespaces: bool = False,
+                 connect_timeout: float | None = 45,
                  **kwargs: Any) -> None:
         engineio_logger = kwargs.pop("engineio_logger", None)
         if engineio_logger is not None:
@@ -135,6 +140,11 @@ class AsyncServer(HandlerRegistry):
         self.manager_initialized = False
         self.environ: dict[str, Any] = _EnvironView(self.eio)
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        self.connect_timeout = connect_timeout
+        # New connections in arrival order with their connect deadline (all share one timeout,
+        # so the deque stays sorted); one task sweeps it.
+        self._connect_deadlines: collections.deque[tuple[float, Any]] = collections.deque()
+        self._connect_sweeper: asyncio.Task[None] | None = None
         # Node's server features, by namespace (or parent of dynamic namespaces):
         self.middlewares: dict[Any, list[Callable[..., Any]]] = {}
         self.event_middlewares: dict[Any, list[tuple[Callable[..., Any], Callable[..., Any] | None]]] = {}
@@ -480,6 +490,9 @@ class AsyncServer(HandlerRegistry):
     async def shutdown(self) -> None:
         """Close every connection and stop background work."""
         self.logger.info("Socket.IO is shutting down")
+        if self._connect_sweeper is not None:
+            self._connect_sweeper.cancel()
+            self._connect_deadlines.clear()
         await self.eio.shutdown()
         aclose = getattr(self.manager, "aclose", None)
         if aclose is not None:
@@ -510,6 +523,28 @@ class AsyncServer(HandlerRegistry):
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
         conn.ext = _Client(conn, self._new_decoder())
+        if self.connect_timeout:
+            loop = asyncio.get_running_loop()
+            self._connect_deadlines.append((loop.time() + self.connect_timeout, conn))
+            if self._connect_sweeper is None or self._connect_sweeper.done():
+                self._connect_sweeper = keep(loop.create_task(self._sweep_connect_timeouts()))
+
+    async def _sweep_connect_timeouts(self) -> None:
+        """Close each connection that has joined no namespace by its deadline (Node's
+        ``connectTimeout``)."""
+        loop = asyncio.get_running_loop()
+        pending = self._connect_deadlines
+        while pending:
+            deadline, conn = pending[0]
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            pending.popleft()
+            client = conn.ext
+            if not conn.closed and client is not None and not client.sockets and not client.connecting:
+                self.logger.info("%s: no namespace joined within %s s, closing", conn.sid, self.connect_timeout)
+                conn.close(self.reason.SERVER_DISCONNECT, True)
 
     def _handle_eio_close(self, conn: Any, reason: str) -> None:
         client = conn.ext
