@@ -16,8 +16,8 @@ cdef class RoomTable:
     cdef Py_ssize_t _to_sid(self, dict rooms, object sid, str skip_one, object skip_set,
                             Encoded enc) except -1
     cdef set _excluded(self, dict rooms, object exclude, object skip)
-    cdef int _visit(self, dict rooms, object to, set excluded, Encoded enc, bint volatile,
-                    list reached) except -1
+    cdef Py_ssize_t _visit(self, dict rooms, object to, set excluded, Encoded enc, bint volatile,
+                           list reached) except -1
     cpdef Py_ssize_t broadcast(self, str namespace, object to, object exclude, object skip,
                                Encoded enc, bint volatile=*, list reached=*) except -1
     cpdef list select(self, str namespace, object to, object exclude, object skip=*)

@@ -234,9 +234,11 @@ cdef class RoomTable:
                 out.add(skip)
         return out
 
-    cdef int _visit(self, dict rooms, object to, set excluded, Encoded enc, bint volatile,
-                    list reached) except -1:
+    cdef Py_ssize_t _visit(self, dict rooms, object to, set excluded, Encoded enc, bint volatile,
+                           list reached) except -1:
         # Every recipient once: send ``enc`` (if given) and/or record its sid in ``reached``.
+        # Returns how many were reached.
+        cdef Py_ssize_t n = 0
         cdef dict members
         cdef set seen = None
         cdef object conn
@@ -270,22 +272,17 @@ cdef class RoomTable:
                     if volatile and not _writable(<Conn>conn, self.volatile_limit):
                         continue
                     (<Conn>conn).send_encoded(enc)
+                n += 1
                 if reached is not None:
                     reached.append(sid)
-        return 0
+        return n
 
     cpdef Py_ssize_t broadcast(self, str namespace, object to, object exclude, object skip,
                                Encoded enc, bint volatile=False, list reached=None) except -1:
         cdef dict rooms = self.ns_rooms.get(namespace)
-        cdef Py_ssize_t before
-        cdef list sink = reached
         if rooms is None:
             return 0
-        if sink is None:
-            sink = []
-        before = len(sink)
-        self._visit(rooms, to, self._excluded(rooms, exclude, skip), enc, volatile, sink)
-        return len(sink) - before
+        return self._visit(rooms, to, self._excluded(rooms, exclude, skip), enc, volatile, reached)
 
     cpdef list select(self, str namespace, object to, object exclude, object skip=None):
         cdef dict rooms = self.ns_rooms.get(namespace)
