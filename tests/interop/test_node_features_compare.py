@@ -57,6 +57,42 @@ def build_fastio_server() -> fastio.AsyncServer:
         rooms = (auth or {}).get("rooms")
         if rooms:
             await sio.of("/").in_(sid).sockets_join(rooms)
+        if (auth or {}).get("name"):
+            (await sio.in_(sid).fetch_sockets())[0].data["name"] = auth["name"]
+
+    # -- scenario "operators" --
+    def select(opts: dict[str, Any]) -> Any:
+        op = sio.of("/")
+        if opts.get("to"):
+            op = op.to(opts["to"])
+        if opts.get("except"):
+            op = op.except_(opts["except"])
+        return op
+
+    @sio.on("op")
+    async def op(sid: str, opts: dict[str, Any]) -> str:
+        await select(opts).emit(opts["event"], opts["event"] + "!")
+        return "ok"
+
+    @sio.on("fetch")
+    async def fetch(sid: str, opts: dict[str, Any]) -> list[Any]:
+        found = await select(opts).fetch_sockets()
+        return sorted([s.data["name"], sorted(r for r in s.rooms if r != s.sid)] for s in found)
+
+    @sio.on("join")
+    async def join(sid: str, opts: dict[str, Any]) -> str:
+        await select(opts).sockets_join(opts["room"])
+        return "ok"
+
+    @sio.on("leave")
+    async def leave(sid: str, opts: dict[str, Any]) -> str:
+        await select(opts).sockets_leave(opts["room"])
+        return "ok"
+
+    @sio.on("kick")
+    async def kick(sid: str, opts: dict[str, Any]) -> str:
+        await select(opts).disconnect_sockets()
+        return "ok"
 
     sio.on("steps", lambda sid: steps.get(sid, []))
 
@@ -134,3 +170,24 @@ async def test_broadcast_ack_with_timeout_matches_node(transports: list[str]) ->
         {"what": "except", "err": None, "responses": ["a7", "b7"]},
     ]
     assert asked == sorted([("a", 7), ("b", 7), ("a", 7), ("b", 7), ("c", 7), ("a", 7), ("b", 7)])
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]], ids=["websocket", "polling"])
+async def test_operators_match_node(transports: list[str]) -> None:
+    node = await observe_node("operators", transports)
+    ours = await observe_fastio("operators", transports)
+    assert ours == node
+    got = {o["name"]: o["events"] for o in node if o["what"] == "got"}
+    assert got == {
+        "a": [["e1", "e1!"], ["e3", "e3!"], ["e4", "e4!"], ["end", "end!"]],
+        "b": [["e3", "e3!"], ["e4", "e4!"], ["disconnect", "io server disconnect"]],
+        "c": [["e2", "e2!"], ["e3", "e3!"], ["end", "end!"]],
+        "d": [["e2", "e2!"], ["end", "end!"]],
+    }
+    fetched = [o["answer"] for o in node if o["what"] == "fetch"]
+    assert fetched == [
+        [["a", ["r"]], ["b", ["r", "vip"]]],
+        [["a", ["r"]], ["b", ["r", "vip"]], ["c", ["blue", "r"]]],
+        [["a", ["r"]], ["c", ["blue", "r"]]],
+        [["a", ["r"]], ["c", ["blue", "r"]], ["d", []]],
+    ]

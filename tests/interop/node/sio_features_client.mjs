@@ -3,7 +3,7 @@
 // run against fastio and against Node's socket.io server and the observations compared.
 //
 // Config (argv[2], JSON): {"url": "http://127.0.0.1:PORT", "scenario": "middleware" |
-//   "broadcast_ack", "transports": [..], "timeoutMs": N}
+//   "broadcast_ack" | "operators", "transports": [..], "timeoutMs": N}
 // Prints {"event":"observed","what":..,..} lines, then {"event":"done"} and exits.
 
 import { io } from "socket.io-client";
@@ -74,10 +74,50 @@ async function broadcastAck(cfg) {
   for (const s of [a, b, c, d]) s.close();
 }
 
+async function operators(cfg) {
+  const got = {};
+  const clients = {};
+  const ended = [];
+  for (const [name, rooms] of [["a", ["r"]], ["b", ["r", "vip"]], ["c", ["blue"]], ["d", []]]) {
+    const s = open(cfg, "/", { auth: { token: "ok", name, rooms } });
+    got[name] = [];
+    s.onAny((event, ...args) => got[name].push([event, ...args]));
+    ended.push(
+      new Promise((resolve) => {
+        s.on("end", resolve);
+        s.on("disconnect", (reason) => {
+          got[name].push(["disconnect", reason]);
+          resolve();
+        });
+      }),
+    );
+    clients[name] = s;
+  }
+  await Promise.all(Object.values(clients).map(outcome));
+  const d = clients.d;
+  const call = async (what, payload) => emit("observed", { what, answer: await d.emitWithAck(what, payload) });
+  await call("op", { to: ["r"], except: ["vip"], event: "e1" });
+  await call("op", { to: [], except: ["r"], event: "e2" });
+  await call("op", { to: ["r", "blue"], except: [], event: "e3" });
+  await call("op", { to: ["r"], except: ["a-sid-is-not-a-room"], event: "e4" });
+  await call("fetch", { to: ["r"] });
+  await call("join", { to: ["blue"], room: "r" });
+  await call("fetch", { to: ["r"] });
+  await call("leave", { to: ["vip"], room: "r" });
+  await call("fetch", { to: ["r"] });
+  await call("kick", { to: ["vip"] });
+  await call("fetch", { to: [] });
+  await call("op", { to: [], except: [], event: "end" });
+  await Promise.all(ended);
+  for (const name of ["a", "b", "c", "d"]) emit("observed", { what: "got", name, events: got[name] });
+  for (const s of Object.values(clients)) s.close();
+}
+
 async function main(cfg) {
   armTimeout(cfg.timeoutMs || 20000);
   if (cfg.scenario === "middleware") await middleware(cfg);
   else if (cfg.scenario === "broadcast_ack") await broadcastAck(cfg);
+  else if (cfg.scenario === "operators") await operators(cfg);
   else throw new Error(`unknown scenario ${cfg.scenario}`);
   emit("done");
   finish(0);

@@ -50,6 +50,35 @@ function main(cfg) {
     // -- scenario "broadcast_ack" --
     const auth = socket.handshake.auth || {};
     if (auth.rooms) socket.join(auth.rooms);
+    if (auth.name) socket.data.name = auth.name;
+
+    // -- scenario "operators" --
+    const select = (opts) => {
+      let op = io.of("/");
+      if (opts.to && opts.to.length) op = op.to(opts.to);
+      if (opts.except && opts.except.length) op = op.except(opts.except);
+      return op;
+    };
+    socket.on("op", (opts, ack) => {
+      select(opts).emit(opts.event, opts.event + "!");
+      ack("ok");
+    });
+    socket.on("fetch", async (opts, ack) => {
+      const found = await select(opts).fetchSockets();
+      ack(found.map((s) => [s.data.name, [...s.rooms].filter((r) => r !== s.id).sort()]).sort());
+    });
+    socket.on("join", (opts, ack) => {
+      select(opts).socketsJoin(opts.room);
+      ack("ok");
+    });
+    socket.on("leave", (opts, ack) => {
+      select(opts).socketsLeave(opts.room);
+      ack("ok");
+    });
+    socket.on("kick", (opts, ack) => {
+      select(opts).disconnectSockets();
+      ack("ok");
+    });
     socket.on("run", (opts, ack) => {
       let op = io.to(opts.room);
       if (opts.except) op = op.except(opts.except);
