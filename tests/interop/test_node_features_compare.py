@@ -60,6 +60,30 @@ def build_fastio_server() -> fastio.AsyncServer:
         if (auth or {}).get("name"):
             (await sio.in_(sid).fetch_sockets())[0].data["name"] = auth["name"]
 
+    # -- scenario "events" --
+    log: list[list[str]] = []
+    sio.on_any(lambda sid, event, *args: log.append(["any", event]))
+
+    def mw1(sid: str, event: str, args: list[Any]) -> None:
+        log.append(["mw1", event])
+
+    async def mw2(sid: str, event: str, args: list[Any]) -> None:
+        await asyncio.sleep(0.001)
+        log.append(["mw2", event])
+        if event == "forbidden":
+            raise PermissionError("not allowed")
+
+    sio.use_events(mw1)
+    sio.use_events(mw2, on_error=lambda sid, exc: log.append(["error", str(exc)]))
+
+    @sio.on("echo")
+    def echo(sid: str, *args: Any) -> list[Any]:
+        log.append(["handler", "echo"])
+        return list(args)
+
+    sio.on("forbidden", lambda sid, *args: log.append(["handler", "forbidden"]))
+    sio.on("log", lambda sid: list(log))
+
     # -- scenario "operators" --
     def select(opts: dict[str, Any]) -> Any:
         op = sio.of("/")
@@ -190,4 +214,18 @@ async def test_operators_match_node(transports: list[str]) -> None:
         [["a", ["r"]], ["b", ["r", "vip"]], ["c", ["blue", "r"]]],
         [["a", ["r"]], ["c", ["blue", "r"]]],
         [["a", ["r"]], ["c", ["blue", "r"]], ["d", []]],
+    ]
+
+
+@pytest.mark.parametrize("transports", [["websocket"]], ids=["websocket"])
+async def test_event_middleware_and_on_any_match_node(transports: list[str]) -> None:
+    node = await observe_node("events", transports)
+    ours = await observe_fastio("events", transports)
+    assert ours == node
+    assert node[0] == {"what": "echo", "answer": [1, {"two": 2}]}
+    assert node[1] == {"what": "forbidden", "answer": {"error": "operation has timed out"}}
+    assert node[2]["answer"] == [
+        ["any", "echo"], ["mw1", "echo"], ["mw2", "echo"], ["handler", "echo"],
+        ["any", "forbidden"], ["mw1", "forbidden"], ["mw2", "forbidden"], ["error", "not allowed"],
+        ["any", "log"], ["mw1", "log"], ["mw2", "log"],
     ]

@@ -3,7 +3,7 @@
 // run against fastio and against Node's socket.io server and the observations compared.
 //
 // Config (argv[2], JSON): {"url": "http://127.0.0.1:PORT", "scenario": "middleware" |
-//   "broadcast_ack" | "operators", "transports": [..], "timeoutMs": N}
+//   "broadcast_ack" | "operators" | "events", "transports": [..], "timeoutMs": N}
 // Prints {"event":"observed","what":..,..} lines, then {"event":"done"} and exits.
 
 import { io } from "socket.io-client";
@@ -113,11 +113,27 @@ async function operators(cfg) {
   for (const s of Object.values(clients)) s.close();
 }
 
+async function events(cfg) {
+  const s = open(cfg, "/", { auth: { token: "ok", name: "e" } });
+  await outcome(s);
+  emit("observed", { what: "echo", answer: await s.emitWithAck("echo", 1, { two: 2 }) });
+  let answer;
+  try {
+    answer = await s.timeout(300).emitWithAck("forbidden", 3);
+  } catch (err) {
+    answer = { error: err.message };
+  }
+  emit("observed", { what: "forbidden", answer });
+  emit("observed", { what: "log", answer: await s.emitWithAck("log") });
+  s.close();
+}
+
 async function main(cfg) {
   armTimeout(cfg.timeoutMs || 20000);
   if (cfg.scenario === "middleware") await middleware(cfg);
   else if (cfg.scenario === "broadcast_ack") await broadcastAck(cfg);
   else if (cfg.scenario === "operators") await operators(cfg);
+  else if (cfg.scenario === "events") await events(cfg);
   else throw new Error(`unknown scenario ${cfg.scenario}`);
   emit("done");
   finish(0);

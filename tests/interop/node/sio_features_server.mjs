@@ -52,6 +52,30 @@ function main(cfg) {
     if (auth.rooms) socket.join(auth.rooms);
     if (auth.name) socket.data.name = auth.name;
 
+    // -- scenario "events" --
+    if (auth.name === "e") {
+      const log = [];
+      socket.onAny((event) => log.push(["any", event]));
+      socket.use(([event, ...args], next) => {
+        log.push(["mw1", event]);
+        next();
+      });
+      socket.use(([event], next) => {
+        setTimeout(() => {
+          log.push(["mw2", event]);
+          next(event === "forbidden" ? new Error("not allowed") : undefined);
+        }, 1);
+      });
+      socket.on("error", (err) => log.push(["error", err.message]));
+      socket.on("echo", (...args) => {
+        const ack = args.pop();
+        log.push(["handler", "echo"]);
+        ack(args);
+      });
+      socket.on("forbidden", (...args) => log.push(["handler", "forbidden"]));
+      socket.on("log", (ack) => ack(log));
+    }
+
     // -- scenario "operators" --
     const select = (opts) => {
       let op = io.of("/");
