@@ -155,6 +155,8 @@ class AsyncServer(HandlerRegistry):
         self.child_namespaces: dict[str, Any] = {}
         # Names given to ``of()``: as in Node, naming a namespace creates it.
         self.declared_namespaces: set[str] = set()
+        # socket_data() of sockets still in their connection middlewares, by sid.
+        self._arriving_data: dict[str, dict[str, Any]] = {}
         # Keys of event_middlewares and any_listeners: the hot path looks no further when empty.
         self._event_hooks: set[Any] = set()
 
@@ -273,6 +275,17 @@ class AsyncServer(HandlerRegistry):
         self.outgoing_listeners.setdefault(key, []).append(listener)
         for name in ([key] if isinstance(key, str) else self._children(key)):
             self.manager.watch_outgoing(name)
+
+    def socket_data(self, sid: str, namespace: str | None = None) -> dict[str, Any]:
+        """The dict the application keeps on a socket (Node's ``socket.data``), shown by
+        ``fetch_sockets()``; connection middlewares may fill it before the socket exists."""
+        sock = self.manager.get_socket(sid, namespace or "/")
+        if sock is not None:
+            return sock.data
+        arriving = self._arriving_data.get(sid)
+        if arriving is None:
+            raise KeyError("Session is disconnected")
+        return arriving
 
     def notify_outgoing(self, namespace: str, sids: list[str], args: list[Any]) -> None:
         """Called by the manager after an emit in ``namespace`` reached ``sids``: the outgoing
@@ -793,14 +806,19 @@ class AsyncServer(HandlerRegistry):
             return
         conn = client.conn
         self._connecting(client, namespace, True)
+        # What the middlewares store with socket_data(sid) becomes the socket's data.
+        data: dict[str, Any] = {}
+        self._arriving_data[sid] = data
 
         def passed(_: Any) -> None:
             self._connecting(client, namespace, False)
+            self._arriving_data.pop(sid, None)
             if not conn.closed:
-                self._accept(client, namespace, sid, auth)
+                self._accept(client, namespace, sid, auth, data)
 
         def refused(exc: BaseException) -> None:
             self._connecting(client, namespace, False)
+            self._arriving_data.pop(sid, None)
             if isinstance(exc, exceptions.ConnectionRefusedError):
                 error = dict(exc.error_args)
             elif isinstance(exc, Exception):
@@ -829,12 +847,15 @@ class AsyncServer(HandlerRegistry):
             if inspect.isawaitable(result):
                 await result
 
-    def _accept(self, client: _Client, namespace: str, sid: str, auth: Any) -> None:
+    def _accept(self, client: _Client, namespace: str, sid: str, auth: Any,
+                data: dict[str, Any] | None = None) -> None:
         conn = client.conn
         if namespace in client.sockets:
             return
         sock = Socket(sid, namespace, conn, client)
         sock.auth = auth
+        if data:
+            sock.data = data
         sock.issued = time.time()
         client.sockets[namespace] = sock
         self.manager.add_socket(sock)

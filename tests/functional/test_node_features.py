@@ -164,9 +164,11 @@ async def test_fetch_sockets_and_socket_operations(make_sio, serve_sio, node_sio
     sio = make_sio()
     chat = sio.of("/chat")
 
-    @sio.event(namespace="/chat")
-    async def connect(sid, environ, auth):
-        sio.manager.get_socket(sid, "/chat").data["user"] = auth["user"]
+    async def identify(sid, environ, auth):
+        await asyncio.sleep(0)
+        sio.socket_data(sid, "/chat")["user"] = auth["user"]   # before the socket exists
+
+    chat.use(identify)
 
     srv = await serve_sio(sio)
     a = await client(node_sio, srv, "a", nsp="/chat", auth={"user": "ann"}, query={"v": "1"})
