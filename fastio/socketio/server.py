@@ -596,7 +596,8 @@ class AsyncServer(HandlerRegistry):
             self.logger.warning("%s: unexpected packet type %d", conn.sid, ptype)
             conn.close("parse error", False)
 
-    def _handle_event(self, client: _Client, pkt: Any) -> None:
+    def _handle_event(self, client: _Client, pkt: Any, args: list[Any] | None = None) -> None:
+        # ``args``: the arguments as the event middlewares left them (then they have run).
         namespace = pkt.namespace
         sock = client.sockets.get(namespace)
         if sock is None or not sock.connected:
@@ -608,17 +609,46 @@ class AsyncServer(HandlerRegistry):
             # A client cannot fire the server's connect/disconnect handlers.
             self.logger.warning("%s: ignoring a client event named %r", sock.sid, event)
             return
+        if args is None:
+            if self._event_hooks:
+                key: Any = namespace if namespace in self._event_hooks else self.child_namespaces.get(namespace)
+                if key is not None and key in self._event_hooks:
+                    self._event_with_hooks(client, sock, key, pkt, event, data[1:])
+                    return
+            args = data[1:]
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('received event "%s" from %s [%s]', event, sock.sid, namespace)
-        if self._event_hooks:
-            key: Any = namespace if namespace in self._event_hooks else self.child_namespaces.get(namespace)
-            if key is not None and key in self._event_hooks:
-                self._event_with_hooks(client, sock, key, event, data[1:], pkt.id)
-                return
-        self._dispatch(client, sock, event, data[1:], pkt.id)
+        handlers = self.handlers.get(namespace)
+        handler = handlers.get(event) if handlers is not None else None
+        try:
+            if handler is not None:
+                result = handler(sock.sid, *args)
+            else:
+                result = self._call(event, namespace, (sock.sid, *args))
+                if result is self.not_handled:
+                    return
+            if type(result) is _Coroutine:
+                result = start_eagerly(result)
+        except (Exception, asyncio.CancelledError):
+            # (a handler cancelled before its first await must not reach the transport)
+            self.logger.exception('error in handler of event "%s"', event)
+            return
+        ack_id = pkt.id
+        if type(result) is _Task:
+            if ack_id is not None:
+                conn = client.conn
 
-    def _event_with_hooks(self, client: _Client, sock: Socket, key: Any, event: str, args: list[Any],
-                          ack_id: int | None) -> None:
+                def send_ack(r: Any) -> None:
+                    self._send_ack(conn, namespace, ack_id, r)
+
+                then(result, send_ack, self._log_handler_error)
+            else:
+                result.add_done_callback(self._check_task)
+        elif ack_id is not None:
+            self._send_ack(client.conn, namespace, ack_id, result)
+
+    def _event_with_hooks(self, client: _Client, sock: Socket, key: Any, pkt: Any, event: str,
+                          args: list[Any]) -> None:
         """Node's ``onevent``: the catch-all listeners, then the event middlewares, then the handler."""
         for listener in self.any_listeners.get(key, ()):
             try:
@@ -629,9 +659,8 @@ class AsyncServer(HandlerRegistry):
                 self.logger.exception("error in an on_any listener")
         fns = self.event_middlewares.get(key)
         if not fns:
-            self._dispatch(client, sock, event, args, ack_id)
+            self._handle_event(client, pkt, args)
             return
-        args = list(args)
         failure: list[Callable[..., Any] | None] = [None]
 
         async def run() -> None:
@@ -643,7 +672,7 @@ class AsyncServer(HandlerRegistry):
 
         def passed(_: Any) -> None:
             if sock.connected:
-                self._dispatch(client, sock, event, args, ack_id)
+                self._handle_event(client, pkt, args)
 
         def rejected(exc: BaseException) -> None:
             on_error = failure[0]
@@ -663,36 +692,6 @@ class AsyncServer(HandlerRegistry):
             rejected(exc)
             return
         then(result, passed, rejected)
-
-    def _dispatch(self, client: _Client, sock: Socket, event: str, args: list[Any], ack_id: int | None) -> None:
-        namespace = sock.namespace
-        handlers = self.handlers.get(namespace)
-        handler = handlers.get(event) if handlers is not None else None
-        try:
-            if handler is not None:
-                result = handler(sock.sid, *args)
-            else:
-                result = self._call(event, namespace, (sock.sid, *args))
-                if result is self.not_handled:
-                    return
-            if type(result) is _Coroutine:
-                result = start_eagerly(result)
-        except (Exception, asyncio.CancelledError):
-            # (a handler cancelled before its first await must not reach the transport)
-            self.logger.exception('error in handler of event "%s"', event)
-            return
-        if type(result) is _Task:
-            if ack_id is not None:
-                conn = client.conn
-
-                def send_ack(r: Any) -> None:
-                    self._send_ack(conn, namespace, ack_id, r)
-
-                then(result, send_ack, self._log_handler_error)
-            else:
-                result.add_done_callback(self._check_task)
-        elif ack_id is not None:
-            self._send_ack(client.conn, namespace, ack_id, result)
 
     def _send_ack(self, conn: Any, namespace: str, ack_id: int, r: Any) -> None:
         if r is self.not_handled:
