@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 import types
-from typing import Any, Awaitable, Callable, Hashable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 from fastio import exceptions
 from fastio._core.packet import (
@@ -24,7 +24,7 @@ from fastio.base.util import SessionContext, keep, make_logger, start_eagerly, t
 from fastio.engineio.server import AsyncServer as EngineIOServer
 from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
-from fastio.socketio.operators import BroadcastFlags, BroadcastOperator, NamespaceOperator, RoomSpec
+from fastio.socketio.operators import BroadcastOperator, NamespaceOperator, RoomSpec
 from fastio.socketio.packet_class import packet_class_codec
 from fastio.socketio.remote_socket import RemoteSocket
 

@@ -5,6 +5,7 @@ emits, dynamic namespaces and volatile packets."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -294,3 +295,37 @@ async def test_volatile_is_dropped_behind_unsent_output(make_sio, serve_sio, nod
     while not types or types[-1] != "after":
         types.append((await proc.expect("ev"))["type"])
     assert types == ["v1", "big", "after"]
+
+
+async def test_volatile_needs_a_waiting_poll(make_sio, serve_sio):
+    import aiohttp
+
+    sio = make_sio()
+    srv = await serve_sio(sio)
+    base = f"{srv.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            eio_sid = json.loads((await resp.read())[1:])["sid"]
+        url = f"{base}&sid={eio_sid}"
+        async with http.post(url, data=b"40") as resp:
+            assert resp.status == 200
+        async with http.get(url) as resp:
+            assert (await resp.read()).startswith(b"40")
+        sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+        # no poll waiting: a volatile packet is dropped, an ordinary one is queued
+        await sio.volatile.emit("dropped")
+        await sio.to(sid).emit("queued")
+        async with http.get(url) as resp:
+            assert await resp.read() == b'42["queued"]'
+        # a poll waiting: the volatile packet answers it
+        poll = asyncio.ensure_future(http.get(url))
+        conn = sio.eio.sockets[eio_sid]
+        for _ in range(500):
+            if conn.poll_waiter is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert conn.poll_waiter is not None
+        await sio.volatile.emit("delivered")
+        resp = await poll
+        assert await resp.read() == b'42["delivered"]'
+        resp.release()
