@@ -742,7 +742,8 @@ def handshake(sock: Socket) -> dict[str, Any]:
     issued = sock.issued or time.time()
     return {
         "headers": headers,
-        "time": time.strftime("%a %b %d %Y %H:%M:%S GMT", time.gmtime(issued)),
+        # JavaScript's Date.prototype.toString() of the connection time, in UTC
+        "time": time.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)", time.gmtime(issued)),
         "address": environ.get("REMOTE_ADDR", ""),
         "xdomain": "HTTP_ORIGIN" in environ,
         "secure": environ.get("wsgi.url_scheme") in ("https", "wss"),
