@@ -143,7 +143,7 @@ class AsyncServer(HandlerRegistry):
         self.connect_timeout = connect_timeout
         # New connections in arrival order with their connect deadline (all share one timeout,
         # so the deque stays sorted); one task sweeps it.
-        self._connect_deadlines: collections.deque[tuple[float, Any]] = collections.deque()
+        self._connect_deadlines: collections.deque[tuple[float, str]] = collections.deque()
         self._connect_sweeper: asyncio.Task[None] | None = None
         # Node's server features, by namespace (or parent of dynamic namespaces):
         self.middlewares: dict[Any, list[Callable[..., Any]]] = {}
@@ -538,7 +538,8 @@ class AsyncServer(HandlerRegistry):
         conn.ext = _Client(conn, self._new_decoder())
         if self.connect_timeout:
             loop = asyncio.get_running_loop()
-            self._connect_deadlines.append((loop.time() + self.connect_timeout, conn))
+            # The sid, not the connection: a closed connection is not kept alive until its deadline.
+            self._connect_deadlines.append((loop.time() + self.connect_timeout, eio_sid))
             if self._connect_sweeper is None or self._connect_sweeper.done():
                 self._connect_sweeper = keep(loop.create_task(self._sweep_connect_timeouts()))
 
@@ -548,14 +549,17 @@ class AsyncServer(HandlerRegistry):
         loop = asyncio.get_running_loop()
         pending = self._connect_deadlines
         while pending:
-            deadline, conn = pending[0]
+            deadline, eio_sid = pending[0]
             delay = deadline - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
             pending.popleft()
+            conn = self.eio.sockets.get(eio_sid)
+            if conn is None or conn.closed:
+                continue
             client = conn.ext
-            if not conn.closed and client is not None and not client.sockets and not client.connecting:
+            if client is not None and not client.sockets and not client.connecting:
                 self.logger.info("%s: no namespace joined within %s s, closing", conn.sid, self.connect_timeout)
                 conn.close(self.reason.SERVER_DISCONNECT, True)
 
