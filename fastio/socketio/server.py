@@ -110,6 +110,8 @@ class AsyncServer(HandlerRegistry):
         self.manager.encode = self._encode
         self.manager_initialized = False
         self.environ: dict[str, Any] = _EnvironView(self.eio)
+        # The Admin UI's hooks (fastio.socketio.admin), None unless instrument() was called.
+        self.admin: Any = None
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -149,6 +151,8 @@ class AsyncServer(HandlerRegistry):
 
         ``data`` is one argument, or a tuple for several; bytes anywhere in it travel as binary.
         """
+        if self.admin is not None:
+            self.admin.event_sent(event, data, namespace or "/", to if to is not None else room, skip_sid)
         self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
                               skip_sid, callback, ignore_queue)
 
@@ -266,9 +270,15 @@ class AsyncServer(HandlerRegistry):
         """asyncio.sleep."""
         await asyncio.sleep(seconds)
 
-    def instrument(self, *args: Any, **kwargs: Any) -> None:
-        """The Socket.IO Admin UI is not available in fastio."""
-        raise NotImplementedError("the Socket.IO Admin UI is not supported")
+    def instrument(self, auth: Any = None, mode: str = "development", read_only: bool = False,
+                   server_id: str | None = None, namespace: str = "/admin",
+                   server_stats_interval: float = 2) -> Any:
+        """Serve the Socket.IO Admin UI's protocol on ``namespace``; returns the
+        ``fastio.socketio.admin.InstrumentedAsyncServer`` (see there for the options)."""
+        from fastio.socketio.admin import InstrumentedAsyncServer
+
+        return InstrumentedAsyncServer(self, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+                                       namespace=namespace, server_stats_interval=server_stats_interval)
 
     # -- Engine.IO events ------------------------------------------------------------------------
 
@@ -283,6 +293,8 @@ class AsyncServer(HandlerRegistry):
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
         conn.ext = _Client(conn, self._new_decoder())
+        if self.admin is not None:
+            self.admin.client_opened()
 
     def _handle_eio_close(self, conn: Any, reason: str) -> None:
         client = conn.ext
@@ -335,6 +347,8 @@ class AsyncServer(HandlerRegistry):
             return
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('received event "%s" from %s [%s]', event, sock.sid, namespace)
+        if self.admin is not None:
+            self.admin.event_received(sock, data)
         handlers = self.handlers.get(namespace)
         handler = handlers.get(event) if handlers is not None else None
         try:
@@ -419,6 +433,8 @@ class AsyncServer(HandlerRegistry):
                 if not self.always_connect:
                     conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
                 self.logger.info("%s connected to %s", sid, namespace)
+                if self.admin is not None:
+                    self.admin.socket_connected(sock)
 
         def failed(exc: BaseException) -> None:
             if isinstance(exc, exceptions.ConnectionRefusedError):
@@ -459,6 +475,8 @@ class AsyncServer(HandlerRegistry):
                     result.add_done_callback(self._check_task)
         except Exception:
             self.logger.exception("error in disconnect handler")
+        if self.admin is not None:
+            self.admin.socket_disconnected(sock, reason)
         self.manager.remove_socket(sock)
         sock.callbacks = None
 
