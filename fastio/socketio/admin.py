@@ -32,6 +32,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from fastio import exceptions
+from fastio._core.packet import EVENT
 from fastio.socketio.manager import Socket, event_args
 
 __all__ = ["InstrumentedAsyncServer", "EventBuffer"]
@@ -95,7 +96,7 @@ class _Auth:
             password = str(auth.get("password", ""))
             if password.startswith(("$2a$", "$2b$", "$2y$")):
                 try:
-                    import bcrypt  # the npm package's form stores a bcrypt hash
+                    import bcrypt  # type: ignore[import-not-found,unused-ignore]  # the npm form's hash
                 except ImportError:
                     raise ValueError("a bcrypt password hash needs the bcrypt package "
                                      "(pip install bcrypt)") from None
@@ -369,7 +370,11 @@ class InstrumentedAsyncServer:
         if not recipients:
             return
         args = event_args(event, data)
+        # The packet's size, from a second encode: only while instrumented, once per emit.
+        enc = manager.encode(EVENT, namespace, args)
+        size = len(enc.message) + sum(len(a) for a in enc.attachments)
         self.event_buffer.push("packetsOut", None, len(recipients))
+        self.event_buffer.push("bytesOut", None, size * len(recipients))
         if self.development and self._watched():
             now = _iso(time.time())
             for sid in recipients:

@@ -127,6 +127,12 @@ async def test_admin_client_sees_sockets_rooms_and_events(served):
     assert hs["url"].startswith("/socket.io/") and hs["secure"] is False and hs["issued"] > 0
     assert "user-agent" in hs["headers"] or "host" in hs["headers"]
 
+    # The admin client itself started on polling: its upgrade is reported at a stats tick.
+    admin_sid = watcher.client.get_sid("/admin")
+    assert by_nsp["/admin"]["id"] == admin_sid and by_nsp["/admin"]["transport"] == "polling"
+    (update,) = await watcher.wait("socket_updated", lambda u: u["id"] == admin_sid)
+    assert update == {"id": admin_sid, "nsp": "/admin", "transport": "websocket"}
+
     # A client connects to /chat, where the connect handler puts it in "lobby", then talks.
     chat = pysio.AsyncClient(reconnection=False)
     served.clients.append(chat)
@@ -155,7 +161,9 @@ async def test_admin_client_sees_sockets_rooms_and_events(served):
     (stats,) = await watcher.wait("server_stats", lambda s: any(e["type"] == "packetsOut"
                                                                 for e in s["aggregatedEvents"]))
     types = {e["type"] for e in stats["aggregatedEvents"]}
-    assert {"packetsIn", "bytesIn", "packetsOut"} <= types
+    assert {"packetsIn", "bytesIn", "packetsOut", "bytesOut"} <= types
+    sent = sum(e["count"] for e in stats["aggregatedEvents"] if e["type"] == "bytesOut")
+    assert sent >= len('42/chat,["hi",{"to":"world"}]')
     assert {n["name"]: n["socketsCount"] for n in stats["namespaces"]}["/chat"] == 1
 
     # A client that goes away is reported with its reason, after leaving its rooms.
@@ -295,3 +303,25 @@ def test_auth_must_be_given():
     assert sio.admin is admin and sio.manager.admin is admin
     admin.uninstrument()
     assert sio.admin is None and sio.manager.admin is None
+
+
+
+@pytest.mark.timeout(30)
+async def test_bcrypt_hash_of_the_npm_package(served):
+    """The npm package's basic auth stores a bcrypt hash: checked with bcrypt when installed,
+    and without it instrument() says what is missing."""
+    hashed = "$2a$04$kfIzNeVtE7rFBDK6dElYZuI3DOL747DKIQQpSSDpZ3Is86l3i4dU6"  # bcryptjs: "pa55", cost 4
+    auth = {"type": "basic", "username": "u", "password": hashed}
+    try:
+        import bcrypt  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="bcrypt"):
+            fastio.AsyncServer().instrument(auth=auth)
+        return
+    url, sio, admin = await served(auth=auth)
+    ok = Watcher()
+    served.clients.append(ok.client)
+    await ok.connect(url, auth={"username": "u", "password": "pa55"})
+    await ok.wait("config")
+    with pytest.raises(fastio.exceptions.ConnectionError):
+        await Watcher().connect(url, auth={"username": "u", "password": hashed})
