@@ -355,9 +355,10 @@ class InstrumentedAsyncServer:
             self._emit("event_received", (sock.namespace, sock.sid, data, _iso(time.time())))
 
     def event_sent(self, event: str, data: Any, namespace: str, to: Any, skip_sid: Any) -> None:
-        """The server emits ``event``; one ``event_sent`` per recipient of this process (as the
-        npm package reports them), and the packets and bytes are counted."""
-        if namespace == self.admin_namespace:
+        """The server emits ``event``: while an admin client watches, one ``event_sent`` per
+        recipient of this process (as the npm package reports them), and the packets and bytes
+        are counted."""
+        if namespace == self.admin_namespace or not self._watched():
             return
         manager = self.sio.manager
         skip = set(skip_sid) if isinstance(skip_sid, (list, tuple, set)) else {skip_sid}
@@ -375,7 +376,7 @@ class InstrumentedAsyncServer:
         size = len(enc.message) + sum(len(a) for a in enc.attachments)
         self.event_buffer.push("packetsOut", None, len(recipients))
         self.event_buffer.push("bytesOut", None, size * len(recipients))
-        if self.development and self._watched():
+        if self.development:
             now = _iso(time.time())
             for sid in recipients:
                 self._emit("event_sent", (namespace, sid, args, now))
