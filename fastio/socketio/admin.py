@@ -215,6 +215,12 @@ class InstrumentedAsyncServer:
             sio.on("join", self.admin_enter_room, namespace=self.admin_namespace)
             sio.on("leave", self.admin_leave_room, namespace=self.admin_namespace)
             sio.on("_disconnect", self.admin_disconnect, namespace=self.admin_namespace)
+        if self.development:
+            # Sockets connected before now are reported like the others from here on.
+            now = time.time()
+            for socks in sio.manager.sockets.values():
+                for sock in socks.values():
+                    self.connected_at.setdefault((sock.namespace, sock.sid), now)
         sio.admin = self
         sio.manager.admin = self
         eio = sio.eio
