@@ -238,6 +238,8 @@ class AsyncManager:
         self.outgoing_namespaces: set[str] = set()
         # Broadcast acknowledgements awaited: ack id -> (namespace, sids yet to answer, callback).
         self.broadcast_acks: dict[int, tuple[str, set[str], Callable[[Any], None]]] = {}
+        # The Admin UI's hooks (fastio.socketio.admin), None unless the server is instrumented.
+        self.admin: Any = None
         cls = type(self)
         self._emit_hook = _defined_outside_fastio(cls, "emit")
         self._connect_hook = _defined_outside_fastio(cls, "connect") or _defined_outside_fastio(cls, "pre_connect")
@@ -450,6 +452,8 @@ class AsyncManager:
         if sock is None:
             raise KeyError("sid %s is not connected to namespace %s" % (sid, namespace))
         self.room_table.enter(namespace, room, sid, sock.conn)
+        if self.admin is not None:
+            self.admin.room_joined(namespace, room, sid)
 
     async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
         """Add ``sid`` to ``room``."""
@@ -457,7 +461,7 @@ class AsyncManager:
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove ``sid`` from ``room``."""
-        self.room_table.leave(namespace, room, sid)
+        self.basic_leave_room(sid, namespace, room)
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Remove every member from ``room``."""
@@ -474,13 +478,17 @@ class AsyncManager:
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """python-socketio's synchronous ``leave_room``."""
-        self.room_table.leave(namespace, room, sid)
+        if self.room_table.leave(namespace, room, sid) and self.admin is not None:
+            self.admin.room_left(namespace, room, sid)
 
     def basic_close_room(self, room: Any, namespace: str) -> None:
         """python-socketio's synchronous ``close_room``; a sid room cannot be closed."""
         if self.is_sid_room(namespace, room):
             raise ValueError("cannot close a sid room")
-        self.room_table.close_room(namespace, room)
+        left = self.room_table.close_room(namespace, room)
+        if self.admin is not None:
+            for sid in left:
+                self.admin.room_left(namespace, room, sid)
 
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         """Rooms ``sid`` is in, its own sid room included."""
@@ -706,7 +714,7 @@ class AsyncManager:
         """Node's ``adapter.delSockets``: the selected sockets leave ``rooms``."""
         for sock in self.select_local(namespace, to, exclude):
             for room in rooms:
-                self.room_table.leave(namespace, room, sock.sid)
+                self.basic_leave_room(sock.sid, namespace, room)
 
     async def disconnect_sockets(self, namespace: str, to: list[Hashable] | None,
                                  exclude: list[Hashable] | None, flags: BroadcastFlags, close: bool) -> None:

@@ -126,7 +126,13 @@ class BroadcastOperator:
         one encode, one compiled fan-out."""
         self.server.check_event_name(event)
         to, exclude = self._target()
+        admin = self.server.admin
         for name in self._names():
+            if admin is not None:
+                # The Admin UI counts recipients from rooms and skipped sids: the except rooms'
+                # members are the skipped ones.
+                skipped = self.server.manager.room_table.select(name, exclude, None) if exclude else None
+                admin.event_sent(event, args[0] if len(args) == 1 else args, name, to, skipped)
             await self.server.manager.broadcast(name, [event, *args], to, exclude, self.flags)
 
     async def send(self, *args: Any) -> None:

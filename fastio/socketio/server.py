@@ -159,6 +159,8 @@ class AsyncServer(HandlerRegistry):
         self._arriving_data: dict[str, dict[str, Any]] = {}
         # Keys of event_middlewares and any_listeners: the hot path looks no further when empty.
         self._event_hooks: set[Any] = set()
+        # The Admin UI's hooks (fastio.socketio.admin), None unless instrument() was called.
+        self.admin: Any = None
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -198,6 +200,8 @@ class AsyncServer(HandlerRegistry):
 
         ``data`` is one argument, or a tuple for several; bytes anywhere in it travel as binary.
         """
+        if self.admin is not None:
+            self.admin.event_sent(event, data, namespace or "/", to if to is not None else room, skip_sid)
         self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
                               skip_sid, callback, ignore_queue)
 
@@ -519,9 +523,15 @@ class AsyncServer(HandlerRegistry):
         """asyncio.sleep."""
         await asyncio.sleep(seconds)
 
-    def instrument(self, *args: Any, **kwargs: Any) -> None:
-        """The Socket.IO Admin UI is not available in fastio."""
-        raise NotImplementedError("the Socket.IO Admin UI is not supported")
+    def instrument(self, auth: Any = None, mode: str = "development", read_only: bool = False,
+                   server_id: str | None = None, namespace: str = "/admin",
+                   server_stats_interval: float = 2) -> Any:
+        """Serve the Socket.IO Admin UI's protocol on ``namespace``; returns the
+        ``fastio.socketio.admin.InstrumentedAsyncServer`` (see there for the options)."""
+        from fastio.socketio.admin import InstrumentedAsyncServer
+
+        return InstrumentedAsyncServer(self, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+                                       namespace=namespace, server_stats_interval=server_stats_interval)
 
     # -- Engine.IO events ------------------------------------------------------------------------
 
@@ -536,6 +546,8 @@ class AsyncServer(HandlerRegistry):
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
         conn.ext = _Client(conn, self._new_decoder())
+        if self.admin is not None:
+            self.admin.client_opened()
         if self.connect_timeout:
             loop = asyncio.get_running_loop()
             # The sid, not the connection: a closed connection is not kept alive until its deadline.
@@ -622,6 +634,8 @@ class AsyncServer(HandlerRegistry):
             args = data[1:]
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('received event "%s" from %s [%s]', event, sock.sid, namespace)
+        if self.admin is not None:
+            self.admin.event_received(sock, data)
         handlers = self.handlers.get(namespace)
         handler = handlers.get(event) if handlers is not None else None
         try:
@@ -882,6 +896,8 @@ class AsyncServer(HandlerRegistry):
                 if not self.always_connect:
                     conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
                 self.logger.info("%s connected to %s", sid, namespace)
+                if self.admin is not None:
+                    self.admin.socket_connected(sock)
 
         def failed(exc: BaseException) -> None:
             if isinstance(exc, exceptions.ConnectionRefusedError):
@@ -922,6 +938,8 @@ class AsyncServer(HandlerRegistry):
                     result.add_done_callback(self._check_task)
         except Exception:
             self.logger.exception("error in disconnect handler")
+        if self.admin is not None:
+            self.admin.socket_disconnected(sock, reason)
         self.manager.remove_socket(sock)
         sock.callbacks = None
         if (self.cleanup_empty_child_namespaces and sock.namespace in self.child_namespaces
