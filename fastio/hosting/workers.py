@@ -1,0 +1,668 @@
+"""Several worker processes behind one port, with sticky long-polling sessions.
+
+``fastio.run(sio, workers=N)`` (``fastio run module:sio --workers N``) forks N workers from a
+small master process.  The master owns the listening socket.  For each accepted connection it
+peeks (``MSG_PEEK``, nothing is consumed) at the request line, looks for ``sid=`` in the query
+and passes the socket itself to the worker that owns the session (``SCM_RIGHTS`` over a UNIX
+socket).  A request without a sid (a handshake, a direct WebSocket) goes to the next worker in
+turn.  The worker adopts the socket with ``loop.connect_accepted_socket`` and the native
+protocol reads the request from the kernel as on any accepted connection: nothing is parsed
+twice.
+
+Session ids name their worker: worker ``i`` sets its engine's ``sid_prefix`` to ``"i."``, so
+the master routes without any shared state.  A connection stays with the worker it was handed
+to; HTTP keep-alive connections therefore stay with the session that opened them (the
+Node and Python clients open one connection per session).
+
+The workers form a cluster through the master: each has a stream socket to it, and the master
+relays every message a worker publishes to the others (``fastio.socketio.local_manager``).
+Unless the server was given a ``client_manager``, each worker uses an ``AsyncLocalManager`` on
+that socket, so room emits, acknowledgements, room changes and disconnects reach clients of
+every worker.  A server given a pub/sub manager (Redis, AMQP) keeps it; each worker then takes a
+host id of its own.
+
+A worker that exits is started again (its clients reconnect; their sessions are gone).
+SIGTERM or SIGINT to the master stops accepting, forwards SIGTERM to every worker (each closes
+its sessions with a close packet, as ``fastio.run`` does) and returns when all have exited.
+
+Workers are forked, so the server object is built once, in the master, and must not have been
+started there.  POSIX only.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import uuid
+from typing import Any
+
+from fastio.base.util import new_event_loop
+from fastio.hosting.asgi_host import AsgiHost
+from fastio.hosting.router import Router
+from fastio.hosting.tuning import tune_gc, tune_malloc
+from fastio.socketio.local_manager import KIND_MESSAGE, KIND_READY, AsyncLocalManager, frame
+from fastio.socketio.manager import AsyncManager
+
+__all__ = ["run_workers", "sid_prefix", "worker_of"]
+
+logger = logging.getLogger("fastio.hosting")
+
+PEEK_SIZE = 4096          # a request line longer than this goes to the next worker in turn
+PEEK_RETRY = 0.003        # an incomplete request line is peeked at again after this long
+FIRST_REQUEST_TIMEOUT = 30.0  # a connection that sends no request line within this is closed
+RESTART_DELAY = 1.0       # a worker that died this soon after starting is restarted after a pause
+STOP_TIMEOUT = 30.0       # workers still running this long after SIGTERM are killed
+MAX_RELAY_BUFFER = 64 * 1024 * 1024  # a worker that reads nothing loses messages past this
+_HEADER = struct.Struct(">I")
+
+
+def sid_prefix(index: int) -> str:
+    """The prefix of the session ids made by worker ``index``."""
+    return "%d." % index
+
+
+def worker_of(request_head: bytes, workers: int) -> int | None:
+    """The worker named by the ``sid`` query parameter of the request line at the start of
+    ``request_head``, or None (no sid, or one no worker made)."""
+    end = request_head.find(b"\r\n")
+    line = request_head if end < 0 else request_head[:end]
+    pos = line.find(b"sid=")
+    while pos > 0 and line[pos - 1] not in b"?&":
+        pos = line.find(b"sid=", pos + 4)
+    if pos <= 0:
+        return None
+    start = pos + 4
+    dot = line.find(b".", start, start + 8)
+    if dot < 0:
+        return None
+    digits = line[start:dot]
+    if not digits.isdigit():
+        return None
+    index = int(digits)
+    return index if index < workers else None
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+
+class _WorkerServer:
+    """A native server without a listening socket: it serves the connections the master passes."""
+
+    def __init__(self, app: Any, other_app: Any, index: int, host: str, port: int,
+                 chan: socket.socket, bus: socket.socket) -> None:
+        self.app = app
+        self.other_app = other_app
+        self.index = index
+        self.chan = chan
+        self.bus = bus
+        self.router = Router(app, other_app)
+        if host not in ("", "0.0.0.0", "::"):
+            self.router.local_addr = (host, port)
+        self.engine = self.router.engine
+        self.manager: AsyncLocalManager | None = None
+        self.stop = asyncio.Event()
+        self.adopting: set[asyncio.Task[None]] = set()
+
+    def _join_cluster(self) -> None:
+        self.engine.sid_prefix = sid_prefix(self.index)
+        manager = getattr(self.app, "manager", None)
+        if manager is None:  # an Engine.IO server: nothing to share
+            return
+        if type(manager) is AsyncManager:
+            if manager.get_namespaces():
+                raise RuntimeError("the server has clients already; workers need a fresh server")
+            local = AsyncLocalManager(self.bus)
+            local.encode = manager.encode
+            local.set_server(self.app)
+            self.app.manager = local
+            self.manager = local
+        elif hasattr(manager, "host_id"):
+            # Forked workers would share the master's id and ignore each other's messages.
+            manager.host_id = uuid.uuid4().hex
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        tune_malloc()
+        self._join_cluster()
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.startup()
+        self.engine.ensure_started()
+        initialize = getattr(self.app, "initialize_manager", None)
+        if initialize is not None:
+            initialize()
+        if self.manager is not None:
+            await self.manager.ready()
+            await self.manager.send_ready()
+        else:
+            self.bus.setblocking(True)
+            self.bus.sendall(frame(KIND_READY))
+        self.chan.setblocking(False)
+        loop.add_reader(self.chan.fileno(), self._on_chan)
+
+    def _on_chan(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(self.chan, 16, 8)
+            except BlockingIOError:
+                return
+            except OSError:
+                msg, fds = b"", []
+            if not msg and not fds:
+                # The master is gone: serve no more.
+                loop.remove_reader(self.chan.fileno())
+                self.stop.set()
+                return
+            for fd in fds:
+                task = loop.create_task(self._adopt(fd))
+                self.adopting.add(task)
+                task.add_done_callback(self.adopting.discard)
+
+    async def _adopt(self, fd: int) -> None:
+        sock = socket.socket(fileno=fd)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.get_running_loop().connect_accepted_socket(self.router.new_protocol, sock)
+        except OSError as exc:
+            logger.debug("could not adopt a connection: %s", exc)
+            sock.close()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.remove_reader(self.chan.fileno())
+        except (ValueError, OSError):
+            pass
+        shutdown = getattr(self.app, "shutdown", None)
+        if shutdown is not None:
+            await shutdown()
+        for proto in list(self.router.connections):
+            proto.close_transport()
+        deadline = loop.time() + 5
+        while self.router.connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.router.connections:
+            logger.warning("worker %d: connections still open after shutdown", self.index)
+        if isinstance(self.other_app, AsgiHost):
+            await self.other_app.shutdown()
+
+
+def _worker_main(app: Any, other_app: Any, index: int, host: str, port: int, chan: socket.socket,
+                 bus: socket.socket, cpu: int | None) -> int:
+    """Run one worker until SIGTERM/SIGINT or until the master goes away."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except (AttributeError, OSError):
+            pass
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = _WorkerServer(app, other_app, index, host, port, chan, bus)
+
+    async def main() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop.set)
+        await server.start()
+        tune_gc()
+        await server.stop.wait()
+        logger.info("worker %d shutting down", index)
+        await server.close()
+
+    try:
+        loop.run_until_complete(main())
+    except Exception:
+        logger.exception("worker %d failed", index)
+        return 1
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return 0
+
+
+# -- the master --------------------------------------------------------------------------------
+
+
+class _Worker:
+    """The master's view of one worker process."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.pid = 0
+        self.started = 0.0
+        self.chan: socket.socket | None = None   # SOCK_SEQPACKET: connections to the worker
+        self.bus: socket.socket | None = None    # SOCK_STREAM: relayed pub/sub frames
+        self.inbuf = bytearray()
+        self.out = bytearray()
+        self.backlog: collections.deque[socket.socket] = collections.deque()
+        self.ready = False
+        self.restart_at: float | None = None
+
+
+class _Master:
+    def __init__(self, app: Any, other_app: Any, host: str, port: int, workers: int,
+                 pin: bool) -> None:
+        self.app = app
+        self.other_app = other_app
+        self.host = host
+        self.workers = [_Worker(i) for i in range(workers)]
+        self.listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                             else socket.AF_INET, backlog=4096, reuse_port=False)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        cpus = sorted(os.sched_getaffinity(0)) if pin and hasattr(os, "sched_getaffinity") else []
+        self.cpus = cpus if len(cpus) > 1 else []
+        self.sel: selectors.BaseSelector | None = None
+        self.next = 0
+        self.pending: dict[socket.socket, float] = {}   # peeked at, request line not complete
+        self.retry: list[tuple[float, socket.socket]] = []
+        self.next_sweep = 0.0
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.announced = False
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.signals: set[int] = set()
+
+    # -- workers --
+
+    def _spawn(self, w: _Worker) -> None:
+        chan_m, chan_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        bus_m, bus_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            rc = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                self._close_in_child(chan_m, bus_m)
+                cpu = self.cpus[w.index % len(self.cpus)] if self.cpus else None
+                rc = _worker_main(self.app, self.other_app, w.index, self.host, self.port, chan_w, bus_w, cpu)
+            except BaseException:
+                logger.exception("worker %d failed to start", w.index)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(rc)
+        chan_w.close()
+        bus_w.close()
+        chan_m.setblocking(False)
+        bus_m.setblocking(False)
+        w.pid, w.started, w.chan, w.bus = pid, time.monotonic(), chan_m, bus_m
+        w.inbuf.clear()
+        w.out.clear()
+        w.ready = False
+        w.restart_at = None
+        if self.sel is not None:
+            self.sel.register(bus_m, selectors.EVENT_READ, ("bus", w))
+            if w.backlog:
+                self.sel.register(chan_m, selectors.EVENT_WRITE, ("chan", w))
+        logger.info("worker %d started (pid %d)", w.index, pid)
+
+    def _close_in_child(self, *mine: socket.socket) -> None:
+        if self.sel is not None:
+            self.sel.close()
+        self.listener.close()
+        self.wake_r.close()
+        self.wake_w.close()
+        for sock in mine:
+            sock.close()
+        for sock in self.pending:
+            sock.close()
+        for w in self.workers:
+            for sock in (w.chan, w.bus, *w.backlog):
+                if sock is not None:
+                    sock.close()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for w in self.workers:
+                if w.pid == pid:
+                    self._worker_exited(w, status)
+
+    def _worker_exited(self, w: _Worker, status: int) -> None:
+        w.pid = 0
+        for sock in (w.chan, w.bus):
+            if sock is not None:
+                if self.sel is not None:
+                    try:
+                        self.sel.unregister(sock)
+                    except (KeyError, ValueError):
+                        pass
+                sock.close()
+        w.chan = w.bus = None
+        w.out.clear()
+        w.inbuf.clear()
+        if self.stopping:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        logger.warning("worker %d exited (%s); starting it again", w.index,
+                       "signal %d" % -code if code < 0 else "status %d" % code)
+        print("fastio: worker %d exited (%s), restarting" % (w.index, code), file=sys.stderr, flush=True)
+        early = time.monotonic() - w.started < RESTART_DELAY
+        w.restart_at = time.monotonic() + (RESTART_DELAY if early else 0.0)
+
+    # -- connections --
+
+    def _accept(self) -> None:
+        assert self.sel is not None
+        for _ in range(256):
+            try:
+                sock, _addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    logger.error("accept failed: %s", exc)
+                    return
+                continue
+            sock.setblocking(False)
+            if not self._route(sock):
+                self.pending[sock] = time.monotonic() + FIRST_REQUEST_TIMEOUT
+                self.sel.register(sock, selectors.EVENT_READ, ("conn", sock))
+
+    def _route(self, sock: socket.socket) -> bool:
+        """Hand ``sock`` to its worker once its request line is readable; False: not yet."""
+        try:
+            head = sock.recv(PEEK_SIZE, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            head = b""
+        if not head:
+            sock.close()
+            return True
+        if b"\r\n" not in head and len(head) < PEEK_SIZE:
+            return False
+        index = worker_of(head, len(self.workers))
+        if index is None:
+            index = self.next
+            self.next = (index + 1) % len(self.workers)
+        self._pass(self.workers[index], sock)
+        return True
+
+    def _pass(self, w: _Worker, sock: socket.socket) -> None:
+        if w.backlog or w.chan is None:
+            w.backlog.append(sock)
+            return
+        try:
+            socket.send_fds(w.chan, [b"c"], [sock.fileno()])
+        except (BlockingIOError, InterruptedError):
+            w.backlog.append(sock)
+            assert self.sel is not None
+            self.sel.register(w.chan, selectors.EVENT_WRITE, ("chan", w))
+            return
+        except OSError:
+            w.backlog.append(sock)  # the worker is exiting; its successor gets it
+            return
+        sock.close()
+
+    def _flush_backlog(self, w: _Worker) -> None:
+        assert self.sel is not None and w.chan is not None
+        while w.backlog:
+            sock = w.backlog[0]
+            try:
+                socket.send_fds(w.chan, [b"c"], [sock.fileno()])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            w.backlog.popleft()
+            sock.close()
+        self.sel.unregister(w.chan)
+
+    def _on_conn(self, sock: socket.socket) -> None:
+        assert self.sel is not None
+        self.sel.unregister(sock)
+        if self._route(sock):
+            del self.pending[sock]
+        else:
+            # Readable but no full request line yet: look again shortly instead of spinning on
+            # the same peeked bytes.
+            self.retry.append((time.monotonic() + PEEK_RETRY, sock))
+
+    # -- the relay --
+
+    def _on_bus(self, w: _Worker) -> None:
+        assert w.bus is not None
+        try:
+            data = w.bus.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            assert self.sel is not None
+            try:
+                self.sel.unregister(w.bus)
+            except KeyError:
+                pass
+            return
+        buf = w.inbuf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            end = pos + 4 + size
+            if len(buf) < end:
+                break
+            kind = buf[pos + 4:pos + 5]
+            if kind == KIND_MESSAGE:
+                chunk = bytes(buf[pos:end])
+                for other in self.workers:
+                    if other is not w and other.bus is not None:
+                        self._relay(other, chunk)
+            elif kind == KIND_READY:
+                w.ready = True
+                self._announce()
+            pos = end
+        del buf[:pos]
+
+    def _relay(self, w: _Worker, chunk: bytes) -> None:
+        assert w.bus is not None and self.sel is not None
+        if not w.out:
+            try:
+                sent = w.bus.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return
+            if sent == len(chunk):
+                return
+            chunk = chunk[sent:]
+            self.sel.modify(w.bus, selectors.EVENT_READ | selectors.EVENT_WRITE, ("bus", w))
+        if len(w.out) + len(chunk) > MAX_RELAY_BUFFER:
+            logger.error("worker %d reads no cluster messages; dropping one", w.index)
+            return
+        w.out += chunk
+
+    def _flush_bus(self, w: _Worker) -> None:
+        assert w.bus is not None and self.sel is not None
+        try:
+            sent = w.bus.send(w.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            w.out.clear()
+            sent = 0
+        del w.out[:sent]
+        if not w.out:
+            self.sel.modify(w.bus, selectors.EVENT_READ, ("bus", w))
+
+    def _announce(self) -> None:
+        if self.announced or not all(w.ready for w in self.workers):
+            return
+        self.announced = True
+        print("fastio: %d workers (pids %s)" % (len(self.workers), " ".join(str(w.pid) for w in self.workers)),
+              flush=True)
+        print("fastio serving on http://%s:%d" % (self.host, self.port), flush=True)
+
+    # -- the loop --
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.add(signum)
+
+    def _begin_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + STOP_TIMEOUT
+        logger.info("shutting down %d workers", len(self.workers))
+        assert self.sel is not None
+        self.sel.unregister(self.listener)
+        self.listener.close()
+        waiting = {id(s) for _, s in self.retry}
+        for sock in list(self.pending):
+            if id(sock) not in waiting:
+                self.sel.unregister(sock)
+            sock.close()
+        self.pending.clear()
+        self.retry.clear()
+        for w in self.workers:
+            w.restart_at = None
+            if w.pid:
+                try:
+                    os.kill(w.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def _timeout(self, now: float) -> float | None:
+        times = [t for t, _ in self.retry]
+        times += [w.restart_at for w in self.workers if w.restart_at is not None]
+        if self.stopping:
+            times.append(self.stop_deadline)
+        if self.pending:
+            times.append(now + 1.0)
+        return max(0.0, min(times) - now) if times else None
+
+    def run(self) -> None:
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
+        old_wakeup = signal.set_wakeup_fd(self.wake_w.fileno())
+        try:
+            for w in self.workers:
+                self._spawn(w)
+            self.sel = sel = selectors.DefaultSelector()
+            sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
+            sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+            for w in self.workers:
+                assert w.bus is not None
+                sel.register(w.bus, selectors.EVENT_READ, ("bus", w))
+            self._loop()
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for w in self.workers:
+                if w.pid:
+                    try:
+                        os.kill(w.pid, signal.SIGKILL)
+                        os.waitpid(w.pid, 0)
+                    except (ProcessLookupError, ChildProcessError):
+                        pass
+            if self.sel is not None:
+                self.sel.close()
+            self.wake_r.close()
+            self.wake_w.close()
+            if not self.stopping:
+                self.listener.close()
+
+    def _loop(self) -> None:
+        sel = self.sel
+        assert sel is not None
+        while True:
+            now = time.monotonic()
+            if self.stopping and (not any(w.pid for w in self.workers) or now >= self.stop_deadline):
+                if any(w.pid for w in self.workers):
+                    logger.warning("workers still running %.0f s after SIGTERM; killing them", STOP_TIMEOUT)
+                return
+            for key, mask in sel.select(self._timeout(now)):
+                kind, obj = key.data
+                if kind == "conn":
+                    if obj in self.pending:
+                        self._on_conn(obj)
+                elif kind == "bus":
+                    if obj.bus is not None and mask & selectors.EVENT_READ:
+                        self._on_bus(obj)
+                    if obj.bus is not None and mask & selectors.EVENT_WRITE and obj.out:
+                        self._flush_bus(obj)
+                elif kind == "chan":
+                    if obj.chan is not None:
+                        self._flush_backlog(obj)
+                elif kind == "listen":
+                    if not self.stopping:
+                        self._accept()
+                elif kind == "wake":
+                    try:
+                        while self.wake_r.recv(64):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+            self._after_select()
+
+    def _after_select(self) -> None:
+        assert self.sel is not None
+        signals, self.signals = self.signals, set()
+        if signal.SIGCHLD in signals:
+            self._reap()
+        if signals & {signal.SIGINT, signal.SIGTERM}:
+            self._begin_stop()
+        now = time.monotonic()
+        if self.retry:
+            due = [s for t, s in self.retry if t <= now]
+            self.retry = [(t, s) for t, s in self.retry if t > now]
+            for sock in due:
+                if sock in self.pending:
+                    if self._route(sock):
+                        del self.pending[sock]
+                    else:
+                        self.sel.register(sock, selectors.EVENT_READ, ("conn", sock))
+        if self.pending and now >= self.next_sweep:
+            self.next_sweep = now + 1.0
+            waiting = {id(s) for _, s in self.retry}
+            for sock, deadline in list(self.pending.items()):
+                if deadline <= now:
+                    del self.pending[sock]
+                    if id(sock) in waiting:
+                        self.retry = [(t, s) for t, s in self.retry if s is not sock]
+                    else:
+                        self.sel.unregister(sock)
+                    sock.close()
+        for w in self.workers:
+            if w.restart_at is not None and w.restart_at <= now and not self.stopping:
+                self._spawn(w)
+
+
+def run_workers(app: Any, host: str, port: int, workers: int, *, other_app: Any = None,
+                pin_cpus: bool = True) -> None:
+    """Serve ``app`` (a fastio AsyncServer or Engine.IO AsyncServer, not yet started) with
+    ``workers`` forked worker processes behind one listening socket, until SIGINT/SIGTERM; then
+    stop every worker gracefully and return.
+
+    ``other_app`` is a host for every other path (an ``AsgiHost``), as with ``fastio.run``.
+    ``pin_cpus``: pin worker ``i`` to the i-th CPU this process may run on (when there are
+    several).  The master prints ``fastio serving on http://host:port`` (the bound port, also
+    when ``port`` is 0) once every worker serves.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if not hasattr(os, "fork"):
+        raise RuntimeError("workers need os.fork (POSIX)")
+    _Master(app, other_app, host, port, workers, pin_cpus).run()
