@@ -64,7 +64,9 @@ async def close(sid, room):
 @sio.event
 async def ask(sid, other_sid):
     """Call ``question`` on another client (maybe of another worker) and return its answer."""
-    return await sio.call("question", {"from": os.getpid()}, to=other_sid, timeout=5)
+    answer = await sio.call("question", {"from": os.getpid()}, to=other_sid, timeout=5)
+    # A tuple would be acknowledged as several arguments; one list keeps them together.
+    return list(answer) if isinstance(answer, tuple) else answer
 
 
 @sio.event

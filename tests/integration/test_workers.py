@@ -1,0 +1,223 @@
+"""``fastio run module:sio --workers 2``: two worker processes behind one port.
+
+The server runs as a real subprocess on port 0 (the master prints the port it bound) and is
+stopped by its PID. Clients: socket.io-client in Node (many sessions at once, polling-only,
+WebSocket-only and upgrading) and fastio's AsyncClient. Every session must complete on its
+worker, room emits reach the clients of every worker, acknowledgements cross workers, a worker
+that dies is started again and its clients reconnect, and SIGTERM stops every worker gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+from integration_support import NODE_DIR, TRANSPORTS
+from nodeproc import NodeProcess
+
+import fastio
+
+APP = "tests.integration.workers_app:sio"
+MODES = ["polling", "websocket", "upgrade"]
+
+
+@pytest.fixture
+async def cluster(fastio_command):
+    srv = await fastio_command("run", APP, "--workers", "2", "--log-level", "warning")
+    yield srv
+    await srv.stop()
+
+
+def worker_pids(srv) -> set[int]:
+    out = srv.stdout.decode()
+    line = next(ln for ln in out.splitlines() if ln.startswith("fastio: 2 workers (pids "))
+    return {int(p) for p in line.split("(pids ", 1)[1].rstrip(")").split()}
+
+
+class Peer:
+    """A fastio AsyncClient that records ``told`` events and answers ``question``."""
+
+    def __init__(self, name: str, reconnection: bool = False) -> None:
+        self.name = name
+        self.client = fastio.AsyncClient(reconnection=reconnection, reconnection_delay=0.05,
+                                         reconnection_delay_max=0.1, randomization_factor=0)
+        self.told: asyncio.Queue = asyncio.Queue()
+        self.connects = 0
+        self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.reasons: list = []
+
+        @self.client.on("told")
+        async def told(msg):
+            self.told.put_nowait(msg)
+
+        @self.client.on("question")
+        async def question(data):
+            return ["answer", self.name, data]
+
+        @self.client.event
+        async def connect():
+            self.connects += 1
+            self.connected.set()
+
+        @self.client.event
+        async def disconnect(reason=None):
+            self.reasons.append(reason)
+            self.disconnected.set()
+
+    async def connect(self, url: str, mode: str) -> dict:
+        await self.client.connect(url, transports=TRANSPORTS[mode], wait_timeout=5)
+        return await self.client.call("whoami", timeout=5)
+
+
+async def peers_on_both_workers(url: str, mode: str, count: int = 4) -> tuple[list[Peer], list[dict]]:
+    peers = [Peer("p%d" % i) for i in range(count)]
+    mes = [await p.connect(url, mode) for p in peers]
+    assert len({me["pid"] for me in mes}) == 2, mes
+    return peers, mes
+
+
+async def close_all(peers: list[Peer]) -> None:
+    for p in peers:
+        if p.client.connected:
+            await p.client.disconnect()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", MODES)
+async def test_node_clients_every_session_completes(cluster, node_ready, mode):
+    """Ten socket.io-client sessions at once: all connect (and upgrade), spread over both
+    workers, all receive a room emit made on one worker, and ``sio.call`` to each of them from
+    client 0's worker is answered across workers."""
+    proc = NodeProcess(NODE_DIR / "workers_clients.mjs",
+                       {"url": f"http://127.0.0.1:{cluster.port}", "transports": TRANSPORTS[mode],
+                        "upgrade": mode == "upgrade", "count": 10, "timeoutMs": 20000})
+    try:
+        await proc.start()
+        summary = await proc.expect("summary", timeout=20)
+        await proc.expect_exit(0)
+    finally:
+        await proc.aclose()
+    assert summary["count"] == 10
+    assert set(summary["pids"]) == worker_pids(cluster), summary
+    assert summary["told"] == 10 and summary["answers"] == 9, summary
+    final = "polling" if mode == "polling" else "websocket"
+    assert summary["transports"] == [final] * 10, summary
+    tellers = {e["by"] for e in proc.seen("told")}
+    assert len(tellers) == 1, tellers  # one emit, made on one worker, reached both
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", MODES)
+async def test_rooms_acks_and_disconnects_cross_workers(cluster, mode):
+    url = f"http://127.0.0.1:{cluster.port}"
+    peers, mes = await peers_on_both_workers(url, mode)
+    try:
+        a = peers[0]
+        other = next(i for i, me in enumerate(mes) if me["pid"] != mes[0]["pid"])
+        same = next(i for i, me in enumerate(mes[1:], 1) if me["pid"] == mes[0]["pid"])
+        b_sid = mes[other]["sid"]
+
+        # a room joined from another worker, emitted to from a's worker
+        assert await a.client.call("put_in", (b_sid, "team"), timeout=5) is True
+        assert await a.client.call("put_in", (mes[same]["sid"], "team"), timeout=5) is True
+        by = await a.client.call("tell", ("team", 1), timeout=5)
+        assert (await asyncio.wait_for(peers[other].told.get(), 5)) == {"data": 1, "by": by}
+        assert (await asyncio.wait_for(peers[same].told.get(), 5)) == {"data": 1, "by": by}
+
+        # the emit to the whole room "all" reaches everyone, from the other worker too
+        by2 = await peers[other].client.call("tell", ("all", 2), timeout=5)
+        assert by2 != by
+        for p in peers:
+            assert (await asyncio.wait_for(p.told.get(), 5)) == {"data": 2, "by": by2}
+
+        # leave_room and close_room for a client of another worker
+        assert await a.client.call("take_out", (b_sid, "team"), timeout=5) is True
+        await a.client.call("tell", ("team", 3), timeout=5)
+        assert (await asyncio.wait_for(peers[same].told.get(), 5))["data"] == 3
+        await peers[other].client.call("tell", (b_sid, "direct"), timeout=5)  # ordered after the above
+        assert (await asyncio.wait_for(peers[other].told.get(), 5))["data"] == "direct"
+        assert await peers[other].client.call("close", ("team",), timeout=5) is True
+        # Messages between two workers keep their order: once this emit from b's worker
+        # reached a client of a's worker, so did the close_room before it.
+        await peers[other].client.call("tell", (mes[same]["sid"], "after close"), timeout=5)
+        assert (await asyncio.wait_for(peers[same].told.get(), 5))["data"] == "after close"
+        await a.client.call("tell", ("team", 4), timeout=5)
+        await a.client.call("tell", (mes[same]["sid"], "direct"), timeout=5)
+        assert (await asyncio.wait_for(peers[same].told.get(), 5))["data"] == "direct"
+
+        # acknowledgements cross workers: a's worker calls b, b's answer comes back
+        assert await a.client.call("ask", (b_sid,), timeout=5) == ["answer", peers[other].name, {"from": by}]
+
+        # a disconnect asked on one worker ends a session of the other
+        assert await a.client.call("kick", (b_sid,), timeout=5) is True
+        await asyncio.wait_for(peers[other].disconnected.wait(), 5)
+        assert peers[other].reasons == [peers[other].client.reason.SERVER_DISCONNECT]
+    finally:
+        await close_all(peers)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+async def test_killed_worker_restarts_and_clients_reconnect(cluster, mode):
+    url = f"http://127.0.0.1:{cluster.port}"
+    before = worker_pids(cluster)
+    peer = Peer("k", reconnection=True)
+    me = await peer.connect(url, mode)
+    try:
+        peer.connected.clear()
+        os.kill(me["pid"], signal.SIGKILL)
+        await asyncio.wait_for(peer.disconnected.wait(), 10)
+        await asyncio.wait_for(peer.connected.wait(), 10)
+        again = await peer.client.call("whoami", timeout=5)
+        assert again["sid"] != me["sid"]
+        # the killed worker was started again: a new session can land on either worker, and
+        # both answer
+        others = [Peer("n%d" % i) for i in range(4)]
+        pids = {(await p.connect(url, mode))["pid"] for p in others}
+        await close_all(others)
+        assert me["pid"] not in pids and len(pids) == 2, (me, pids)
+        assert len(pids - before) == 1
+        assert "worker 0 exited" in cluster.stderr.decode() or "worker 1 exited" in cluster.stderr.decode()
+    finally:
+        await close_all([peer])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+async def test_worker_crash_in_handler(cluster, mode):
+    """A worker that exits by itself (os._exit in a handler) is replaced too."""
+    url = f"http://127.0.0.1:{cluster.port}"
+    peer = Peer("c", reconnection=True)
+    me = await peer.connect(url, mode)
+    try:
+        peer.connected.clear()
+        await peer.client.emit("crash")
+        await asyncio.wait_for(peer.connected.wait(), 10)
+        assert (await peer.client.call("whoami", timeout=5))["sid"] != me["sid"]
+    finally:
+        await close_all([peer])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_graceful_stop(cluster, sig):
+    url = f"http://127.0.0.1:{cluster.port}"
+    peers = [Peer("s%d" % i) for i in range(4)]
+    modes = ["websocket", "polling", "websocket", "polling"]
+    pids = {(await p.connect(url, m))["pid"] for p, m in zip(peers, modes)}
+    assert len(pids) == 2
+    cluster.send_signal(sig)
+    assert await cluster.wait(timeout=15) == 0, cluster.describe()
+    for p in peers:
+        await asyncio.wait_for(p.disconnected.wait(), 5)
+        assert p.reasons == [p.client.reason.SERVER_DISCONNECT], (p.name, p.reasons)
+    for pid in pids:  # every worker is gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "Traceback" not in cluster.stderr.decode(), cluster.describe()
+    # the port is free again
+    with pytest.raises(OSError):
+        await asyncio.wait_for(asyncio.open_connection("127.0.0.1", cluster.port), 5)
