@@ -61,6 +61,8 @@ FIRST_REQUEST_TIMEOUT = 30.0  # a connection that sends no request line within t
 RESTART_DELAY = 1.0       # a worker that died this soon after starting is restarted after a pause
 STOP_TIMEOUT = 30.0       # workers still running this long after SIGTERM are killed
 MAX_RELAY_BUFFER = 64 * 1024 * 1024  # a worker that reads nothing loses messages past this
+HANDOVER_LIMIT = 60 * 1024  # a larger request for another worker's session is answered here (400)
+CHAN_MESSAGE = 64 * 1024    # the largest message on a worker's connection channel
 _HEADER = struct.Struct(">I")
 
 
@@ -79,15 +81,105 @@ def worker_of(request_head: bytes, workers: int) -> int | None:
         pos = line.find(b"sid=", pos + 4)
     if pos <= 0:
         return None
-    start = pos + 4
-    dot = line.find(b".", start, start + 8)
+    return _index_at(line, pos + 4, workers)
+
+
+def _index_at(text: bytes, start: int, workers: int) -> int | None:
+    dot = text.find(b".", start, start + 8)
     if dot < 0:
         return None
-    digits = line[start:dot]
+    digits = text[start:dot]
     if not digits.isdigit():
         return None
     index = int(digits)
     return index if index < workers else None
+
+
+def _owner_in_query(query: bytes, workers: int) -> int | None:
+    """The worker named by the ``sid`` parameter of a query string, or None."""
+    pos = query.find(b"sid=")
+    while pos > 0 and query[pos - 1] != 0x26:  # "&"
+        pos = query.find(b"sid=", pos + 4)
+    if pos < 0:
+        return None
+    return _index_at(query, pos + 4, workers)
+
+
+def _request_bytes(req: Any) -> bytes:
+    """``req`` as it came on the wire (the body de-chunked, with its Content-Length)."""
+    head = [b"%s %s HTTP/%s\r\n" % (req.method.encode("ascii"), req.url, req.http_version.encode("ascii"))]
+    for name, value in req.headers:
+        if name.lower() not in (b"content-length", b"transfer-encoding"):
+            head.append(b"%s: %s\r\n" % (name, value))
+    if req.body or req.method in ("POST", "PUT", "PATCH"):
+        head.append(b"content-length: %d\r\n" % len(req.body))
+    head.append(b"\r\n")
+    return b"".join(head) + req.body
+
+
+class _Preloaded(asyncio.Protocol):
+    """Stands in for ``proto`` while a handed-over connection is adopted: feeds it the bytes
+    another worker already read, then steps aside."""
+
+    def __init__(self, proto: Any, data: bytes) -> None:
+        self.proto = proto
+        self.data = data
+
+    def connection_made(self, transport: Any) -> None:
+        proto = self.proto
+        proto.connection_made(transport)
+        transport.set_protocol(proto)
+        proto.data_received(self.data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.proto.connection_lost(exc)
+
+
+class _WorkerRouter(Router):
+    """The worker's router: a request for a session of another worker (a keep-alive connection
+    a browser reuses across sessions) hands the connection over to that worker."""
+
+    def __init__(self, app: Any, other_app: Any, index: int, workers: int, chan: socket.socket) -> None:
+        super().__init__(app, other_app)
+        self.index = index
+        self.workers = workers
+        self.chan = chan
+        self.prefix = sid_prefix(index).encode()
+        self.sockets: dict[Any, socket.socket] = {}
+
+    def handle_request(self, req: Any) -> None:
+        query = req.query_string
+        if b"sid=" in query and self.engine.handles_path(req.path):
+            owner = _owner_in_query(query, self.workers)
+            if owner is not None and owner != self.index and self.hand_over(req, owner):
+                return
+        super().handle_request(req)
+
+    def hand_over(self, req: Any, owner: int) -> bool:
+        """Pass the connection carrying ``req`` to worker ``owner``; False if it cannot go."""
+        proto = req.protocol
+        sock = self.sockets.get(proto)
+        if sock is None or sock.fileno() < 0:
+            return False
+        data = _request_bytes(req)
+        if len(data) > HANDOVER_LIMIT:
+            return False
+        fd = os.dup(sock.fileno())
+        try:
+            socket.send_fds(self.chan, [b"%d\n" % owner + data], [fd])
+        except OSError as exc:
+            logger.info("could not hand a connection to worker %d: %s", owner, exc)
+            return False
+        finally:
+            os.close(fd)
+        # The other worker owns the connection now; this worker's copy goes quietly.
+        proto.close_transport()
+        return True
+
+    def connection_closed(self, proto: Any) -> None:
+        """A TCP connection ended."""
+        self.sockets.pop(proto, None)
+        super().connection_closed(proto)
 
 
 # -- the worker --------------------------------------------------------------------------------
@@ -96,14 +188,14 @@ def worker_of(request_head: bytes, workers: int) -> int | None:
 class _WorkerServer:
     """A native server without a listening socket: it serves the connections the master passes."""
 
-    def __init__(self, app: Any, other_app: Any, index: int, host: str, port: int,
+    def __init__(self, app: Any, other_app: Any, index: int, workers: int, host: str, port: int,
                  chan: socket.socket, bus: socket.socket) -> None:
         self.app = app
         self.other_app = other_app
         self.index = index
         self.chan = chan
         self.bus = bus
-        self.router = Router(app, other_app)
+        self.router = _WorkerRouter(app, other_app, index, workers, chan)
         if host not in ("", "0.0.0.0", "::"):
             self.router.local_addr = (host, port)
         self.engine = self.router.engine
@@ -151,7 +243,7 @@ class _WorkerServer:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                msg, fds, _flags, _addr = socket.recv_fds(self.chan, 16, 8)
+                msg, fds, _flags, _addr = socket.recv_fds(self.chan, CHAN_MESSAGE, 8)
             except BlockingIOError:
                 return
             except OSError:
@@ -161,16 +253,24 @@ class _WorkerServer:
                 loop.remove_reader(self.chan.fileno())
                 self.stop.set()
                 return
+            data = msg[1:] if msg[:1] == b"f" else b""  # a request another worker read
             for fd in fds:
-                task = loop.create_task(self._adopt(fd))
+                task = loop.create_task(self._adopt(fd, data))
                 self.adopting.add(task)
                 task.add_done_callback(self.adopting.discard)
 
-    async def _adopt(self, fd: int) -> None:
+    async def _adopt(self, fd: int, data: bytes) -> None:
         sock = socket.socket(fileno=fd)
+        router = self.router
+
+        def new_protocol() -> Any:
+            proto = router.new_protocol()
+            router.sockets[proto] = sock
+            return _Preloaded(proto, data) if data else proto
+
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.get_running_loop().connect_accepted_socket(self.router.new_protocol, sock)
+            await asyncio.get_running_loop().connect_accepted_socket(new_protocol, sock)
         except OSError as exc:
             logger.debug("could not adopt a connection: %s", exc)
             sock.close()
@@ -195,8 +295,8 @@ class _WorkerServer:
             await self.other_app.shutdown()
 
 
-def _worker_main(app: Any, other_app: Any, index: int, host: str, port: int, chan: socket.socket,
-                 bus: socket.socket, cpu: int | None) -> int:
+def _worker_main(app: Any, other_app: Any, index: int, workers: int, host: str, port: int,
+                 chan: socket.socket, bus: socket.socket, cpu: int | None) -> int:
     """Run one worker until SIGTERM/SIGINT or until the master goes away."""
     if cpu is not None:
         try:
@@ -205,7 +305,7 @@ def _worker_main(app: Any, other_app: Any, index: int, host: str, port: int, cha
             pass
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    server = _WorkerServer(app, other_app, index, host, port, chan, bus)
+    server = _WorkerServer(app, other_app, index, workers, host, port, chan, bus)
 
     async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,7 +341,8 @@ class _Worker:
         self.bus: socket.socket | None = None    # SOCK_STREAM: relayed pub/sub frames
         self.inbuf = bytearray()
         self.out = bytearray()
-        self.backlog: collections.deque[socket.socket] = collections.deque()
+        # Connections waiting for the worker to take them, with the message that goes along.
+        self.backlog: collections.deque[tuple[socket.socket, bytes]] = collections.deque()
         self.ready = False
         self.restart_at: float | None = None
 
@@ -288,7 +389,8 @@ class _Master:
                     signal.signal(sig, signal.SIG_DFL)
                 self._close_in_child(chan_m, bus_m)
                 cpu = self.cpus[w.index % len(self.cpus)] if self.cpus else None
-                rc = _worker_main(self.app, self.other_app, w.index, self.host, self.port, chan_w, bus_w, cpu)
+                rc = _worker_main(self.app, self.other_app, w.index, len(self.workers), self.host, self.port,
+                                  chan_w, bus_w, cpu)
             except BaseException:
                 logger.exception("worker %d failed to start", w.index)
             finally:
@@ -305,10 +407,13 @@ class _Master:
         w.ready = False
         w.restart_at = None
         if self.sel is not None:
-            self.sel.register(bus_m, selectors.EVENT_READ, ("bus", w))
-            if w.backlog:
-                self.sel.register(chan_m, selectors.EVENT_WRITE, ("chan", w))
+            self._register(w)
         logger.info("worker %d started (pid %d)", w.index, pid)
+
+    def _register(self, w: _Worker) -> None:
+        assert self.sel is not None and w.bus is not None and w.chan is not None
+        self.sel.register(w.bus, selectors.EVENT_READ, ("bus", w))
+        self.sel.register(w.chan, selectors.EVENT_READ | (selectors.EVENT_WRITE if w.backlog else 0), ("chan", w))
 
     def _close_in_child(self, *mine: socket.socket) -> None:
         if self.sel is not None:
@@ -321,7 +426,7 @@ class _Master:
         for sock in self.pending:
             sock.close()
         for w in self.workers:
-            for sock in (w.chan, w.bus, *w.backlog):
+            for sock in (w.chan, w.bus, *(s for s, _ in w.backlog)):
                 if sock is not None:
                     sock.close()
 
@@ -395,38 +500,59 @@ class _Master:
         if index is None:
             index = self.next
             self.next = (index + 1) % len(self.workers)
-        self._pass(self.workers[index], sock)
+        self._pass(self.workers[index], sock, b"c")
         return True
 
-    def _pass(self, w: _Worker, sock: socket.socket) -> None:
-        if w.backlog or w.chan is None:
-            w.backlog.append(sock)
-            return
-        try:
-            socket.send_fds(w.chan, [b"c"], [sock.fileno()])
-        except (BlockingIOError, InterruptedError):
-            w.backlog.append(sock)
-            assert self.sel is not None
-            self.sel.register(w.chan, selectors.EVENT_WRITE, ("chan", w))
-            return
-        except OSError:
-            w.backlog.append(sock)  # the worker is exiting; its successor gets it
-            return
-        sock.close()
+    def _pass(self, w: _Worker, sock: socket.socket, message: bytes) -> None:
+        """Send ``sock`` (then closed here) to worker ``w`` with ``message``: ``c`` for a new
+        connection, ``f`` + the request another worker read from it."""
+        if not w.backlog and w.chan is not None:
+            try:
+                socket.send_fds(w.chan, [message], [sock.fileno()])
+            except (BlockingIOError, InterruptedError):
+                assert self.sel is not None
+                self.sel.modify(w.chan, selectors.EVENT_READ | selectors.EVENT_WRITE, ("chan", w))
+            except OSError:
+                pass  # the worker is exiting; its successor gets the connection
+            else:
+                sock.close()
+                return
+        w.backlog.append((sock, message))
 
     def _flush_backlog(self, w: _Worker) -> None:
         assert self.sel is not None and w.chan is not None
         while w.backlog:
-            sock = w.backlog[0]
+            sock, message = w.backlog[0]
             try:
-                socket.send_fds(w.chan, [b"c"], [sock.fileno()])
-            except (BlockingIOError, InterruptedError):
-                return
+                socket.send_fds(w.chan, [message], [sock.fileno()])
             except OSError:
                 return
             w.backlog.popleft()
             sock.close()
-        self.sel.unregister(w.chan)
+        self.sel.modify(w.chan, selectors.EVENT_READ, ("chan", w))
+
+    def _on_chan(self, w: _Worker) -> None:
+        """A worker handed back a connection whose request is for another worker's session."""
+        assert w.chan is not None
+        while True:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(w.chan, CHAN_MESSAGE, 8)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if not msg and not fds:  # the worker is gone; it is reaped and started again
+                assert self.sel is not None
+                self.sel.unregister(w.chan)
+                return
+            target, _, data = msg.partition(b"\n")
+            for fd in fds:
+                sock = socket.socket(fileno=fd)
+                index = int(target) if target.isdigit() and int(target) < len(self.workers) else w.index
+                if self.stopping:
+                    sock.close()
+                else:
+                    self._pass(self.workers[index], sock, b"f" + data)
 
     def _on_conn(self, sock: socket.socket) -> None:
         assert self.sel is not None
@@ -563,8 +689,7 @@ class _Master:
             sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
             sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
             for w in self.workers:
-                assert w.bus is not None
-                sel.register(w.bus, selectors.EVENT_READ, ("bus", w))
+                self._register(w)
             self._loop()
         finally:
             signal.set_wakeup_fd(old_wakeup)
@@ -604,7 +729,9 @@ class _Master:
                     if obj.bus is not None and mask & selectors.EVENT_WRITE and obj.out:
                         self._flush_bus(obj)
                 elif kind == "chan":
-                    if obj.chan is not None:
+                    if obj.chan is not None and mask & selectors.EVENT_READ:
+                        self._on_chan(obj)
+                    if obj.chan is not None and mask & selectors.EVENT_WRITE:
                         self._flush_backlog(obj)
                 elif kind == "listen":
                     if not self.stopping:

@@ -221,3 +221,57 @@ async def test_graceful_stop(cluster, sig):
     # the port is free again
     with pytest.raises(OSError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", cluster.port), 5)
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+@pytest.mark.timeout(30)
+async def test_keep_alive_connection_reused_across_sessions(cluster):
+    """A browser reuses an idle keep-alive connection for a request of another session, which
+    may live on another worker: the connection is handed over and the request answered by the
+    session's worker, and the connection then serves both sessions' requests."""
+    import json
+
+    conns = []
+    sids = []
+    host = f"127.0.0.1:{cluster.port}"
+    for _ in range(2):  # one handshake per connection: round-robin puts them on both workers
+        reader, writer = await asyncio.open_connection("127.0.0.1", cluster.port)
+        writer.write(f"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        status, body = await asyncio.wait_for(_response(reader), 5)
+        assert status == 200 and body[:1] == b"0", body
+        sids.append(json.loads(body[1:])["sid"])
+        conns.append((reader, writer))
+    assert {s.split(".")[0] for s in sids} == {"0", "1"}, sids
+    reader, writer = conns[0]
+
+    async def request(method: str, sid: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = f"{method} /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {host}\r\n"
+        if method == "POST":
+            head += f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        return await asyncio.wait_for(_response(reader), 5)
+
+    try:
+        # Over the first connection (which the master gave to the first session's worker):
+        # the second session, then the first, then the second again.
+        for sid in (sids[1], sids[0]):
+            assert await request("POST", sid, b"40") == (200, b"ok"), sid
+            status, body = await request("GET", sid)
+            assert status == 200 and body.startswith(b'40{"sid":"'), body
+        big = b'42["echo",' + json.dumps("x" * 20000).encode() + b"]"
+        assert await request("POST", sids[1], big) == (200, b"ok")
+        for sid in sids:
+            assert await request("POST", sid, b"1") == (200, b"ok"), sid
+    finally:
+        for _, w in conns:
+            w.close()
