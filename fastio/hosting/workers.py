@@ -114,7 +114,8 @@ def _request_bytes(req: Any) -> bytes:
     if req.body or req.method in ("POST", "PUT", "PATCH"):
         head.append(b"content-length: %d\r\n" % len(req.body))
     head.append(b"\r\n")
-    return b"".join(head) + req.body
+    body: bytes = req.body
+    return b"".join(head) + body
 
 
 class _Preloaded(asyncio.Protocol):
@@ -234,6 +235,12 @@ class _WorkerServer:
             await self.manager.ready()
             await self.manager.send_ready()
         else:
+            ready = getattr(getattr(self.app, "manager", None), "ready", None)
+            if ready is not None:  # a pub/sub manager given by the application (Redis, AMQP)
+                try:
+                    await asyncio.wait_for(ready(), 10)
+                except asyncio.TimeoutError:
+                    logger.warning("worker %d: the client manager is not subscribed after 10 s", self.index)
             self.bus.setblocking(True)
             self.bus.sendall(frame(KIND_READY))
         self.chan.setblocking(False)
@@ -426,9 +433,9 @@ class _Master:
         for sock in self.pending:
             sock.close()
         for w in self.workers:
-            for sock in (w.chan, w.bus, *(s for s, _ in w.backlog)):
-                if sock is not None:
-                    sock.close()
+            for owned in (w.chan, w.bus, *(s for s, _ in w.backlog)):
+                if owned is not None:
+                    owned.close()
 
     def _reap(self) -> None:
         while True:

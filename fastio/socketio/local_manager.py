@@ -87,7 +87,7 @@ class AsyncLocalManager(AsyncPubSubManager):
         self._writer_stream.write(frame(KIND_MESSAGE, payload))
         await self._writer_stream.drain()
 
-    async def _listen(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def _listen(self) -> AsyncIterator[bytes]:
         await self._open()
         reader = self._reader
         assert reader is not None

@@ -275,3 +275,40 @@ async def test_keep_alive_connection_reused_across_sessions(cluster):
     finally:
         for _, w in conns:
             w.close()
+
+
+@pytest.mark.timeout(30)
+async def test_redis_manager_joins_workers_and_other_hosts(fastio_command):
+    """With ``client_manager=AsyncRedisManager`` the workers keep it (each with a host id of its
+    own) and share rooms and acks with a server of another host on the same channel."""
+    import uuid
+
+    from workers_app import build
+
+    channel = "fastio-workers-" + uuid.uuid4().hex
+    srv = await fastio_command("run", "tests.integration.workers_app:redis_sio", "--workers", "2",
+                               env={"FASTIO_TEST_CHANNEL": channel})
+    mgr = fastio.AsyncRedisManager("redis://127.0.0.1:6379/0", channel=channel)
+    elsewhere = build(fastio.AsyncServer(client_manager=mgr))
+    other_host = await fastio.serve(elsewhere, "127.0.0.1", 0)
+    peers: list[Peer] = []
+    try:
+        await asyncio.wait_for(mgr.ready(), 5)
+        peers, mes = await peers_on_both_workers(f"http://127.0.0.1:{srv.port}", "websocket")
+        remote = Peer("remote")
+        peers.append(remote)
+        r_me = await remote.connect(f"http://127.0.0.1:{other_host.port}", "polling")
+        # an emit on the other host reaches the clients of both workers
+        await remote.client.call("tell", ("all", "x"), timeout=5)
+        for p in peers:
+            assert (await asyncio.wait_for(p.told.get(), 5))["data"] == "x"
+        # and an emit on a worker reaches the other host; an ack crosses hosts
+        await peers[0].client.call("tell", ("all", "y"), timeout=5)
+        for p in peers:
+            assert (await asyncio.wait_for(p.told.get(), 5))["data"] == "y"
+        answer = await peers[1].client.call("ask", (r_me["sid"],), timeout=5)
+        assert answer == ["answer", "remote", {"from": mes[1]["pid"]}]
+    finally:
+        await close_all(peers)
+        await other_host.close()
+        await srv.stop()
