@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 import struct
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from fastio.socketio.pubsub_manager import AsyncPubSubManager
 
@@ -69,6 +69,16 @@ class AsyncLocalManager(AsyncPubSubManager):
             self._opening.set_result(None)
         else:
             await asyncio.shield(self._opening)
+
+    def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
+              callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
+        """An emit to one client of this worker stays here: the sids of one cluster name
+        their worker, so no other worker has a client in that client's own room (unless a
+        client of another worker was put in a room named after this sid, which this
+        manager does not follow)."""
+        if isinstance(room, str) and self.is_connected(room, namespace):
+            return self.emit_local(event, data, namespace, room, skip_sid, callback)
+        return super()._emit(event, data, namespace, room, skip_sid, callback, ignore_queue)
 
     async def send_ready(self) -> None:
         """Tell the relay that this worker serves (the relay reports the cluster up when every

@@ -137,7 +137,8 @@ async def test_rooms_acks_and_disconnects_cross_workers(cluster, mode):
         assert await a.client.call("take_out", (b_sid, "team"), timeout=5) is True
         await a.client.call("tell", ("team", 3), timeout=5)
         assert (await asyncio.wait_for(peers[same].told.get(), 5))["data"] == 3
-        await peers[other].client.call("tell", (b_sid, "direct"), timeout=5)  # ordered after the above
+        # Messages from one worker to another keep their order: "direct" comes after 3.
+        await a.client.call("tell", (b_sid, "direct"), timeout=5)
         assert (await asyncio.wait_for(peers[other].told.get(), 5))["data"] == "direct"
         assert await peers[other].client.call("close", ("team",), timeout=5) is True
         # Messages between two workers keep their order: once this emit from b's worker
