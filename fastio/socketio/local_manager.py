@@ -70,15 +70,16 @@ class AsyncLocalManager(AsyncPubSubManager):
         else:
             await asyncio.shield(self._opening)
 
-    def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
-              callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
-        """An emit to one client of this worker stays here: the sids of one cluster name
-        their worker, so no other worker has a client in that client's own room (unless a
-        client of another worker was put in a room named after this sid, which this
-        manager does not follow)."""
-        if isinstance(room, str) and self.is_connected(room, namespace):
+    def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
+                 skip_sid: Any = None, callback: Callable[..., Any] | None = None,
+                 ignore_queue: bool = False) -> int:
+        """As ``AsyncPubSubManager``, except that an emit to one client of this worker stays
+        here: the sids of one cluster name their worker, so no other worker has a client in
+        that client's own room (unless a client of another worker was put in a room named
+        after this sid, which this manager does not follow)."""
+        if isinstance(room, str) and not self._emit_hook and self.is_connected(room, namespace):
             return self.emit_local(event, data, namespace, room, skip_sid, callback)
-        return super()._emit(event, data, namespace, room, skip_sid, callback, ignore_queue)
+        return super().emit_now(event, data, namespace, room, skip_sid, callback, ignore_queue)
 
     async def send_ready(self) -> None:
         """Tell the relay that this worker serves (the relay reports the cluster up when every
