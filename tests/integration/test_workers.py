@@ -10,6 +10,7 @@ that dies is started again and its clients reconnect, and SIGTERM stops every wo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -240,8 +241,6 @@ async def test_keep_alive_connection_reused_across_sessions(cluster):
     """A browser reuses an idle keep-alive connection for a request of another session, which
     may live on another worker: the connection is handed over and the request answered by the
     session's worker, and the connection then serves both sessions' requests."""
-    import json
-
     conns = []
     sids = []
     host = f"127.0.0.1:{cluster.port}"
@@ -313,3 +312,48 @@ async def test_redis_manager_joins_workers_and_other_hosts(fastio_command):
         await close_all(peers)
         await other_host.close()
         await srv.stop()
+
+
+@pytest.mark.timeout(30)
+async def test_asgi_app_beside_socketio_in_every_worker(fastio_command):
+    """An ASGIApp with another ASGI app (FastAPI): each worker runs the app's lifespan and
+    serves its paths; Socket.IO sessions land on both workers."""
+    import httpx
+
+    srv = await fastio_command("run", "tests.integration.example_app:app", "--workers", "2")
+    url = f"http://127.0.0.1:{srv.port}"
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(4):
+                r = await http.get(f"{url}/api/hello")
+                assert r.status_code == 200 and r.json()["hello"] == "from fastio run"
+        peers = [Peer("a%d" % i) for i in range(2)]
+        for p in peers:
+            await p.client.connect(url, transports=["polling"], wait_timeout=5)
+            assert await p.client.call("whoami", timeout=5) == "asgi"
+        await close_all(peers)
+    finally:
+        await srv.stop()
+    assert "Traceback" not in srv.stderr.decode(), srv.describe()
+
+
+@pytest.mark.timeout(30)
+async def test_engineio_server_with_workers(fastio_command):
+    """An Engine.IO server alone (no client manager): polling sessions stay on their worker."""
+    import httpx
+
+    srv = await fastio_command("run", "tests.integration.workers_app:eio", "--workers", "2")
+    base = f"http://127.0.0.1:{srv.port}/engine.io/?EIO=4&transport=polling"
+    pids = set()
+    async with httpx.AsyncClient(timeout=5) as http:
+        for i in range(4):  # a new connection per request: the master routes every one
+            r = await http.get(base, headers={"Connection": "close"})
+            sid = json.loads(r.text[1:])["sid"]
+            r = await http.post(f"{base}&sid={sid}", content=f"4hello{i}", headers={"Connection": "close"})
+            assert r.text == "ok"
+            r = await http.get(f"{base}&sid={sid}", headers={"Connection": "close"})
+            pid, _, text = r.text[1:].partition(":")
+            assert r.text[0] == "4" and text == f"hello{i}", r.text
+            pids.add(int(pid))
+    assert pids == worker_pids(srv)
+    await srv.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import fastio
+import fastio.engineio
 
 
 def build(server: fastio.AsyncServer) -> fastio.AsyncServer:
@@ -71,3 +72,11 @@ redis_sio = build(fastio.AsyncServer(
     cors_allowed_origins="*",
     client_manager=fastio.AsyncRedisManager(
         "redis://127.0.0.1:6379/0", channel=os.environ.get("FASTIO_TEST_CHANNEL", "fastio-workers"))))
+
+# An Engine.IO server alone: it echoes every message, prefixed with the worker's PID.
+eio = fastio.engineio.AsyncServer(cors_allowed_origins="*")
+
+
+@eio.on("message")
+async def eio_message(sid, data):
+    await eio.send(sid, "%d:%s" % (os.getpid(), data))
