@@ -63,6 +63,8 @@ STOP_TIMEOUT = 30.0       # workers still running this long after SIGTERM are ki
 MAX_RELAY_BUFFER = 64 * 1024 * 1024  # a worker that reads nothing loses messages past this
 HANDOVER_LIMIT = 60 * 1024  # a larger request for another worker's session is answered here (400)
 CHAN_MESSAGE = 64 * 1024    # the largest message on a worker's connection channel
+RELAY_READ = 256 * 1024     # bytes read from a worker's relay socket at once
+ACCEPT_PAUSE = 0.1          # out of file descriptors: accept again after this long
 _HEADER = struct.Struct(">I")
 
 
@@ -379,6 +381,9 @@ class _Master:
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
         self.signals: set[int] = set()
+        self.rbuf = bytearray(RELAY_READ)
+        self.rview = memoryview(self.rbuf)
+        self.accept_paused_until = 0.0
 
     # -- workers --
 
@@ -482,7 +487,10 @@ class _Master:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    logger.error("accept failed: %s", exc)
+                    # The listener stays readable: pause instead of spinning on it.
+                    logger.error("accept failed: %s; pausing for %.1f s", exc, ACCEPT_PAUSE)
+                    self.sel.unregister(self.listener)
+                    self.accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                     return
                 continue
             sock.setblocking(False)
@@ -576,12 +584,12 @@ class _Master:
     def _on_bus(self, w: _Worker) -> None:
         assert w.bus is not None
         try:
-            data = w.bus.recv(1 << 20)
+            n = w.bus.recv_into(self.rbuf)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
+            n = 0
+        if not n:
             assert self.sel is not None
             try:
                 self.sel.unregister(w.bus)
@@ -589,7 +597,7 @@ class _Master:
                 pass
             return
         buf = w.inbuf
-        buf += data
+        buf += self.rview[:n]
         pos = 0
         while len(buf) - pos >= 4:
             (size,) = _HEADER.unpack_from(buf, pos)
@@ -659,7 +667,8 @@ class _Master:
         self.stop_deadline = time.monotonic() + STOP_TIMEOUT
         logger.info("shutting down %d workers", len(self.workers))
         assert self.sel is not None
-        self.sel.unregister(self.listener)
+        if not self.accept_paused_until:
+            self.sel.unregister(self.listener)
         self.listener.close()
         waiting = {id(s) for _, s in self.retry}
         for sock in list(self.pending):
@@ -679,6 +688,8 @@ class _Master:
     def _timeout(self, now: float) -> float | None:
         times = [t for t, _ in self.retry]
         times += [w.restart_at for w in self.workers if w.restart_at is not None]
+        if self.accept_paused_until:
+            times.append(self.accept_paused_until)
         if self.stopping:
             times.append(self.stop_deadline)
         if self.pending:
@@ -782,6 +793,10 @@ class _Master:
         for w in self.workers:
             if w.restart_at is not None and w.restart_at <= now and not self.stopping:
                 self._spawn(w)
+        if self.accept_paused_until and self.accept_paused_until <= now:
+            self.accept_paused_until = 0.0
+            if not self.stopping:
+                self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
 
 
 def run_workers(app: Any, host: str, port: int, workers: int, *, other_app: Any = None,
