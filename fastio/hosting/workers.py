@@ -357,6 +357,10 @@ class _Worker:
 
 
 class _Master:
+    """The process that owns the port: routes connections, relays cluster messages, and
+    starts, restarts and stops the workers (a blocking ``selectors`` loop, no asyncio, so
+    forking a replacement worker from it is safe)."""
+
     def __init__(self, app: Any, other_app: Any, host: str, port: int, workers: int,
                  pin: bool) -> None:
         self.app = app
