@@ -357,3 +357,32 @@ async def test_engineio_server_with_workers(fastio_command):
             pids.add(int(pid))
     assert pids == worker_pids(srv)
     await srv.stop()
+
+
+async def _exited(pid: int, timeout: float) -> None:
+    """Wait until process ``pid`` (not necessarily a child) has exited (pidfd readiness)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await asyncio.wait_for(done, timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+@pytest.mark.timeout(30)
+async def test_workers_stop_when_the_master_dies(cluster):
+    """A master killed outright (SIGKILL, nothing forwarded) leaves no worker serving."""
+    url = f"http://127.0.0.1:{cluster.port}"
+    peer = Peer("orphan")
+    await peer.connect(url, "websocket")
+    cluster.send_signal(signal.SIGKILL)
+    for pid in worker_pids(cluster):
+        await _exited(pid, 10)
+    await asyncio.wait_for(peer.disconnected.wait(), 5)
+    await close_all([peer])
