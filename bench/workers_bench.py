@@ -7,6 +7,8 @@ Scenarios (``loadgen.py``'s, over raw WebSocket):
   broadcast  ``--broadcast-conns`` clients; one keeps ``--window`` broadcasts in flight; each
              broadcast is one emit to every client. With workers the clients are spread over
              them, so every broadcast crosses the relay once per other worker.
+  connect    (``--scenarios connect``) up to ``--clients`` WebSocket handshakes, 64 at a time:
+             with workers, every connection passes through the master first.
 
 The server runs ``bench/servers/fastio_native.py``'s ``sio`` through the ``fastio`` command:
 ``--workers 1`` is the plain single-process server. Its CPU time is the sum over the master and
@@ -55,6 +57,7 @@ class ClusterProbe(loadgen.ServerProbe):
     def __init__(self, pids: list[int]) -> None:
         super().__init__(pids[0])
         self.pids = pids
+        self.master_readings: list[float] = []  # the first PID's on-CPU time at each reading
 
     def _sum(self, method) -> float:
         total = 0.0
@@ -71,6 +74,7 @@ class ClusterProbe(loadgen.ServerProbe):
         return self._sum(super().cpu)
 
     def sched_cpu(self) -> float:
+        self.master_readings.append(super().sched_cpu())
         return self._sum(super().sched_cpu)
 
     def rss(self) -> int:
@@ -134,13 +138,19 @@ def measure(scenario: str, workers: int, a: argparse.Namespace) -> dict:
             args.append("--quick")
         if scenario == "echo":
             args += ["--conns", str(a.conns), "--window", str(a.window)]
+        elif scenario == "connect":
+            args += ["--clients", str(a.clients)]
         else:
             args += ["--conns", str(a.broadcast_conns), "--window", str(a.window)]
         la = loadgen.fill_defaults(loadgen.build_parser().parse_args(args))
         if gen_cpu is not None:
             os.sched_setaffinity(0, gen_cpu)
-        loadgen.ServerProbe = lambda pid: ClusterProbe(pids)
+        probe = ClusterProbe(pids)
+        loadgen.ServerProbe = lambda pid: probe
         out = loadgen.run(la)
+        if workers > 1 and len(probe.master_readings) >= 2:
+            # loadgen reads the CPU at the start and the end of the measured phase
+            out["master_cpu_s"] = probe.master_readings[-1] - probe.master_readings[-2]
     finally:
         stop_server(proc)
     out["workers"] = workers
@@ -171,12 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conns", type=int, default=100, help="echo: clients")
     p.add_argument("--broadcast-conns", type=int, default=1000, help="broadcast: clients")
     p.add_argument("--window", type=int, default=8, help="messages in flight per sender")
+    p.add_argument("--clients", type=int, default=5000, help="connect: handshakes")
     p.add_argument("--no-pin", dest="pin", action="store_false", help="pin neither generator nor server")
     p.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
     p.add_argument("--out", default=None, help="also write every result as JSON lines here")
     a = p.parse_args(argv)
     if a.quick:
-        a.duration, a.warmup, a.conns, a.broadcast_conns = 0.5, 0.2, 10, 50
+        a.duration, a.warmup, a.conns, a.broadcast_conns, a.clients = 0.5, 0.2, 10, 50, 200
     print(describe_machine())
     ncpu = os.cpu_count() or 1
     if a.pin and ncpu > 1:
@@ -191,11 +202,16 @@ def main(argv: list[str] | None = None) -> int:
                 print("%-9s workers=%d  error: %s" % (scenario, workers, r["error"]))
                 continue
             per = ("server_cpu_us_per_broadcast" if scenario == "broadcast" else "server_cpu_us_per_op")
+            master = ""
+            if workers > 1 and r.get("master_cpu_s") is not None and r["ops"]:
+                # The master's share: what routing and relaying cost.
+                r["master_cpu_us_per_op"] = r["master_cpu_s"] / r["ops"] * 1e6
+                master = "  (master %.2f us/op)" % r["master_cpu_us_per_op"]
             print("%-9s workers=%d  %10.0f %s/s  server CPU %6.2f us/%s (%.2f cores)  generator %.2f cores  "
                   "other load %.2f cores%s" % (
                       scenario, workers, r["throughput"], r["unit"], r[per] or 0.0,
                       "broadcast" if scenario == "broadcast" else "op", r["server_util"], r["gen_util"],
-                      r["other_load"], "  GENERATOR SATURATED" if r["gen_saturated"] else ""))
+                      r["other_load"], "  GENERATOR SATURATED" if r["gen_saturated"] else "") + master)
     if a.out:
         with open(a.out, "w") as f:
             for r in results:

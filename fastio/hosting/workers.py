@@ -64,6 +64,7 @@ MAX_RELAY_BUFFER = 64 * 1024 * 1024  # a worker that reads nothing loses message
 HANDOVER_LIMIT = 60 * 1024  # a larger request for another worker's session is answered here (400)
 CHAN_MESSAGE = 64 * 1024    # the largest message on a worker's connection channel
 RELAY_READ = 256 * 1024     # bytes read from a worker's relay socket at once
+DEFER_ACCEPT = 5            # seconds the kernel holds a connection that has sent nothing yet
 ACCEPT_PAUSE = 0.1          # out of file descriptors: accept again after this long
 _HEADER = struct.Struct(">I")
 
@@ -370,6 +371,10 @@ class _Master:
         self.listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
                                              else socket.AF_INET, backlog=4096, reuse_port=False)
         self.listener.setblocking(False)
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):
+            # Linux: accept() returns once the request has arrived, so the first peek finds it
+            # (no wait for readability per connection).
+            self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT)
         self.port = self.listener.getsockname()[1]
         cpus = sorted(os.sched_getaffinity(0)) if pin and hasattr(os, "sched_getaffinity") else []
         self.cpus = cpus if len(cpus) > 1 else []
