@@ -148,7 +148,6 @@ class _WorkerRouter(Router):
         self.index = index
         self.workers = workers
         self.chan = chan
-        self.prefix = sid_prefix(index).encode()
         self.sockets: dict[Any, socket.socket] = {}
 
     def handle_request(self, req: Any) -> None:
@@ -270,7 +269,11 @@ class _WorkerServer:
                 task.add_done_callback(self.adopting.discard)
 
     async def _adopt(self, fd: int, data: bytes) -> None:
-        sock = socket.socket(fileno=fd)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            os.close(fd)
+            return
         router = self.router
 
         def new_protocol() -> Any:
@@ -282,6 +285,7 @@ class _WorkerServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await asyncio.get_running_loop().connect_accepted_socket(new_protocol, sock)
         except OSError as exc:
+            # The peer left before the connection was adopted.
             logger.debug("could not adopt a connection: %s", exc)
             sock.close()
 

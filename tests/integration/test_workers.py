@@ -386,3 +386,32 @@ async def test_workers_stop_when_the_master_dies(cluster):
         await _exited(pid, 10)
     await asyncio.wait_for(peer.disconnected.wait(), 5)
     await close_all([peer])
+
+
+@pytest.mark.timeout(90)
+async def test_browser_pooled_connections_carry_every_session(cluster, node_ready, tmp_path):
+    """Four long-polling sessions of one page in headless Chromium: the browser reuses its
+    keep-alive connections for requests of any session, whichever worker owns it; every
+    session completes, acks and a room emit reach all of them. (Without the hand-over between
+    workers, a POST fails with 400 within the first rounds. More than four sessions would
+    stall on the browser's six connections per host, workers or not.)"""
+    from integration_support import REPO_ROOT
+
+    chromium = os.environ.get("FASTIO_CHROMIUM", "/usr/bin/chromium")
+    client_script = REPO_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if not os.access(chromium, os.X_OK) or not (REPO_ROOT / "node_modules" / "playwright-core").is_dir():
+        pytest.fail(f"the browser test needs Chromium at {chromium} and playwright-core (scripts/bootstrap)",
+                    pytrace=False)
+    proc = NodeProcess(NODE_DIR / "browser_workers.mjs", {
+        "url": f"http://127.0.0.1:{cluster.port}", "clientScript": str(client_script),
+        "executablePath": chromium, "userDataDir": str(tmp_path / "profile"),
+        "count": 4, "rounds": 10, "timeoutMs": 60000})
+    try:
+        await proc.start()
+        result = await proc.expect("result", timeout=60)
+        await proc.expect_exit(0, timeout=20)
+    finally:
+        await proc.aclose()
+    assert not proc.seen("page_error"), proc.seen("page_error")
+    assert set(result["pids"]) == worker_pids(cluster), result
+    assert result["acks"] == 40 and result["told"] == 4 and result["errors"] == [], result
