@@ -139,6 +139,9 @@ class AsyncServer(AsyncioHelpers):
     sequence_number = 0
     """How many session ids ``generate_id`` has made, modulo 2**24 (python-engineio keeps the
     same counter; fastio's ids are 120 random bits and do not embed it)."""
+    sid_prefix = ""
+    """Put before every session id this server makes: ``fastio.run(workers=N)`` names each
+    worker there, so the process that accepts connections routes a session's requests to it."""
 
     def __init__(
         self,
@@ -342,7 +345,7 @@ class AsyncServer(AsyncioHelpers):
             pos = 0
         self._rand_pos = pos + 15
         self.sequence_number = (self.sequence_number + 1) & 0xFFFFFF
-        return base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
+        return self.sid_prefix + base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
 
     # -- request handling ---------------------------------------------------------------------------
 
