@@ -114,10 +114,12 @@ async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None) -> None:
+        log_level: str | None = None, workers: int = 1) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
     ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
+    worker (see ``fastio.hosting.workers``).
     """
     if app is not None:
         other_app = app
@@ -128,6 +130,11 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
+    if workers > 1:
+        from fastio.hosting.workers import run_workers
+        served, other_app = _split_app(sio, other_app)
+        run_workers(served, host, port, workers, other_app=other_app)
+        return
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
