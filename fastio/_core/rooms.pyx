@@ -82,6 +82,11 @@ cdef class RoomTable:
                     if not members:
                         del rooms[room]
                 left.append(room)
+        if len(rooms) == 1 and not rooms[None] and not self.ns_members[namespace]:
+            # The namespace's last socket left: forget it, as python-socketio does (its name
+            # came from a client; with namespaces='*' distinct names would pile up for good).
+            del self.ns_rooms[namespace]
+            del self.ns_members[namespace]
         return left
 
     cpdef list close_room(self, str namespace, object room):

@@ -308,6 +308,8 @@ class AsyncManager:
         socks = self.sockets.get(sock.namespace)
         if socks is not None and socks.get(sock.sid) is sock:
             del socks[sock.sid]
+            if not socks:
+                del self.sockets[sock.namespace]  # no per-namespace leftovers keyed on client input
             self.room_table.leave_all(sock.namespace, sock.sid)
         sock.connected = False
         self.callbacks.pop(sock.sid, None)

@@ -266,3 +266,21 @@ async def test_large_polling_post_is_handled_in_order_across_loop_turns(make_sio
             assert resp.status == 200
             assert await resp.text() == "ok"
         assert seen == list(range(10_000))
+
+
+async def test_distinct_namespaces_leave_nothing_behind(make_sio, serve_sio, event_log, raw_ws):
+    # With namespaces='*' a client names any namespace; once its sockets leave, nothing keyed
+    # on those names may stay (the names are long: 20,000 of them used to stay for good).
+    srv = await start(make_sio, serve_sio, event_log, namespaces="*")
+    ws = await raw_ws.open(srv.port)
+    await ws.sio_connect()
+    names = ["/%d-%s" % (i, "n" * 2000) for i in range(50)]
+    for name in names:
+        await ws.sio_connect(name)
+        ws.send_text("41" + name + ",")
+    ws.emit("echo", "done", ack_id=1)
+    assert await ws.recv_text() == '431["done"]'
+    manager = srv.sio.manager
+    assert not any(name in manager.sockets for name in names)
+    assert not any(name in manager.rooms for name in names)
+    assert "/" in manager.rooms
