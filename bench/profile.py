@@ -72,8 +72,9 @@ def summarize(raw_path: str, top: int) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="fastio_native",
-                   choices=[s for s in runner.SERVERS if s != "node_socketio"] + [runner.REFERENCE])
-    p.add_argument("--scenario", default="echo", choices=runner.SCENARIOS)
+                   choices=[s for s in runner.SERVERS if not s.startswith("node_")] + [runner.REFERENCE])
+    p.add_argument("--scenario", default="echo", choices=list(runner.SCENARIOS),
+                   help="a benchmark scenario of bench/run.py (default echo: 100 conns x 1 in flight)")
     p.add_argument("--duration", type=float, default=4.0, help="measured seconds of load")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=30)
@@ -103,8 +104,9 @@ def main() -> int:
         spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
         lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
-                                      "--server-pid", str(srv.pid), "--scenario", a.scenario,
-                                      "--duration", str(a.duration), "--warmup", str(warmup)]
+                                      "--server-pid", str(srv.pid)]
+        lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
+                                                     idle_clients=None, rate=None), a.scenario)
         res = subprocess.run(lg, capture_output=True, text=True, timeout=120 + 3 * a.duration)
         try:
             r = json.loads(res.stdout.strip().splitlines()[-1])

@@ -53,7 +53,6 @@ import resource
 import socket
 import ssl
 import struct
-import sys
 import time
 import urllib.parse
 from typing import Any, Callable, Optional, TextIO
@@ -1022,26 +1021,34 @@ async def _sc_binary(o: Options, probe: ServerProbe, g: _State) -> dict:
 
 
 async def _progress(g: _State, o: Options, out: TextIO, interval: float) -> None:
-    """Rewrite one status line on ``out`` every ``interval`` seconds until cancelled."""
+    """Rewrite one status line on ``out`` every ``interval`` seconds, and once more when cancelled.
+
+    On a terminal the line is rewritten in place; elsewhere each update is a line of its own.
+    """
     t0 = perf()
     last_t, last_n = t0, 0
     tty = out.isatty()
     width = 0
-    while True:
-        await asyncio.sleep(interval)
+    final = False
+    while not final:
+        try:
+            await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            final = True
         now = perf()
         n = g.recv
         rate = (n - last_n) / (now - last_t) if now > last_t else 0.0
         last_t, last_n = now, n
         line = "[%s %s] %5.1fs  %-10s %12s done  %10s/s  errors %d" % (
-            o.scenario, o.target.url(), now - t0, g.phase, "{:,}".format(n), "{:,.0f}".format(rate),
-            g.errors + g.lost)
+            o.scenario, o.target.url(), now - t0, "done" if final else g.phase, "{:,}".format(n),
+            "{:,.0f}".format(rate), g.errors + g.lost)
         if tty:
-            out.write("\r" + line.ljust(width))
+            out.write("\r" + line.ljust(width) + ("\n" if final else ""))
             width = len(line)
         else:
             out.write(line + "\n")
         out.flush()
+    raise asyncio.CancelledError
 
 
 async def run_async(o: Options, progress: Optional[TextIO] = None, interval: float = 0.5) -> dict:
@@ -1071,9 +1078,6 @@ async def run_async(o: Options, progress: Optional[TextIO] = None, interval: flo
                 await ticker
             except asyncio.CancelledError:
                 pass
-            if progress is not None and progress.isatty():
-                progress.write("\n")
-                progress.flush()
     out["target"] = o.target.url()
     out["params"] = {k: getattr(o, k) for k in ("duration", "warmup", "conns", "window", "clients",
                                                 "concurrency", "rate", "max_ops", "pipeline",
@@ -1171,13 +1175,3 @@ def format_summary(results: list[dict]) -> str:
             if r.get("scenario") == "idle" and r.get("bytes_per_client") is not None:
                 notes.append("idle: server RSS %.1f KiB per client" % (r["bytes_per_client"] / 1024))
     return "\n".join(lines + notes)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m fastio.loadgen``: the same as ``fastio bench``."""
-    from fastio.cli import main as cli_main
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
