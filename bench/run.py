@@ -422,7 +422,7 @@ def table(title: str, scenarios: list[str], servers: list[str], agg: dict, value
           cell=None) -> list[str]:
     """Rows = scenarios, columns = servers, then fastio_native / node_uws when both ran."""
     lines = [title, note]
-    width = max([12] + [len(s) + 2 for s in servers])
+    width = max([18] + [len(s) + 2 for s in servers])
     with_ratio = BASELINE in servers and PEER in servers
     head = "%-12s %-11s" % ("scenario", "per") + "".join("%*s" % (width, s) for s in servers)
     if with_ratio:
@@ -527,12 +527,16 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
     lat = [sc for sc in scenarios if sc in LATENCY_SCENARIOS and sc in agg]
     if lat:
         out.append("")
-        out.append("LATENCY p50 / p99, microseconds (echo/ack: round trip at 1 in flight; bcast: send -> the "
-                   "last receiver's delivery; connect: one handshake)")
+        out.append("LATENCY p50 / p99, milliseconds (echo/ack: round trip; bcast: send -> the last receiver's "
+                   "delivery; connect: one handshake)")
+
+        def ms(s: dict, p: str) -> str:
+            v = (s.get("latency_us") or {}).get(p)
+            return fmt(v / 1000.0) if v is not None else "-"
+
         out += table("", lat, cols, agg, lambda s: (s.get("latency_us") or {}).get("p99"),
-                     "  fastio/uWS compares p99",
-                     cell=lambda s: "%s/%s" % (fmt((s.get("latency_us") or {}).get("p50"), 4),
-                                               fmt((s.get("latency_us") or {}).get("p99"), 4)))[1:]
+                     "  fastio/uWS compares p99; closed loops, so latency includes the queue of events in flight",
+                     cell=lambda s: "%s/%s" % (ms(s, "p50"), ms(s, "p99")))[1:]
     if "idle" in scenarios and "idle" in agg:
         out.append("")
         out += table("IDLE CLIENTS: KiB of server RSS per connected client, and CPU us per client when all drop at once",
@@ -547,8 +551,8 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
         out.append("")
         out += table("BROADCAST, whole emits per second / server CPU us per emit", bc, cols, agg,
                      lambda s: s.get("server_cpu_us_per_broadcast"), "  fastio/uWS compares CPU per emit",
-                     cell=lambda s: "%s/s %sus" % (fmt(s.get("broadcasts_per_s")),
-                                                   fmt(s.get("server_cpu_us_per_broadcast"))))
+                     cell=lambda s: "%s/s %s us" % (fmt(s.get("broadcasts_per_s")),
+                                                    fmt(s.get("server_cpu_us_per_broadcast"))))
     out += asgi_section(agg, scenarios)
     errors = [(sc, srv, s["error"]) for sc in scenarios for srv, s in agg.get(sc, {}).items() if "error" in s]
     out.append("")
@@ -723,6 +727,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="JSON path (default bench/results/bench-<stamp>.json)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--plot", metavar="JSON", help="only draw the figures of an earlier results file")
+    p.add_argument("--report", metavar="JSON", help="only print the tables of an earlier results file")
     a = p.parse_args(argv)
     if a.wait_quiet is None:
         a.wait_quiet = 0.0 if a.quick else 2.0
@@ -731,6 +736,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.report:
+        with open(a.report) as f:
+            doc = json.load(f)
+        print(report(doc["summary"], doc["scenarios"], [s for s in doc["servers"] if s in doc.get("labels", doc["servers"])],
+                     doc["env"], doc["repeat"]))
+        return 0
     if a.plot:
         with open(a.plot) as f:
             doc = json.load(f)

@@ -713,6 +713,7 @@ def _result(name: str, s0: _Snapshot, s1: _Snapshot, g: _State, unit: str, **ext
         "gen_util": gcpu / wall if wall > 0 else 0.0,
         "errors": g.errors,
         "lost": g.lost,
+        "ops_all_phases": g.recv,
     }
     busy = {}
     for cpu, (b1, t1) in s1.ticks.items():
