@@ -115,11 +115,12 @@ def summarize_strace(path: str, ops: int, top: int) -> str:
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 5 and parts[0].replace(".", "").isdigit() and parts[-1] != "total":
-                calls = int(parts[3])
-                rows.append((parts[-1], calls, float(parts[0])))
-            elif parts and parts[-1] == "total" and len(parts) >= 4:
-                total_calls = int(parts[2]) if parts[2].isdigit() else int(parts[3])
+            # "% time  seconds  usecs/call  calls  [errors]  syscall"
+            if len(parts) >= 5 and parts[0].replace(".", "").isdigit():
+                if parts[-1] == "total":
+                    total_calls = int(parts[3])
+                else:
+                    rows.append((parts[-1], int(parts[3]), float(parts[0])))
     rows.sort(key=lambda r: -r[1])
     out = ["%d operations seen by the generator (warm-up included)" % ops,
            "%-20s %10s %10s %8s" % ("syscall", "calls", "per op", "% time")]

@@ -1086,6 +1086,16 @@ async def run_async(o: Options, progress: Optional[TextIO] = None, interval: flo
     return out
 
 
+def _raise_fd_limit() -> None:
+    """Lift the soft limit on open files to the hard one: thousands of clients need as many sockets."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+    except (ValueError, OSError):
+        pass
+
+
 def run(o: Options, progress: Optional[TextIO] = None) -> dict:
     """Run one scenario on a fresh event loop (uvloop when installed); returns its result.
 
@@ -1096,6 +1106,7 @@ def run(o: Options, progress: Optional[TextIO] = None) -> dict:
         runner: Callable[[Any], Any] = uvloop.run
     except ImportError:
         runner = asyncio.run
+    _raise_fd_limit()
     gc.disable()
     try:
         out = runner(run_async(o, progress))
