@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,6 +94,10 @@ async def test_bench_a_fastio_server_on_a_namespace_with_its_own_event_names():
 
 def start_node(script: str) -> Any:
     check_node_modules()
+    for package in ("socket.io", "@trufflesuite/uws-js-unofficial"):
+        if not (REPO_ROOT / "node_modules" / package / "package.json").is_file():
+            pytest.fail("the Node servers need %s from package-lock.json: run `npm ci` in %s" % (package, REPO_ROOT),
+                        pytrace=False)
     return asyncio.create_subprocess_exec(
         node_executable(), str(REPO_ROOT / "bench" / "servers" / script), "--host", "127.0.0.1", "--port", "0",
         cwd=str(REPO_ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
