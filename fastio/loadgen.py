@@ -634,7 +634,7 @@ async def _open_clients(g: _State, n: int, cls: type, concurrency: int = 64,
     ready = [c for c in clients if c.ready.done() and not c.ready.cancelled() and c.ready.exception() is None]
     if len(ready) < n:
         _close_clients(clients)
-        raise RuntimeError("opened %d of %d clients (%s)" % (len(ready), n, "; ".join(failures[:3]) or "timeout"))
+        raise RuntimeError("opened %d of %d clients (%s)" % (len(ready), n, "; ".join(list(dict.fromkeys(failures))[:3]) or "timeout"))
     return ready
 
 
