@@ -373,7 +373,7 @@ def aggregate(runs: list[dict]) -> dict:
                 s["skipped"] = any("skipped" in r for r in rs)
             else:
                 for key in ("throughput", "server_cpu_us_per_op", "server_sched_us_per_op",
-                            "server_utime_us_per_op", "server_stime_us_per_op",
+                            "server_utime_us_per_op", "server_stime_us_per_op", "server_softirq_us_per_op",
                             "server_util", "gen_util", "other_load", "bytes_per_client",
                             "server_cpu_us_per_disconnect",
                             "broadcasts_per_s", "server_cpu_us_per_broadcast", "mib_per_s"):
@@ -516,10 +516,13 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
                  scenarios, cols, agg, lambda s: s.get("server_cpu_us_per_op"),
                  "  fastio/uWS = fastio_native's figure / node_uws's (below 1: fastio needs less CPU)")
     out.append("")
-    out += table("USER / SYSTEM split of that CPU, microseconds per operation (utime / stime)",
+    out += table("USER / SYSTEM split of that CPU, microseconds per operation (utime / stime [/ softirq])",
                  scenarios, cols, agg, lambda s: s.get("server_utime_us_per_op"),
-                 "  fastio/uWS compares the user part only",
-                 cell=lambda s: "%s/%s" % (fmt(s.get("server_utime_us_per_op")), fmt(s.get("server_stime_us_per_op"))))
+                 "  fastio/uWS compares the user part only; softirq = the pinned server CPU's softirq time per "
+                 "operation (loopback receive work, charged to no process; not in the figure above)",
+                 cell=lambda s: "/".join(fmt(s.get(k)) for k in ("server_utime_us_per_op", "server_stime_us_per_op",
+                                                                  "server_softirq_us_per_op")
+                                         if k != "server_softirq_us_per_op" or s.get(k) is not None))
     out.append("")
     out += table("THROUGHPUT, operations per second of wall clock (higher is better)",
                  scenarios, cols, agg, lambda s: s.get("throughput"),

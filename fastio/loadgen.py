@@ -215,6 +215,16 @@ class ServerProbe:
             return 0.0
         return total / 1e9
 
+    def only_cpu(self) -> Optional[int]:
+        """The one CPU the server is pinned to, or ``None`` (no PID, or several CPUs allowed)."""
+        if not self.pid:
+            return None
+        try:
+            cpus = os.sched_getaffinity(self.pid)
+        except (OSError, AttributeError):
+            return None
+        return next(iter(cpus)) if len(cpus) == 1 else None
+
     def rss(self) -> int:
         """Resident set size in bytes (0 without a PID)."""
         if not self.pid:
@@ -228,8 +238,8 @@ def _own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _cpu_ticks() -> dict[str, tuple[int, int]]:
-    """{"cpu0": (busy, total), ...} in clock ticks from /proc/stat (idle and iowait are not busy)."""
+def _cpu_ticks() -> dict[str, tuple[int, int, int]]:
+    """{"cpu0": (busy, total, softirq), ...} in clock ticks from /proc/stat (idle and iowait are not busy)."""
     out = {}
     try:
         with open("/proc/stat", "rb") as f:
@@ -241,14 +251,14 @@ def _cpu_ticks() -> dict[str, tuple[int, int]]:
                 parts = line.split()
                 vals = [int(x) for x in parts[1:9]]
                 total = sum(vals)
-                out[parts[0].decode()] = (total - vals[3] - vals[4], total)
+                out[parts[0].decode()] = (total - vals[3] - vals[4], total, vals[6])
     except OSError:
         pass
     return out
 
 
 class _Snapshot:
-    __slots__ = ("t", "ops", "probed", "utime", "stime", "ssched", "gcpu", "rss", "ticks")
+    __slots__ = ("t", "ops", "probed", "utime", "stime", "ssched", "gcpu", "rss", "ticks", "cpu")
 
     def __init__(self, probe: ServerProbe, ops: int, rss: bool = False) -> None:
         self.t = perf()
@@ -259,6 +269,7 @@ class _Snapshot:
         self.gcpu = _own_cpu()
         self.rss = probe.rss() if rss else 0
         self.ticks = _cpu_ticks()
+        self.cpu = probe.only_cpu()
 
 
 # -- clients --------------------------------------------------------------------------------------
@@ -716,10 +727,18 @@ def _result(name: str, s0: _Snapshot, s1: _Snapshot, g: _State, unit: str, **ext
         "ops_all_phases": g.recv,
     }
     busy = {}
-    for cpu, (b1, t1) in s1.ticks.items():
-        b0, t0 = s0.ticks.get(cpu, (b1, t1))
+    for cpu, (b1, t1, _) in s1.ticks.items():
+        b0, t0, _ = s0.ticks.get(cpu, (b1, t1, 0))
         busy[cpu] = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
     out["cpu_busy"] = busy
+    # With the server pinned to one CPU, the softirq time of that CPU is mostly the loopback
+    # receive work its own writes caused: charged to no process, so reported beside utime/stime.
+    own = "cpu%d" % s1.cpu if s1.cpu is not None else None
+    if own in s1.ticks and own in s0.ticks and ops:
+        soft = (s1.ticks[own][2] - s0.ticks[own][2]) / CLK_TCK
+        out["server_cpu"] = s1.cpu
+        out["server_softirq_s"] = soft
+        out["server_softirq_us_per_op"] = soft / ops * 1e6
     # Cores kept busy by anything but the server and this generator (other jobs, softirq work).
     out["other_load"] = max(0.0, sum(busy.values()) - (scpu + gcpu) / wall) if wall > 0 else 0.0
     out["gen_saturated"] = out["gen_util"] >= 0.85
