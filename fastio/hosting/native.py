@@ -1,6 +1,6 @@
 """fastio's built-in server: uvloop + the compiled HTTP/WebSocket protocol.
 
-``await serve(app, host, port)`` starts serving and returns a ``Server``; ``run(app, host, port)``
+``await serve(app, host, port)`` starts serving and returns an ``HTTPServer``; ``run(app, host, port)``
 blocks until SIGINT/SIGTERM, then shuts down gracefully (every session gets a close packet,
 pending polls are answered) and returns.
 """
@@ -17,7 +17,7 @@ from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
 from fastio.hosting.tuning import tune_gc, tune_malloc
 
-__all__ = ["Server", "serve", "run"]
+__all__ = ["HTTPServer", "serve", "run"]
 
 logger = logging.getLogger("fastio.hosting")
 
@@ -36,8 +36,8 @@ def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
     return app, other_app
 
 
-class Server:
-    """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
+class HTTPServer:
+    """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port; ``close()`` shuts it down."""
 
     def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
         app, other_app = _split_app(app, other_app)
@@ -48,7 +48,7 @@ class Server:
         self._router = Router(app, other_app)
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> "Server":
+    async def start(self) -> "HTTPServer":
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         tune_malloc()
@@ -106,21 +106,29 @@ class Server:
 
 
 async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
-                other_app: Any = None) -> Server:
+                other_app: Any = None) -> HTTPServer:
     """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
     one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
-    Returns the running Server."""
-    return await Server(sio, host, port, app if app is not None else other_app).start()
+    Returns the running HTTPServer."""
+    return await HTTPServer(sio, host, port, app if app is not None else other_app).start()
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
         log_level: str | None = None) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path. A
+    sync ``fastio.Server`` (or a ``WSGIApp`` wrapping one) takes a WSGI application instead and
+    serves from its own event loop thread (``run_native``).
     """
     if app is not None:
         other_app = app
+    run_native = getattr(sio, "run_native", None)
+    if run_native is not None:
+        if log_level is not None:
+            logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        run_native(host, port, app=other_app)
+        return
     if log_level is not None:
         level = log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
