@@ -114,12 +114,13 @@ async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None) -> None:
+        log_level: str | None = None, wsgi_threads: int = 32) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
     ``app`` (also accepted as ``other_app``) is an ASGI application for every other path. A
     sync ``fastio.Server`` (or a ``WSGIApp`` wrapping one) takes a WSGI application instead and
-    serves from its own event loop thread (``run_native``).
+    serves from its own event loop thread (``run_native``), the WSGI app in a pool of
+    ``wsgi_threads`` threads.
     """
     if app is not None:
         other_app = app
@@ -127,7 +128,7 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     if run_native is not None:
         if log_level is not None:
             logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        run_native(host, port, app=other_app)
+        run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
         return
     if log_level is not None:
         level = log_level.upper()

@@ -66,7 +66,10 @@ class LoopThread:
             else:
                 future.set_result(result)
 
-        self.loop.call_soon_threadsafe(step)
+        try:
+            self.loop.call_soon_threadsafe(step)
+        except RuntimeError:
+            raise RuntimeError("the server's event loop is closed") from None
         return future
 
     def call(self, factory: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
