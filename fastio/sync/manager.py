@@ -58,6 +58,13 @@ class Manager:
             raise AttributeError(name)
         return getattr(self.async_manager, name)
 
+    def ready(self, timeout: float | None = None) -> None:
+        """Block until this process receives what other processes publish (a pub/sub manager;
+        at once for the in-memory one and for a write-only emitter)."""
+        wait = getattr(self.async_manager, "ready", None)
+        if wait is not None:
+            self._runner().call(wait, timeout=timeout)
+
     def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
              skip_sid: Any = None, callback: Callable[..., Any] | None = None, to: Any = None,
              **kwargs: Any) -> None:
