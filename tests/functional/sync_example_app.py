@@ -25,6 +25,7 @@ class ExampleApp:
         self.ticker: threading.Thread | None = None
         self.ticker_lock = threading.Lock()
         self.disconnects: list[tuple[str, str, Any]] = []
+        self.disconnected = threading.Event()
 
         @flask.route("/")
         def index() -> str:
@@ -48,6 +49,7 @@ class ExampleApp:
         @sio.event
         def disconnect(sid: str, reason: str) -> None:
             self.disconnects.append((sid, reason, sio.get_session(sid).get("name")))
+            self.disconnected.set()
 
         @sio.event
         def my_event(sid: str, message: dict[str, Any]) -> None:

@@ -196,11 +196,7 @@ def test_example_app(served: tuple[Any, str], peers: list[Peer], client: str, tr
     assert bob.disconnected.wait(TIMEOUT)
     alice.marker("still here")
     if example is not None:
-        deadline = threading.Event()
-        for _ in range(100):
-            if any(name == "bob" for _, _, name in example.disconnects):
-                break
-            deadline.wait(0.05)
+        assert example.disconnected.wait(TIMEOUT)
         assert [(reason, name) for _, reason, name in example.disconnects] == [("server disconnect", "bob")]
     alice.client.disconnect()
     assert alice.disconnected.wait(TIMEOUT)
