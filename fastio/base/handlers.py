@@ -34,7 +34,9 @@ _capacities: "weakref.WeakKeyDictionary[Any, int | None]" = weakref.WeakKeyDicti
 
 def _measure(handler: Any) -> int | None:
     try:
-        signature = inspect.signature(handler)
+        # The wrapper's own signature, not the one functools.wraps copies from what it wraps:
+        # the wrapper is what gets called (Flask-SocketIO's handlers take (sid, *args)).
+        signature = inspect.signature(handler, follow_wrapped=False)
     except (TypeError, ValueError):  # no signature (some builtins): pass every argument
         return None
     count = 0

@@ -108,6 +108,11 @@ class Server(HandlerRegistry):
         if self.sync_manager is not None:
             self.sync_manager.bind(self.runner)
         self.not_handled = self.async_server.not_handled
+        # python-socketio's sync servers report their mode on the Engine.IO server too
+        # (Flask-SocketIO reads ``sio.eio.async_mode``).
+        self.async_server.eio.async_mode = async_mode
+        #: Added to every connection's environ before its connect handler runs.
+        self.extra_environ: dict[str, Any] = {}
         # sid, namespace -> (session, rooms) of a socket whose disconnect handler is running:
         # the socket is gone from the manager, but the handler may still read them.
         self._departed: dict[tuple[str, str], tuple[dict[str, Any], list[Any]]] = {}
@@ -176,6 +181,9 @@ class Server(HandlerRegistry):
         if handler is None:
             return None, fitted
         departed = None
+        if event == "connect" and self.extra_environ and len(args) > 1 and isinstance(args[1], dict):
+            for key, value in self.extra_environ.items():
+                args[1].setdefault(key, value)
         if event == "disconnect":
             sid = args[0]
             sock = self.async_server.manager.get_socket(sid, namespace)

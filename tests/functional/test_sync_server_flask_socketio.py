@@ -1,0 +1,101 @@
+"""A Flask-SocketIO app on fastio: ``fastio.sync.flask.patch_flask_socketio()`` makes its
+``SocketIO`` build fastio's sync ``Server``; served by Werkzeug (what ``socketio.run(app)``
+does) and by fastio's native server (``fastio.sync.flask.start``/``run``)."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import urllib.request
+from typing import Any, Iterator
+
+import pytest
+
+import fastio
+from fastio.sync.flask import patch_flask_socketio, start
+
+flask_socketio = pytest.importorskip("flask_socketio", reason="Flask-SocketIO is in the test extra")
+TIMEOUT = 10.0
+
+
+def build() -> tuple[Any, Any]:
+    from flask import Flask, request, session
+
+    patch_flask_socketio()
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "test"
+    socketio = flask_socketio.SocketIO(app)
+    assert isinstance(socketio.server, fastio.Server)
+
+    @app.route("/")
+    def index() -> str:
+        return "flask index"
+
+    @socketio.on("connect")
+    def on_connect(auth: Any) -> None:
+        session["name"] = (auth or {}).get("name")
+        flask_socketio.emit("welcome", {"sid": request.sid, "name": session["name"]})
+
+    @socketio.on("join")
+    def on_join(room: str) -> list[str]:
+        flask_socketio.join_room(room)
+        return sorted(r for r in flask_socketio.rooms() if r != request.sid)
+
+    @socketio.on("say")
+    def on_say(room: str, text: str) -> None:
+        flask_socketio.emit("said", {"text": text, "by": session["name"]}, to=room)
+
+    @socketio.on("bye")
+    def on_bye() -> None:
+        flask_socketio.disconnect()
+
+    return app, socketio
+
+
+@pytest.fixture(params=["werkzeug", "native"])
+def served(request: pytest.FixtureRequest) -> Iterator[str]:
+    app, socketio = build()
+    if request.param == "native":
+        server = start(socketio, app, "127.0.0.1", 0)
+        try:
+            yield "http://127.0.0.1:%d" % server.port
+        finally:
+            socketio.server.close()
+        return
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    wz = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=wz.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d" % wz.server_port
+    finally:
+        socketio.server.close()
+        wz.shutdown()
+        thread.join(5)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_flask_socketio_app(served: str, transport: str) -> None:
+    url = served
+    assert urllib.request.urlopen(url + "/", timeout=TIMEOUT).read() == b"flask index"
+    inbox: queue.Queue[Any] = queue.Queue()
+    gone = threading.Event()
+    c = fastio.Client()
+    c.on("welcome", lambda data: inbox.put(("welcome", data)))
+    c.on("said", lambda data: inbox.put(("said", data)))
+    c.on("disconnect", lambda *a: gone.set())
+    c.connect(url, transports=[transport], auth={"name": "flo"}, wait_timeout=TIMEOUT)
+    try:
+        name, data = inbox.get(timeout=TIMEOUT)
+        assert name == "welcome" and data == {"sid": c.get_sid("/"), "name": "flo"}
+        assert c.call("join", "room1", timeout=TIMEOUT) == ["room1"]
+        c.emit("say", ("room1", "hi"))
+        assert inbox.get(timeout=TIMEOUT) == ("said", {"text": "hi", "by": "flo"})
+        c.emit("bye")
+        assert gone.wait(TIMEOUT)
+    finally:
+        if c.connected:
+            c.disconnect()
