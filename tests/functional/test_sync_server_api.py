@@ -1,0 +1,169 @@
+"""The sync ``fastio.Server`` API beyond the example app: class-based ``fastio.Namespace``,
+``call`` with and without an answer, ``send``, emit callbacks, sessions, ``transport``,
+catch-all handlers, refused connections, ``Manager``, ``Middleware`` and ``handle_request`` under a
+WSGI server, and the renamed ``fastio.HTTPServer``."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Iterator
+
+import pytest
+import socketio
+
+import fastio
+from fastio.exceptions import ConnectionRefusedError as Refused, TimeoutError as CallTimeout
+
+TIMEOUT = 10.0
+
+
+class Chat(fastio.Namespace):
+    def on_connect(self, sid: str, environ: dict[str, Any]) -> None:  # the older form, no auth
+        self.enter_room(sid, "chat-room")
+
+    def on_hello(self, sid: str, name: str) -> str:
+        with self.session(sid) as session:
+            session["name"] = name
+        self.emit("greeting", "hello " + name, room="chat-room")
+        return "ok"
+
+    def on_whoami(self, sid: str) -> Any:
+        return self.get_session(sid)["name"], self.rooms(sid)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[fastio.Server, str]]:
+    sio = fastio.Server(client_manager=fastio.Manager(), namespaces="*")
+    sio.register_namespace(Chat("/chat"))
+    server = sio.start_server("127.0.0.1", 0)
+    assert isinstance(server, fastio.HTTPServer)
+    try:
+        yield sio, "http://127.0.0.1:%d" % server.port
+    finally:
+        sio.close()
+
+
+def test_namespace_and_api(server: tuple[fastio.Server, str]) -> None:
+    sio, url = server
+    seen: queue.Queue[Any] = queue.Queue()
+    joined = threading.Event()
+
+    @sio.on("connect")
+    def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
+        if auth == {"bad": True}:
+            raise Refused("go away", {"code": 7})
+        seen.put(("connect", sid, threading.current_thread().name))
+        joined.set()
+
+    @sio.on("*")
+    def any_event(event: str, sid: str, *args: Any) -> Any:
+        return ["caught", event, *args]
+
+    c = fastio.Client()
+    answers: queue.Queue[Any] = queue.Queue()
+    c.on("greeting", lambda text: answers.put(("greeting", text), False), namespace="/chat")
+    c.on("message", lambda data: answers.put(("message", data)))
+    answer_late = threading.Event()
+    c.on("slow_question", lambda: answer_late.wait(TIMEOUT))  # acknowledges once released
+    c.on("question", lambda x: x * 2)
+    c.connect(url, namespaces=["/", "/chat"], transports=["websocket"], wait_timeout=TIMEOUT)
+    try:
+        name, sid, thread = seen.get(timeout=TIMEOUT)
+        assert thread.startswith("fastio-handler")  # handlers run in the pool, not on the loop
+        assert sid == c.get_sid("/")
+        assert sio.transport(sid) == "websocket"
+        assert sio.get_environ(sid)["REQUEST_METHOD"] == "GET"
+
+        # class-based namespace: rooms, emit to a room, the session context manager
+        assert c.call("hello", "nina", namespace="/chat", timeout=TIMEOUT) == "ok"
+        assert answers.get(timeout=TIMEOUT) == ("greeting", "hello nina")
+        chat_sid = c.get_sid("/chat")
+        assert c.call("whoami", namespace="/chat", timeout=TIMEOUT) == ("nina", [chat_sid, "chat-room"])
+        assert sorted(sio.rooms(chat_sid, namespace="/chat")) == sorted([chat_sid, "chat-room"])
+
+        # a catch-all handler
+        assert c.call("anything", 1, timeout=TIMEOUT) == ["caught", "anything", 1]
+
+        # server -> client calls, answered and not
+        assert sio.call("question", 21, to=sid, timeout=TIMEOUT) == 42
+        with pytest.raises(CallTimeout):
+            sio.call("slow_question", to=sid, timeout=0.2)
+        answer_late.set()
+        with pytest.raises(ValueError):
+            sio.call("question", 1)
+
+        # emit with a callback (called in the pool), send
+        got: queue.Queue[Any] = queue.Queue()
+        sio.emit("question", 5, to=sid, callback=lambda answer: got.put(answer))
+        assert got.get(timeout=TIMEOUT) == 10
+        sio.send({"m": 1}, to=sid)
+        assert answers.get(timeout=TIMEOUT) == ("message", {"m": 1})
+
+        # sessions
+        sio.save_session(sid, {"k": "v"})
+        assert sio.get_session(sid) == {"k": "v"}
+        with pytest.raises(KeyError):
+            sio.get_session("no-such-sid")
+        assert sio.manager.get_rooms(sid, "/") == [sid]
+
+        # a refused connection carries the handler's reason
+        other = socketio.Client()
+        refusals: list[Any] = []
+        other.on("connect_error", refusals.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            other.connect(url, auth={"bad": True}, transports=["polling"], wait_timeout=TIMEOUT)
+        assert refusals == [{"message": "go away", "data": {"code": 7}}]
+
+        # room management from outside a handler
+        sio.enter_room(sid, "extra")
+        assert "extra" in sio.rooms(sid)
+        sio.leave_room(sid, "extra")
+        assert "extra" not in sio.rooms(sid)
+
+        # server-side disconnect of one namespace
+        gone = threading.Event()
+        c.on("disconnect", lambda *a: gone.set(), namespace="/chat")
+        sio.disconnect(chat_sid, namespace="/chat")
+        assert gone.wait(TIMEOUT)
+    finally:
+        c.disconnect()
+
+
+def test_background_task_and_sleep() -> None:
+    sio = fastio.Server()
+    try:
+        done = threading.Event()
+        thread = sio.start_background_task(lambda x: (sio.sleep(0), done.set()), 1)
+        thread.join(TIMEOUT)
+        assert done.is_set()
+    finally:
+        sio.close()
+    with pytest.raises(NotImplementedError):
+        fastio.Server().instrument()
+
+
+def test_middleware_under_wsgi() -> None:
+    from werkzeug.serving import make_server
+
+    sio = fastio.Server()
+    sio.on("echo", lambda sid, data: data)
+    app = fastio.Middleware(sio, None, socketio_path="/custom/")
+    wz = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=wz.serve_forever, daemon=True)
+    thread.start()
+    c = socketio.Client()
+    try:
+        c.connect("http://127.0.0.1:%d" % wz.server_port, socketio_path="custom", transports=["websocket"],
+                  wait_timeout=TIMEOUT)
+        assert c.call("echo", {"x": b"\x00bin"}, timeout=TIMEOUT) == {"x": b"\x00bin"}
+        import urllib.error
+        import urllib.request
+
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen("http://127.0.0.1:%d/other" % wz.server_port, timeout=TIMEOUT)
+        assert info.value.code == 404
+    finally:
+        c.disconnect()
+        sio.close()
+        wz.shutdown()
+        thread.join(5)
