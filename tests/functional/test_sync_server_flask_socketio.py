@@ -49,6 +49,12 @@ def build() -> tuple[Any, Any]:
     def on_bye() -> None:
         flask_socketio.disconnect()
 
+    class Shop(flask_socketio.Namespace):
+        def on_buy(self, item: str) -> str:
+            flask_socketio.emit("bought", {"item": item, "sid": request.sid})
+            return "buying " + item
+
+    socketio.on_namespace(Shop("/shop"))
     return app, socketio
 
 
@@ -87,13 +93,18 @@ def test_flask_socketio_app(served: str, transport: str) -> None:
     c.on("welcome", lambda data: inbox.put(("welcome", data)))
     c.on("said", lambda data: inbox.put(("said", data)))
     c.on("disconnect", lambda *a: gone.set())
-    c.connect(url, transports=[transport], auth={"name": "flo"}, wait_timeout=TIMEOUT)
+    c.on("bought", lambda data: inbox.put(("bought", data)), namespace="/shop")
+    c.connect(url, namespaces=["/", "/shop"], transports=[transport], auth={"name": "flo"},
+              wait_timeout=TIMEOUT)
     try:
         name, data = inbox.get(timeout=TIMEOUT)
         assert name == "welcome" and data == {"sid": c.get_sid("/"), "name": "flo"}
         assert c.call("join", "room1", timeout=TIMEOUT) == ["room1"]
         c.emit("say", ("room1", "hi"))
         assert inbox.get(timeout=TIMEOUT) == ("said", {"text": "hi", "by": "flo"})
+        # a class-based Flask-SocketIO namespace
+        assert c.call("buy", "milk", namespace="/shop", timeout=TIMEOUT) == "buying milk"
+        assert inbox.get(timeout=TIMEOUT) == ("bought", {"item": "milk", "sid": c.get_sid("/shop")})
         c.emit("bye")
         assert gone.wait(TIMEOUT)
     finally:
