@@ -301,11 +301,17 @@ class Server(HandlerRegistry):
         self.runner.call(self.async_server.shutdown)
 
     def close(self) -> None:
-        """Shut down, then stop the event loop thread and the thread pool."""
+        """Stop the native servers ``start_server`` started, shut down (every client gets a close
+        packet), then stop the event loop thread and the thread pool."""
         if self.runner.loop.is_closed():
             return
         try:
-            self.shutdown()
+            if self._servers:
+                self.stop_server()  # closes the listening sockets, then shuts the server down
+            else:
+                self.shutdown()
+            if self._wsgi is not None:
+                self.runner.call(self._wsgi.close_connections)
         finally:
             self.runner.stop()
             self.executor.shutdown(wait=False, cancel_futures=True)
