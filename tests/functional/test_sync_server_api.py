@@ -167,3 +167,42 @@ def test_middleware_under_wsgi() -> None:
         sio.close()
         wz.shutdown()
         thread.join(5)
+
+
+@pytest.mark.parametrize("host", ["native", "werkzeug"])
+def test_wsgi_app_static_files(tmp_path: Any, host: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "index.html").write_text("<h1>home</h1>")
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "app.js").write_text("console.log(1)")
+    sio = fastio.Server()
+    app = fastio.WSGIApp(sio, static_files={
+        "/": str(tmp_path / "index.html"),
+        "/static": str(tmp_path / "static"),
+        "/data": {"filename": str(tmp_path / "static" / "app.js"), "content_type": "text/x-custom"},
+    })
+    if host == "native":
+        url = "http://127.0.0.1:%d" % app.start_server("127.0.0.1", 0).port
+    else:
+        from werkzeug.serving import make_server
+
+        wz = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=wz.serve_forever, daemon=True).start()
+        url = "http://127.0.0.1:%d" % wz.server_port
+    try:
+        r = urllib.request.urlopen(url + "/", timeout=TIMEOUT)
+        assert r.read() == b"<h1>home</h1>" and r.headers["Content-Type"] == "text/html"
+        r = urllib.request.urlopen(url + "/static/app.js", timeout=TIMEOUT)
+        assert r.read() == b"console.log(1)"
+        r = urllib.request.urlopen(url + "/data", timeout=TIMEOUT)
+        assert r.headers["Content-Type"] == "text/x-custom"
+        for missing in ("/static/nope.js", "/static/../index.html", "/elsewhere"):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(url + missing, timeout=TIMEOUT)
+            assert info.value.code == 404, missing
+    finally:
+        sio.close()
+        if host == "werkzeug":
+            wz.shutdown()
