@@ -67,7 +67,8 @@ class Server(HandlerRegistry):
 
     Arguments are python-socketio's: ``client_manager`` (``fastio.Manager``, ``RedisManager``,
     ``KombuManager``, or a fastio ``AsyncManager``), ``logger``, ``serializer``, ``json``,
-    ``async_handlers`` (handlers always run in the thread pool), ``always_connect``,
+    ``async_handlers`` (True: each event's handler runs in the pool as soon as a thread is free;
+    False: one client's handlers run one after another, in arrival order), ``always_connect``,
     ``namespaces``, ``async_mode`` (``"threading"``; eventlet and gevent are refused with an
     explanation), and the Engine.IO options (``ping_interval``, ``cors_allowed_origins``,
     ``max_http_buffer_size``, ``engineio_logger``, ...).
@@ -118,6 +119,8 @@ class Server(HandlerRegistry):
         self._departed: dict[tuple[str, str], tuple[dict[str, Any], list[Any]]] = {}
         self._wsgi: Any = None
         self._servers: list[Any] = []
+        # async_handlers=False: sid -> the future the client's last handler sets when it ends.
+        self._tails: dict[Any, asyncio.Future[None]] = {}
 
     # -- what the hosts use --------------------------------------------------------------------
 
@@ -190,13 +193,29 @@ class Server(HandlerRegistry):
             if sock is not None:
                 departed = (sid, namespace)
                 self._departed[departed] = (sock.session, self.async_server.rooms(sid, namespace))
-        return self._run_in_pool, (handler, fitted, departed)
+        return self._run_in_pool, (handler, fitted, departed, args[0] if args else None)
 
     async def _run_in_pool(self, handler: Callable[..., Any], args: tuple[Any, ...],
-                           departed: tuple[str, str] | None) -> Any:
+                           departed: tuple[str, str] | None, sid: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.async_handlers:
+            try:
+                return await loop.run_in_executor(self.executor, _call, handler, args)
+            finally:
+                if departed is not None:
+                    self._departed.pop(departed, None)
+        # async_handlers=False: one client's handlers run one at a time, in arrival order.
+        previous = self._tails.get(sid)
+        mine: asyncio.Future[None] = loop.create_future()
+        self._tails[sid] = mine
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, _call, handler, args)
+            if previous is not None:
+                await previous
+            return await loop.run_in_executor(self.executor, _call, handler, args)
         finally:
+            mine.set_result(None)
+            if self._tails.get(sid) is mine:
+                del self._tails[sid]
             if departed is not None:
                 self._departed.pop(departed, None)
 

@@ -206,3 +206,42 @@ def test_wsgi_app_static_files(tmp_path: Any, host: str) -> None:
         sio.close()
         if host == "werkzeug":
             wz.shutdown()
+
+
+@pytest.mark.parametrize("async_handlers", [True, False])
+def test_async_handlers(async_handlers: bool) -> None:
+    """True: a client's next event runs while its previous handler blocks (here, it releases
+    it); False: the client's handlers run one at a time, so the release comes too late."""
+    sio = fastio.Server(async_handlers=async_handlers)
+    release = threading.Event()
+    order: list[str] = []
+
+    @sio.event
+    def slow(sid: str) -> str:
+        outcome = "released" if release.wait(10 if async_handlers else 0.3) else "timed out"
+        order.append("slow")
+        return outcome
+
+    @sio.event
+    def fast(sid: str) -> str:
+        release.set()
+        order.append("fast")
+        return "ok"
+
+    url = "http://127.0.0.1:%d" % sio.start_server("127.0.0.1", 0).port
+    c = fastio.Client()
+    try:
+        c.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
+        results: queue.Queue[Any] = queue.Queue()
+        c.emit("slow", callback=lambda r: results.put(("slow", r)))
+        c.emit("fast", callback=lambda r: results.put(("fast", r)))
+        got = {results.get(timeout=TIMEOUT), results.get(timeout=TIMEOUT)}
+        if async_handlers:
+            assert got == {("slow", "released"), ("fast", "ok")}
+            assert order == ["fast", "slow"]
+        else:
+            assert got == {("slow", "timed out"), ("fast", "ok")}
+            assert order == ["slow", "fast"]
+    finally:
+        c.disconnect()
+        sio.close()
