@@ -6,8 +6,15 @@ handler that blocks until another client releases it.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from flask import Flask
 
@@ -118,3 +125,43 @@ def create_app() -> ExampleApp:
 def create_wsgi() -> Any:
     """A fresh example app's WSGI application (gunicorn's application factory)."""
     return create_app().wsgi
+
+
+@contextlib.contextmanager
+def serve_gunicorn() -> Iterator[str]:
+    """A fresh example app under gunicorn's gthread worker (a subprocess, port 0); yields its URL
+    and stops it (by its PID) on exit."""
+    import pytest
+
+    here = Path(__file__).resolve().parent
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if not gunicorn.exists():
+        pytest.fail("gunicorn is not installed in the test virtualenv (pip install -e .[test])", pytrace=False)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [str(gunicorn), "-k", "gthread", "--threads", "32", "-w", "1", "-b", "127.0.0.1:0",
+         "--chdir", str(here), "--log-level", "info", "sync_example_app:create_wsgi()"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    try:
+        assert proc.stderr is not None
+        port = None
+        seen = []
+        for line in iter(proc.stderr.readline, b""):
+            seen.append(line.decode(errors="replace"))
+            match = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                port = int(match.group(1))
+            if b"Booting worker" in line:
+                break
+        assert port, "gunicorn did not start:\n" + "".join(seen)
+        stderr = proc.stderr
+        # Keep draining its log so it never blocks on a full pipe.
+        threading.Thread(target=stderr.read, daemon=True).start()
+        yield "http://127.0.0.1:%d" % port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -6,11 +6,7 @@ and long-polling."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import re
-import signal
-import subprocess
 import sys
 import threading
 import urllib.request
@@ -25,10 +21,9 @@ import fastio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sync_example_app import create_app  # noqa: E402
+from sync_example_app import create_app, serve_gunicorn  # noqa: E402
 
 TIMEOUT = 10.0
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
 class Peer:
@@ -96,35 +91,8 @@ def _serve_werkzeug() -> Iterator[tuple[Any, str]]:
 
 
 def _serve_gunicorn() -> Iterator[tuple[Any, str]]:
-    if not GUNICORN.exists():
-        pytest.fail("gunicorn is not installed in the test virtualenv (pip install -e .[test])", pytrace=False)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen(
-        [str(GUNICORN), "-k", "gthread", "--threads", "32", "-w", "1", "-b", "127.0.0.1:0",
-         "--chdir", str(HERE), "--log-level", "info", "sync_example_app:create_wsgi()"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-    try:
-        assert proc.stderr is not None
-        port = None
-        seen = []
-        for line in iter(proc.stderr.readline, b""):
-            seen.append(line.decode(errors="replace"))
-            match = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-            if b"Booting worker" in line:
-                break
-        assert port, "gunicorn did not start:\n" + "".join(seen)
-        # Keep draining its log so it never blocks on a full pipe.
-        threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
-        yield None, "http://127.0.0.1:%d" % port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_gunicorn() as url:
+        yield None, url
 
 
 HOSTS = {"native": _serve_native, "werkzeug": _serve_werkzeug, "gunicorn": _serve_gunicorn}
