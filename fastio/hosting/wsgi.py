@@ -25,7 +25,7 @@ from urllib.parse import quote
 from fastio._core.protocol import HttpProtocol
 from fastio.engineio.environ import build_environ
 from fastio.hosting.bridge import BridgeRequest
-from fastio.hosting.router import Router
+from fastio.hosting.router import BODY_HEADROOM, MIN_BODY_LIMIT, Router
 
 __all__ = ["WsgiHost", "EngineWSGI", "is_wsgi_app", "status_text"]
 
@@ -176,6 +176,10 @@ class EngineWSGI:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        if length > max(self.engine.max_http_buffer_size + BODY_HEADROOM, MIN_BODY_LIMIT):
+            # Refused before the body is read, as the native server refuses it.
+            start_response("413 Request Entity Too Large", [("Content-Type", "text/plain")])
+            return [b"Payload Too Large"]
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         future = asyncio.run_coroutine_threadsafe(self._serve(environ, body), self.loop)
         status, headers, payload = future.result()

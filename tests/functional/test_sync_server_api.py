@@ -245,3 +245,24 @@ def test_async_handlers(async_handlers: bool) -> None:
     finally:
         c.disconnect()
         sio.close()
+
+
+def test_wsgi_polling_body_limit() -> None:
+    """A polling POST larger than the engine accepts is refused before its body is read."""
+    import io
+
+    sio = fastio.Server(max_http_buffer_size=1000)
+    try:
+        statuses: list[str] = []
+        body = io.BytesIO(b"x" * 10)
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4&transport=polling&sid=x",
+                   "CONTENT_LENGTH": str(50_000_000), "wsgi.input": body, "SERVER_NAME": "t", "SERVER_PORT": "80"}
+        out = sio.handle_request(environ, lambda status, headers: statuses.append(status))
+        assert statuses == ["413 Request Entity Too Large"] and b"".join(out) == b"Payload Too Large"
+        assert body.tell() == 0
+        # an ordinary request goes to the engine: an unknown session is a 400
+        environ.update(CONTENT_LENGTH="0", REQUEST_METHOD="GET")
+        out = sio.handle_request(environ, lambda status, headers: statuses.append(status))
+        assert statuses[-1] == "400 Bad Request"
+    finally:
+        sio.close()
