@@ -93,9 +93,9 @@ class Manager:
         """Release the backend (publishing what is queued first) and, for a manager used
         without a server, stop its event loop thread."""
         aclose = getattr(self.async_manager, "aclose", None)
-        if aclose is not None and self.runner is not None and not self.runner.loop.is_closed():
+        if aclose is not None and self.runner is not None and self.runner.is_running():
             self._call(aclose)
-        if self.runner is not None and self.runner.thread.name == "fastio-manager":
+        if self.runner is not None and self.runner.name == "fastio-manager":
             self.runner.stop()
 
 

@@ -322,7 +322,11 @@ class Server(HandlerRegistry):
     def close(self) -> None:
         """Stop the native servers ``start_server`` started, shut down (every client gets a close
         packet), then stop the event loop thread and the thread pool."""
-        if self.runner.loop.is_closed():
+        if self.runner.closed:
+            return
+        if not self.runner.is_running():  # never served in this process
+            self.runner.stop()
+            self.executor.shutdown(wait=False, cancel_futures=True)
             return
         try:
             if self._servers:

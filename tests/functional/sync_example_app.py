@@ -128,9 +128,9 @@ def create_wsgi() -> Any:
 
 
 @contextlib.contextmanager
-def serve_gunicorn() -> Iterator[str]:
-    """A fresh example app under gunicorn's gthread worker (a subprocess, port 0); yields its URL
-    and stops it (by its PID) on exit."""
+def serve_gunicorn(*options: str) -> Iterator[str]:
+    """A fresh example app under gunicorn's gthread worker (a subprocess, port 0, more gunicorn
+    ``options`` if given); yields its URL and stops it (by its PID) on exit."""
     import pytest
 
     here = Path(__file__).resolve().parent
@@ -140,7 +140,7 @@ def serve_gunicorn() -> Iterator[str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parents[1]), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
         [str(gunicorn), "-k", "gthread", "--threads", "32", "-w", "1", "-b", "127.0.0.1:0",
-         "--chdir", str(here), "--log-level", "info", "sync_example_app:create_wsgi()"],
+         "--chdir", str(here), "--log-level", "info", *options, "sync_example_app:create_wsgi()"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     try:
         assert proc.stderr is not None

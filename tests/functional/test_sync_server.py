@@ -191,6 +191,20 @@ def test_blocking_handler_does_not_delay_other_clients(served: tuple[Any, str], 
     assert released.get(timeout=TIMEOUT) == "released"
 
 
+@pytest.mark.timeout(60)
+def test_gunicorn_preload(peers: list[Peer]) -> None:
+    """With --preload the app (and its Server) is built in gunicorn's master process; the event
+    loop thread starts in the worker after the fork."""
+    with serve_gunicorn("--preload") as url:
+        peer = Peer(fastio.Client, "pre")
+        peers.append(peer)
+        peer.connect(url, "websocket")
+        assert peer.next() == {"data": "Connected", "count": 0}
+        assert peer.client.call("join", {"room": "r"}, timeout=TIMEOUT) == ["r"]
+        peer.marker("after fork")
+        peer.close()
+
+
 def test_async_mode() -> None:
     sio = fastio.Server(async_mode="threading")
     assert sio.async_mode == "threading" and not sio.is_asyncio_based()
