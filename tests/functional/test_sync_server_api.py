@@ -266,3 +266,46 @@ def test_wsgi_polling_body_limit() -> None:
         assert statuses[-1] == "400 Bad Request"
     finally:
         sio.close()
+
+
+def test_decorated_handlers_get_the_arguments_they_take() -> None:
+    """A pass-through ``functools.wraps`` decorator is measured by the function it wraps (the
+    older ``disconnect(sid)`` form works through it); a wrapper with a signature of its own, like
+    Flask-SocketIO's ``(sid, *args)``, is given every argument."""
+    import functools
+
+    def passthrough(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+        return wrapper
+
+    def own_signature(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(sid: str, *args: Any) -> Any:
+            return fn(list(args))
+        return wrapper
+
+    sio = fastio.Server()
+    seen: queue.Queue[Any] = queue.Queue()
+
+    @sio.event
+    @own_signature
+    def connect(args: list[Any]) -> None:
+        seen.put(("connect", args[1]))
+
+    @sio.event
+    @passthrough
+    def disconnect(sid: str) -> None:
+        seen.put(("disconnect", sid))
+
+    url = "http://127.0.0.1:%d" % sio.start_server("127.0.0.1", 0).port
+    c = fastio.Client()
+    try:
+        c.connect(url, auth={"token": 1}, transports=["websocket"], wait_timeout=TIMEOUT)
+        assert seen.get(timeout=TIMEOUT) == ("connect", {"token": 1})
+        sid = c.get_sid("/")
+        c.disconnect()
+        assert seen.get(timeout=TIMEOUT) == ("disconnect", sid)
+    finally:
+        sio.close()
