@@ -40,6 +40,9 @@ class HTTPServer:
     """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port; ``close()`` shuts it down."""
 
     def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+        if getattr(app, "run_native", None) is not None:
+            raise TypeError("a sync fastio.Server serves from its own event loop thread: use "
+                            "sio.start_server(host, port, app=wsgi_app) or fastio.run(sio, app=wsgi_app)")
         app, other_app = _split_app(app, other_app)
         self.app = app
         self.other_app = other_app

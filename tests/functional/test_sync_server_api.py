@@ -309,3 +309,15 @@ def test_decorated_handlers_get_the_arguments_they_take() -> None:
         assert seen.get(timeout=TIMEOUT) == ("disconnect", sid)
     finally:
         sio.close()
+
+
+async def test_serve_refuses_a_sync_server() -> None:
+    """``await fastio.serve(sync_sio)`` would run it on the wrong loop: refused, saying what to use."""
+    sio = fastio.Server()
+    try:
+        with pytest.raises(TypeError, match="start_server"):
+            await fastio.serve(sio, "127.0.0.1", 0)
+        with pytest.raises(TypeError, match="start_server"):
+            await fastio.serve(fastio.WSGIApp(sio), "127.0.0.1", 0)
+    finally:
+        sio.close()
