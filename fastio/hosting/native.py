@@ -37,7 +37,8 @@ def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
 
 
 class HTTPServer:
-    """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port; ``close()`` shuts it down."""
+    """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port;
+    ``close()`` shuts it down."""
 
     def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
         if getattr(app, "run_native", None) is not None:
@@ -127,12 +128,6 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     """
     if app is not None:
         other_app = app
-    run_native = getattr(sio, "run_native", None)
-    if run_native is not None:
-        if log_level is not None:
-            logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
-        return
     if log_level is not None:
         level = log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -140,6 +135,10 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
+    run_native = getattr(sio, "run_native", None)
+    if run_native is not None:
+        run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
+        return
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
