@@ -58,7 +58,8 @@ def _text(value: Any) -> str:
 
 class WsgiHost:
     """Serves a WSGI application on the native server's connections; each request runs in a
-    thread pool of ``threads`` workers.  The response is collected and sent whole."""
+    thread pool of ``threads`` workers.  A response with a Content-Length (or a list) is sent
+    whole; one without (a generator) is streamed, chunk by chunk, as it yields."""
 
     def __init__(self, app: Any, threads: int = 32) -> None:
         self.app = app
@@ -79,6 +80,7 @@ class WsgiHost:
 
     def _run(self, loop: asyncio.AbstractEventLoop, req: Any, environ: dict[str, Any]) -> None:
         started: list[Any] = []
+        chunks: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
             if exc_info is not None and started:
@@ -86,25 +88,51 @@ class WsgiHost:
             started[:] = [status, headers]
             return chunks.append
 
-        chunks: list[bytes] = []
+        streaming = False
         try:
             result: Iterable[bytes] = self.app(environ, start_response)
             try:
-                for chunk in result:
-                    if chunk:
-                        chunks.append(chunk)
+                if isinstance(result, (list, tuple)) or _has_length(started):
+                    chunks.extend(c for c in result if c)
+                else:
+                    # No length: a streamed response. The status and the first chunk go out
+                    # as soon as it yields, each later chunk as it comes (chunked encoding); the
+                    # thread waits for each write to be made, and stops when the client has gone.
+                    for chunk in result:
+                        if not chunk:
+                            continue
+                        if not streaming:
+                            streaming = True
+                            status, headers = self._head(started)
+                            chunks.append(chunk)
+                            if not _on_loop(loop, _start_stream, req, status, headers, b"".join(chunks)):
+                                return
+                        elif not _on_loop(loop, _write_chunk, req, chunk):
+                            return
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            status = int(started[0].split(" ", 1)[0])
-            headers = [(_text(k), _text(v)) for k, v in started[1]
-                       if _text(k).lower().encode() not in _HOP_BY_HOP]
+            if streaming:
+                _on_loop(loop, _end_stream, req)
+                return
+            status, headers = self._head(started)
             body = b"".join(chunks)
         except Exception as exc:
             logger.error("WSGI application failed on %s %s", req.method, req.path, exc_info=exc)
+            if streaming:
+                loop.call_soon_threadsafe(_end_stream, req)
+                return
             status, headers, body = 500, [("Content-Type", "text/plain")], b"Internal Server Error"
         loop.call_soon_threadsafe(_respond, req, status, headers, body)
+
+    @staticmethod
+    def _head(started: list[Any]) -> tuple[int, list[tuple[str, str]]]:
+        if not started:
+            raise RuntimeError("the WSGI application did not call start_response")
+        status = int(str(started[0]).split(" ", 1)[0])
+        headers = [(_text(k), _text(v)) for k, v in started[1] if _text(k).lower().encode() not in _HOP_BY_HOP]
+        return status, headers
 
     def close(self) -> None:
         """Stop the thread pool (running requests finish)."""
@@ -114,6 +142,48 @@ class WsgiHost:
 def _respond(req: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     if not req.responded and not req.closed:
         req.respond(status, headers, body)
+
+
+def _has_length(started: list[Any]) -> bool:
+    return bool(started) and any(_text(k).lower() == "content-length" for k, _ in started[1])
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, step: Callable[..., bool], *args: Any) -> bool:
+    """Run ``step(*args)`` on the loop and wait for its answer (False: the client is gone)."""
+    done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(step(*args))
+        except BaseException as exc:  # noqa: B902 - handed to the waiting thread
+            done.set_exception(exc)
+
+    try:
+        loop.call_soon_threadsafe(run)
+    except RuntimeError:  # the loop is closed
+        return False
+    return done.result()
+
+
+def _start_stream(req: Any, status: int, headers: list[tuple[str, str]], first: bytes) -> bool:
+    if req.responded or req.closed:
+        return False
+    req.start_response(status, headers)
+    req.write(first)
+    return True
+
+
+def _write_chunk(req: Any, chunk: bytes) -> bool:
+    if req.closed:
+        return False
+    req.write(chunk)
+    return True
+
+
+def _end_stream(req: Any) -> bool:
+    if not req.closed:
+        req.end()
+    return True
 
 
 class _HandoffRouter(Router):

@@ -321,3 +321,54 @@ async def test_serve_refuses_a_sync_server() -> None:
             await fastio.serve(fastio.WSGIApp(sio), "127.0.0.1", 0)
     finally:
         sio.close()
+
+
+def test_native_wsgi_host_streams_and_buffers() -> None:
+    """On the native server a Flask response with a length is sent whole; a streamed one goes out
+    chunk by chunk while the generator still runs."""
+    import http.client
+
+    from flask import Flask
+
+    flask_app = Flask(__name__)
+    release = threading.Event()
+    finished = threading.Event()
+
+    @flask_app.route("/plain")
+    def plain() -> str:
+        return "whole"
+
+    @flask_app.route("/stream")
+    def stream() -> Any:
+        def parts() -> Iterator[str]:
+            yield "first\n"
+            release.wait(TIMEOUT)
+            yield "second\n"
+            finished.set()
+        return flask_app.response_class(parts(), mimetype="text/plain")
+
+    @flask_app.route("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    sio = fastio.Server()
+    port = sio.start_server("127.0.0.1", 0, app=flask_app, wsgi_threads=2).port
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        conn.request("GET", "/plain")
+        r = conn.getresponse()
+        assert r.status == 200 and r.getheader("Content-Length") == "5" and r.read() == b"whole"
+        conn.request("GET", "/stream")
+        r = conn.getresponse()
+        assert r.getheader("Transfer-Encoding") == "chunked"
+        assert r.readline() == b"first\n"
+        assert not finished.is_set()  # the first part arrived while the generator still runs
+        release.set()
+        assert r.read() == b"second\n"
+        conn.request("GET", "/boom")  # the same connection, kept alive
+        r = conn.getresponse()
+        assert r.status == 500
+        r.read()
+        conn.close()
+    finally:
+        sio.close()
