@@ -251,10 +251,23 @@ class EngineWSGI:
             start_response("413 Request Entity Too Large", [("Content-Type", "text/plain")])
             return [b"Payload Too Large"]
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        future = asyncio.run_coroutine_threadsafe(self._serve(environ, body), self.loop)
-        status, headers, payload = future.result()
+        try:
+            status, headers, payload = self._on_loop(self._serve(environ, body))
+        except (RuntimeError, concurrent.futures.CancelledError):  # the server is shutting down
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"Service Unavailable"]
         start_response(status_text(status), [(_text(k), _text(v)) for k, v in headers])
         return [payload]
+
+    def _on_loop(self, coro: Any) -> Any:
+        """Run ``coro`` on the engine's loop and wait for its result (RuntimeError when the loop
+        is closed; the coroutine is closed then, never left unawaited)."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:
+            coro.close()
+            raise
+        return future.result()
 
     async def _serve(self, environ: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
         headers = []
@@ -280,10 +293,9 @@ class EngineWSGI:
         done = threading.Event()
         own = sock.dup()
         head = _request_head(environ)
-        future = asyncio.run_coroutine_threadsafe(self._adopt(own, head, done, environ), self.loop)
         try:
-            future.result()
-        except Exception:
+            self._on_loop(self._adopt(own, head, done, environ))
+        except BaseException:
             own.close()
             raise
         done.wait()

@@ -266,6 +266,9 @@ def test_wsgi_polling_body_limit() -> None:
         assert statuses[-1] == "400 Bad Request"
     finally:
         sio.close()
+    # after close, a request is answered 503 (the WSGI server may still be running)
+    out = sio.handle_request(environ, lambda status, headers: statuses.append(status))
+    assert statuses[-1] == "503 Service Unavailable"
 
 
 def test_decorated_handlers_get_the_arguments_they_take() -> None:
