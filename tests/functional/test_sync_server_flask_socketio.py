@@ -110,3 +110,34 @@ def test_flask_socketio_app(served: str, transport: str) -> None:
     finally:
         if c.connected:
             c.disconnect()
+
+
+@pytest.mark.timeout(60)
+def test_flask_socketio_message_queue() -> None:
+    """``SocketIO(app, message_queue=redis_url)`` gets fastio's RedisManager, and an external
+    ``SocketIO(message_queue=redis_url)`` (a write-only emitter, e.g. in a Celery worker) reaches
+    the server's clients."""
+    import uuid
+
+    from flask import Flask
+
+    url, channel = "redis://127.0.0.1:6379/0", "fastio-test-" + uuid.uuid4().hex
+    patch_flask_socketio()
+    app = Flask(__name__)
+    socketio = flask_socketio.SocketIO(app, message_queue=url, channel=channel)
+    assert isinstance(socketio.server.sync_manager, fastio.RedisManager)
+    server = start(socketio, app, "127.0.0.1", 0)
+    c = fastio.Client()
+    try:
+        socketio.server.sync_manager.ready(timeout=TIMEOUT)
+        inbox: queue.Queue[Any] = queue.Queue()
+        c.on("news", inbox.put)
+        c.connect("http://127.0.0.1:%d" % server.port, transports=["websocket"], wait_timeout=TIMEOUT)
+        external = flask_socketio.SocketIO(message_queue=url, channel=channel)
+        external.emit("news", {"n": 1})
+        assert inbox.get(timeout=TIMEOUT) == {"n": 1}
+        external.server.close()
+    finally:
+        if c.connected:
+            c.disconnect()
+        socketio.server.close()
