@@ -40,8 +40,12 @@ class _Dispatcher(AsyncServer):
 
     def find_handler(self, event: str, namespace: str,
                      args: tuple[Any, ...]) -> tuple[Callable[..., Any] | None, tuple[Any, ...]]:
-        """The sync server's handler for ``event``, wrapped to run in the thread pool."""
-        return self.owner.threaded_handler(event, namespace, args)
+        """The sync server's handler for ``event``, wrapped to run in the thread pool; else a
+        handler registered on this server itself (the Admin UI's coroutines, run on the loop)."""
+        handler, fitted = self.owner.threaded_handler(event, namespace, args)
+        if handler is None:
+            return super().find_handler(event, namespace, args)
+        return handler, fitted
 
 
 class _SessionContext:
@@ -352,9 +356,15 @@ class Server(HandlerRegistry):
         """``time.sleep``."""
         time.sleep(seconds)
 
-    def instrument(self, *args: Any, **kwargs: Any) -> None:
-        """The Socket.IO Admin UI is not available in fastio."""
-        raise NotImplementedError("the Socket.IO Admin UI is not supported")
+    def instrument(self, auth: Any = None, mode: str = "development", read_only: bool = False,
+                   server_id: str | None = None, namespace: str = "/admin",
+                   server_stats_interval: float = 2) -> Any:
+        """Serve the Socket.IO Admin UI's protocol on ``namespace`` (python-socketio's
+        ``instrument``; the options are ``AsyncServer.instrument``'s).  The admin namespace's
+        handlers run on the event loop; returns the ``InstrumentedAsyncServer``."""
+        return self.runner.call(functools.partial(
+            self.async_server.instrument, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+            namespace=namespace, server_stats_interval=server_stats_interval))
 
     # -- the native server ------------------------------------------------------------------------
 

@@ -138,8 +138,6 @@ def test_background_task_and_sleep() -> None:
         assert done.is_set()
     finally:
         sio.close()
-    with pytest.raises(NotImplementedError):
-        fastio.Server().instrument()
 
 
 def test_middleware_under_wsgi() -> None:
@@ -374,4 +372,38 @@ def test_native_wsgi_host_streams_and_buffers() -> None:
         r.read()
         conn.close()
     finally:
+        sio.close()
+
+
+def test_instrument_admin_ui() -> None:
+    """``instrument()`` serves the Admin UI's protocol on /admin: an admin client logs in, gets
+    the config and the connected sockets, and sees a sync handler's events."""
+    sio = fastio.Server()
+    sio.on("hello", lambda sid, data: "hi " + data)
+    admin = sio.instrument(auth={"username": "admin", "password": "secret"})
+    assert admin is not None
+    url = "http://127.0.0.1:%d" % sio.start_server("127.0.0.1", 0).port
+    user, watcher = fastio.Client(), socketio.Client()
+    seen: queue.Queue[Any] = queue.Queue()
+    for name in ("config", "all_sockets", "event_received"):
+        watcher.on(name, lambda *args, name=name: seen.put((name, args)), namespace="/admin")
+    try:
+        user.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
+        watcher.connect(url, namespaces=["/admin"], auth={"username": "admin", "password": "secret"},
+                        transports=["websocket"], wait_timeout=TIMEOUT)
+        got: dict[str, Any] = {}
+        while "config" not in got or "all_sockets" not in got:
+            name, args = seen.get(timeout=TIMEOUT)
+            got[name] = args
+        assert "ALL_EVENTS" in got["config"][0]["supportedFeatures"]
+        assert user.get_sid("/") in [s["id"] for s in got["all_sockets"][0]]
+        assert user.call("hello", "there", timeout=TIMEOUT) == "hi there"
+        while True:
+            name, args = seen.get(timeout=TIMEOUT)
+            if name == "event_received":
+                break
+        assert args[1] == user.get_sid("/") and args[2][0] == "hello"
+    finally:
+        user.disconnect()
+        watcher.disconnect()
         sio.close()
