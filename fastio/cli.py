@@ -167,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastio", description="fastio Socket.IO server")
     parser.add_argument("--version", action="version", version="fastio " + __version__)
     sub = parser.add_subparsers(dest="command")
-    run_p = sub.add_parser("run", help="serve an AsyncServer given as module:attr")
-    run_p.add_argument("app", help="module:attr of a fastio AsyncServer (or an ASGIApp wrapping one)")
+    run_p = sub.add_parser("run", help="serve a Socket.IO server given as module:attr")
+    run_p.add_argument("app", help="module:attr of a fastio AsyncServer or Server, or an ASGIApp/WSGIApp wrapping one")
+    run_p.add_argument("--wsgi-threads", type=int, default=32,
+                       help="threads running the WSGI application of a WSGIApp (sync Server only)")
     run_p.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
     run_p.add_argument("--workers", type=int, default=1,
                        help="worker processes behind the port (sticky long-polling; one with --reload)")
@@ -185,11 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run" and args.reload:
         if args.workers > 1:
             print("fastio: --reload runs a single worker; --workers ignored", file=sys.stderr, flush=True)
-        child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
+        child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level,
+                      "--wsgi-threads", str(args.wsgi_threads)]
         return _run_with_reload(child_args)
     if args.command == "run":
         from fastio.hosting.native import run
-        run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers)
+        run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers,
+            wsgi_threads=args.wsgi_threads)
     elif args.command == "demo":
         from fastio.demo import main as demo_main
         demo_main(args.host, args.port, args.log_level)

@@ -1,6 +1,6 @@
 """fastio's built-in server: uvloop + the compiled HTTP/WebSocket protocol.
 
-``await serve(app, host, port)`` starts serving and returns a ``Server``; ``run(app, host, port)``
+``await serve(app, host, port)`` starts serving and returns an ``HTTPServer``; ``run(app, host, port)``
 blocks until SIGINT/SIGTERM, then shuts down gracefully (every session gets a close packet,
 pending polls are answered) and returns.
 """
@@ -17,7 +17,7 @@ from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
 from fastio.hosting.tuning import tune_gc, tune_malloc
 
-__all__ = ["Server", "serve", "run"]
+__all__ = ["HTTPServer", "serve", "run"]
 
 logger = logging.getLogger("fastio.hosting")
 
@@ -36,10 +36,14 @@ def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
     return app, other_app
 
 
-class Server:
-    """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
+class HTTPServer:
+    """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port;
+    ``close()`` shuts it down."""
 
     def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+        if getattr(app, "run_native", None) is not None:
+            raise TypeError("a sync fastio.Server serves from its own event loop thread: use "
+                            "sio.start_server(host, port, app=wsgi_app) or fastio.run(sio, app=wsgi_app)")
         app, other_app = _split_app(app, other_app)
         self.app = app
         self.other_app = other_app
@@ -48,7 +52,7 @@ class Server:
         self._router = Router(app, other_app)
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> "Server":
+    async def start(self) -> "HTTPServer":
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         tune_malloc()
@@ -106,20 +110,22 @@ class Server:
 
 
 async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
-                other_app: Any = None) -> Server:
+                other_app: Any = None) -> HTTPServer:
     """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
     one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
-    Returns the running Server."""
-    return await Server(sio, host, port, app if app is not None else other_app).start()
+    Returns the running HTTPServer."""
+    return await HTTPServer(sio, host, port, app if app is not None else other_app).start()
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None, workers: int = 1) -> None:
+        log_level: str | None = None, workers: int = 1, wsgi_threads: int = 32) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
-    ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
-    worker (see ``fastio.hosting.workers``).
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path. A
+    sync ``fastio.Server`` (or a ``WSGIApp`` wrapping one) takes a WSGI application instead and
+    serves from its own event loop thread (``run_native``), the WSGI app in a pool of
+    ``wsgi_threads`` threads. ``workers`` > 1: that many processes behind the port, long-polling
+    sessions kept on their worker (see ``fastio.hosting.workers``; asyncio servers only).
     """
     if app is not None:
         other_app = app
@@ -130,6 +136,12 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
+    run_native = getattr(sio, "run_native", None)
+    if run_native is not None:
+        if workers > 1:
+            raise ValueError("workers > 1 serves an AsyncServer; a sync fastio.Server runs in one process")
+        run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
+        return
     if workers > 1:
         from fastio.hosting.workers import run_workers
         served, other_app = _split_app(sio, other_app)
