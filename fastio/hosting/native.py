@@ -2,7 +2,15 @@
 
 ``await serve(app, host, port)`` starts serving and returns a ``Server``; ``run(app, host, port)``
 blocks until SIGINT/SIGTERM, then shuts down gracefully (every session gets a close packet,
-pending polls are answered) and returns.
+pending polls are answered, clients that read get what was queued for them within
+``shutdown_timeout``; then every connection left is aborted) and returns.
+
+Every connection is bounded in time and memory (docs/reliability.md): ``max_header_size``
+(bytes of a request line and headers, 431 past it), ``headers_timeout`` (a request's head must
+arrive within it, 60 s), ``request_timeout`` (the whole request, and a peer that does not read its
+responses, 300 s), ``keep_alive_timeout`` (an idle keep-alive connection, 5 s),
+``upgrade_timeout`` (a WebSocket upgrade, 10 s), ``close_timeout`` (a closing connection whose
+peer does not read what is left, 5 s).  A timeout of 0 disables it.
 """
 from __future__ import annotations
 
@@ -15,7 +23,8 @@ from fastio.base.util import new_event_loop
 from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
-from fastio.hosting.tuning import tune_gc, tune_malloc
+from fastio.hosting.tuning import raise_fd_limit, tune_gc, tune_malloc
+from fastio._core.protocol import Limits
 
 __all__ = ["Server", "serve", "run"]
 
@@ -36,17 +45,38 @@ def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
     return app, other_app
 
 
-class Server:
-    """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
+_LIMIT_OPTIONS = ("max_header_size", "headers_timeout", "request_timeout", "keep_alive_timeout",
+                  "upgrade_timeout", "close_timeout")
 
-    def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+
+def _limits(options: dict[str, Any]) -> Limits:
+    unknown = set(options) - set(_LIMIT_OPTIONS)
+    if unknown:
+        raise TypeError("unknown server option(s): %s" % ", ".join(sorted(unknown)))
+    return Limits(**options)
+
+
+class Server:
+    """A running native server. ``port`` is the bound port; ``close()`` shuts it down.
+
+    ``limits``: the connection limits and timeouts (see the module's documentation);
+    ``shutdown_timeout``: how long ``close()`` lets clients read what is left for them."""
+
+    def __init__(self, app: Any, host: str, port: int, other_app: Any = None, *,
+                 shutdown_timeout: float = 10.0, **limits: Any) -> None:
         app, other_app = _split_app(app, other_app)
         self.app = app
         self.other_app = other_app
         self.host = host
         self.requested_port = port
-        self._router = Router(app, other_app)
+        self.shutdown_timeout = shutdown_timeout
+        self._router = Router(app, other_app, _limits(limits))
         self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def connections(self) -> int:
+        """How many TCP connections are open."""
+        return len(self._router.connections)
 
     async def start(self) -> "Server":
         """Bind and start accepting connections."""
@@ -64,6 +94,7 @@ class Server:
             # which saves a getsockname() per connection.
             router.local_addr = sockets[0].getsockname()[:2]
         engine.ensure_started()
+        router.start_sweeper()
         initialize = getattr(self.app, "initialize_manager", None)  # a Socket.IO server
         if initialize is not None:
             initialize()
@@ -81,16 +112,25 @@ class Server:
         return "http://%s:%d" % (self.host, self.port)
 
     async def close(self) -> None:
-        """Stop listening, close every session with a close packet, then the connections."""
+        """Stop listening, close every session with a close packet, then the connections:
+        each is closed gracefully (what is queued for it is sent first), and those still open
+        after ``shutdown_timeout`` seconds (peers that do not read) are aborted."""
         if self._server is None:
             return
         self._server.close()
+        router = self._router
+        router.limits.shutting_down = True
+        router.stop_sweeper()
         app = self.app
         shutdown = getattr(app, "shutdown", None)
         if shutdown is not None:
             await shutdown()
-        for proto in list(self._router.connections):
+        for proto in list(router.connections):
             proto.close_transport()
+        if not await router.wait_closed(self.shutdown_timeout):
+            logger.warning("%d connection(s) still open %.1f s after shutdown; aborting them",
+                           len(router.connections), self.shutdown_timeout)
+            router.abort_all()
         try:
             await asyncio.wait_for(self._server.wait_closed(), 5)
         except asyncio.TimeoutError:
@@ -106,18 +146,22 @@ class Server:
 
 
 async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
-                other_app: Any = None) -> Server:
+                other_app: Any = None, shutdown_timeout: float = 10.0, **limits: Any) -> Server:
     """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
     one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
+    ``limits``: ``max_header_size``, ``headers_timeout``, ``request_timeout``,
+    ``keep_alive_timeout``, ``upgrade_timeout``, ``close_timeout`` (see the module's documentation).
     Returns the running Server."""
-    return await Server(sio, host, port, app if app is not None else other_app).start()
+    return await Server(sio, host, port, app if app is not None else other_app,
+                        shutdown_timeout=shutdown_timeout, **limits).start()
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None) -> None:
+        log_level: str | None = None, shutdown_timeout: float = 10.0, **limits: Any) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path;
+    ``shutdown_timeout`` and ``limits`` as for ``serve``.
     """
     if app is not None:
         other_app = app
@@ -132,7 +176,8 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        server = await serve(sio, host, port, other_app=other_app)
+        raise_fd_limit()
+        server = await serve(sio, host, port, other_app=other_app, shutdown_timeout=shutdown_timeout, **limits)
         tune_gc()
         print("fastio serving on http://%s:%d" % (host, server.port), flush=True)
         stop = asyncio.Event()
