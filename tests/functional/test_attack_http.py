@@ -356,6 +356,7 @@ async def test_shutdown_flushes_readers_and_aborts_non_readers(serve, raw_ws):
     blob = "y" * 16384
     for i in range(40):
         await sio.emit("n", i)
+    for _ in range(400):  # 6 MiB, more than the kernel's buffers hold for a peer that reads nothing
         await sio.emit("blob", blob, to=slow.sid)
 
     got: list[int] = []
