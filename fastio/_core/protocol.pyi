@@ -75,7 +75,7 @@ class Request:
         """The connection's protocol object."""
     @property
     def closed(self) -> bool:
-        """True once the connection carrying this request is gone."""
+        """True once the connection carrying this request is gone or closing."""
     def respond(self, status: int, headers: list[tuple[Any, Any]], body: bytes | str = b"") -> None:
         """Send the response.  ``headers`` is a list of (name, value) pairs, str or bytes;
         Content-Length is added."""

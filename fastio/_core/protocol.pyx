@@ -131,7 +131,7 @@ cdef class Request:
 
     @property
     def closed(self):
-        return self.proto.closed
+        return self.proto.closed or self.proto.closing
 
     def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
         cdef bytes key = self.header(b"sec-websocket-key")
