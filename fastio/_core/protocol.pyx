@@ -470,7 +470,7 @@ cdef class HttpProtocol(WSTransport):
         self._pump()
 
     cdef _set_reading(self, bint paused):
-        if paused == self.reading_paused or self.transport is None:
+        if paused == self.reading_paused or self.transport is None or self.transport.is_closing():
             return
         self.reading_paused = paused
         if paused:

@@ -232,6 +232,9 @@ class _Transport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def is_closing(self) -> bool:
+        return self.aborted
+
     def pause_reading(self) -> None:
         self.reading = False
         self.pauses += 1
