@@ -380,11 +380,9 @@ cdef class HttpProtocol(WSTransport):
         if self.parsing and not self.head_done:
             if not self.began_in_slice:
                 self.head_bytes += n
+            # (An endless URL is refused by on_url, which sees every fragment of it.)
             if self.head_bytes > limit:
-                if self.cur_url is not None and len(self.cur_url) >= self.header_bytes:
-                    self._bad_http(414, "Request URI too long")
-                else:
-                    self._bad_http(431, "Request header fields too large")
+                self._bad_http(431, "Request header fields too large")
 
     cdef _pump(self):
         # The one place requests are parsed and served, iteratively: a response completing

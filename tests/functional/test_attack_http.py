@@ -77,6 +77,7 @@ async def send_forever(writer: asyncio.StreamWriter, chunk: bytes, total: int) -
 @pytest.mark.parametrize("start, status", [
     (b"GET /x HTTP/1.1\r\nHost: x\r\nX-Long: ", 431),        # a header value
     (b"GET /x HTTP/1.1\r\nHost: x\r\nX-", 431),              # a header name
+    (b"GET /x HTTP/1.1\r\nX-Long: ", 431),                   # the first header's value
     (b"GET /", 414),                                         # the URL
 ])
 async def test_endless_request_head_is_refused_while_it_arrives(serve, start, status):
@@ -376,3 +377,21 @@ async def test_shutdown_flushes_readers_and_aborts_non_readers(serve, raw_ws):
     await asyncio.wait_for(reading, WAIT)
     assert got == list(range(40))
     assert srv.connections == 0
+
+
+async def test_unknown_server_option_is_refused():
+    with pytest.raises(TypeError, match="header_timeout"):
+        await fastio.serve(fastio.AsyncServer(), "127.0.0.1", 0, header_timeout=1)
+
+
+async def test_large_body_and_pipelined_request_after_it_are_parsed_across_slices(serve):
+    srv = await serve()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    body = b"4" + b"z" * 300_000
+    writer.write(b"POST /socket.io/?EIO=4&transport=polling&sid=nope HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body
+                 + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = await read_to_eof(reader)
+    assert data.startswith(b"HTTP/1.1 400 ") and b'"code":1' in data, data[:200]
+    assert data.count(b"HTTP/1.1 404 ") == 1
+    writer.close()
