@@ -91,6 +91,7 @@ cdef class HttpProtocol(WSTransport):
     cdef _check_write_budget(self)
     cdef _close_gracefully(self)
     cdef _bad_http(self, int status, str reason)
+    cdef _linger(self, bytes response)
     cdef write_raw(self, bytes data)
     cdef respond_done(self, Request r, bytes data)
     cdef switch_to_ws(self, Request r, bytes head, Conn conn, bint probe)

@@ -50,6 +50,7 @@ cdef enum:
     MAX_PENDING = 32                # parsed requests waiting their turn before reading stops
     PUMP_REQUESTS = 64              # requests served per loop iteration and connection
     PUMP_SLICES = 16                # slices parsed per loop iteration and connection
+    LINGER_BYTES = 1 << 20          # input dropped after an error answer before the abort
 
 
 cdef inline bytes _b(object v):
@@ -255,6 +256,11 @@ cdef class HttpProtocol(WSTransport):
             self._ws_data(data)
             return
         if self.parse_failed or self.closing or self.closed:
+            if self.parse_failed and not self.lost:
+                # Lingering after an error answer: dropped, up to LINGER_BYTES.
+                self.head_bytes += len(data)
+                if self.head_bytes > LINGER_BYTES:
+                    self.abort()
             return
         if self.upgrade_seen:
             # The upgrade request is not answered yet (reading pauses meanwhile): these are the
@@ -494,7 +500,9 @@ cdef class HttpProtocol(WSTransport):
             return
         if (not self.ws_mode and not self.closed and not self.closing and not self.parse_failed and self.parsing
                 and self.active is None and not self.ws_paused):
-            self.transport.write(status_line(408) + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            self._linger(status_line(408) + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            if self.closing:
+                return
         self.abort()
 
     def abort(self):
@@ -525,8 +533,28 @@ cdef class HttpProtocol(WSTransport):
         if self.transport is None or self.closed or self.closing:
             return
         body = ('{"code":3,"message":"%s"}' % reason).encode()
-        self.transport.write(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-        self._close_gracefully()
+        self._linger(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+    cdef _linger(self, bytes response):
+        # An error answer to a peer that may still be sending.  Closing with its input unread
+        # would reset the connection, and the reset can destroy the answer before the peer reads
+        # it; so the answer goes out, then our half of the connection is shut (FIN), and what the
+        # peer still sends is read and dropped until it closes, close_timeout passes (the sweep
+        # aborts then) or LINGER_BYTES were dropped.  Constant work per byte, nothing kept.
+        cdef double t = self.limits.close_timeout
+        self.parse_failed = True
+        self.inbuf = None
+        self.head_bytes = 0
+        self.transport.write(response)
+        if self.limits.shutting_down or t <= 0.0 or not self.transport.can_write_eof():
+            self._close_gracefully()
+            return
+        self.closing = True
+        self.deadline = _monotonic() + t
+        self.transport.write_eof()
+        if self.reading_paused and not self.transport.is_closing():
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     cdef write_raw(self, bytes data):
         if not self.closed and not self.closing:
