@@ -397,3 +397,19 @@ async def test_large_body_and_pipelined_request_after_it_are_parsed_across_slice
     assert data.startswith(b"HTTP/1.1 400 ") and b'"code":1' in data, data[:200]
     assert data.count(b"HTTP/1.1 404 ") == 1
     writer.close()
+
+
+def test_raise_fd_limit_moves_the_soft_limit_to_the_hard_limit():
+    import resource
+
+    from fastio.hosting.tuning import raise_fd_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard limit on open files here")
+    try:
+        if soft == hard and hard > 256:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert raise_fd_limit() == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
