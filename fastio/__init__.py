@@ -14,11 +14,13 @@ from fastio.hosting.native import Server, run, serve
 from fastio.hosting.tuning import tune_gc, tune_malloc
 from fastio.socketio import (
     AsyncAioPikaManager, AsyncManager, AsyncNamespace, AsyncPubSubManager, AsyncRedisManager, AsyncServer,
+    BroadcastOperator, BroadcastTimeoutError, NamespaceOperator, RemoteSocket,
 )
 
 __all__ = [
     "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncPubSubManager", "AsyncRedisManager",
     "AsyncAioPikaManager", "exceptions",
+    "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket",
     "run", "serve", "Server", "tune_gc", "tune_malloc",
     "AsyncClient", "Client", "SimpleClient", "AsyncSimpleClient", "AsyncClientNamespace", "ClientNamespace",
 ]

@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="serve an AsyncServer given as module:attr")
     run_p.add_argument("app", help="module:attr of a fastio AsyncServer (or an ASGIApp wrapping one)")
     run_p.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
+    run_p.add_argument("--workers", type=int, default=1,
+                       help="worker processes behind the port (sticky long-polling; one with --reload)")
     demo_p = sub.add_parser("demo", help="run the chat demo")
     for p in (run_p, demo_p):
         p.add_argument("--host", default="127.0.0.1")
@@ -90,11 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                        choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
     if args.command == "run" and args.reload:
+        if args.workers > 1:
+            print("fastio: --reload runs a single worker; --workers ignored", file=sys.stderr, flush=True)
         child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
         return _run_with_reload(child_args)
     if args.command == "run":
         from fastio.hosting.native import run
-        run(load_app(args.app), args.host, args.port, log_level=args.log_level)
+        run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers)
     elif args.command == "demo":
         from fastio.demo import main as demo_main
         demo_main(args.host, args.port, args.log_level)

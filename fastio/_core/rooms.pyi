@@ -15,6 +15,10 @@ from fastio._core.packet import Encoded
 
 class RoomTable:
     """Room membership of every Socket.IO client, by namespace."""
+    volatile_limit: int
+    """A volatile packet is dropped for a connection with this many bytes queued or more
+    (64 KiB by default), as well as for a paused WebSocket or a long-polling session with no
+    poll waiting."""
     def __init__(self) -> None: ...
     def enter(self, namespace: str, room: Hashable, sid: str, conn: Conn) -> None:
         """Add ``sid`` (carried by ``conn``) to ``room``.
@@ -47,3 +51,14 @@ class RoomTable:
                enc: Encoded) -> int:
         """Queue ``enc`` for every member of ``to`` (None: everyone; a room; or a list of rooms),
         except the sids in ``skip`` (None, a sid, or a list of sids).  Returns the count."""
+    def broadcast(self, namespace: str, to: Hashable | Iterable[Hashable] | None,
+                  exclude: Hashable | Iterable[Hashable] | None, skip: str | Iterable[str] | None,
+                  enc: Encoded, volatile: bool = False, reached: list[str] | None = None) -> int:
+        """Queue ``enc`` for every member of ``to`` (None: everyone; a room or sid; or several)
+        who is in none of the ``exclude`` rooms (a sid names its own room) and is not one of
+        the ``skip`` sids.  With ``volatile``, a recipient whose transport cannot take the packet
+        now is left out (never queued).  The sids reached are appended to ``reached`` when given.
+        Returns how many were reached."""
+    def select(self, namespace: str, to: Hashable | Iterable[Hashable] | None,
+               exclude: Hashable | Iterable[Hashable] | None, skip: str | Iterable[str] | None = None) -> list[str]:
+        """The sids ``broadcast`` would address (``to`` minus ``exclude`` minus ``skip``), once each."""

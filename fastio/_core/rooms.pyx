@@ -2,8 +2,13 @@
 # Rooms and fan-out (contracts in rooms.pyi).
 cimport cython
 
-from fastio._core.conn cimport Conn
+from fastio._core.conn cimport Conn, ST_OPEN, OUT_POLL
 from fastio._core.packet cimport Encoded
+
+# A volatile packet goes only to a connection that can take it now: below this many queued
+# bytes (RoomTable.volatile_limit), and for long-polling only while a poll waits.
+cdef enum:
+    DEF_VOLATILE_LIMIT = 64 * 1024
 
 
 cdef inline bint _is_many(object to):
@@ -16,6 +21,7 @@ cdef class RoomTable:
     def __cinit__(self):
         self.ns_rooms = {}
         self.ns_members = {}
+        self.volatile_limit = DEF_VOLATILE_LIMIT
 
     cpdef enter(self, str namespace, object room, str sid, Conn conn):
         cdef dict rooms = self.ns_rooms.get(namespace)
@@ -201,3 +207,97 @@ cdef class RoomTable:
             return 0
         (<Conn>conn).send_encoded(enc)
         return 1
+
+    cdef set _excluded(self, dict rooms, object exclude, object skip):
+        # The sids no packet may reach: members of the except rooms (a sid names its own room)
+        # and the skipped sids.  None when nobody is excluded.
+        cdef set out = None
+        cdef dict members
+        if exclude is not None:
+            for room in (exclude if _is_many(exclude) else (exclude,)):
+                members = rooms.get(room)
+                if members is not None:
+                    if out is None:
+                        out = set(members)
+                    else:
+                        out.update(members)
+                elif isinstance(room, str) and room in <dict>rooms[None]:
+                    if out is None:
+                        out = set()
+                    out.add(room)
+        if skip is not None:
+            if out is None:
+                out = set()
+            if _is_many(skip):
+                out.update(skip)
+            else:
+                out.add(skip)
+        return out
+
+    cdef Py_ssize_t _visit(self, dict rooms, object to, set excluded, Encoded enc, bint volatile,
+                           list reached) except -1:
+        # Every recipient once: send ``enc`` (if given) and/or record its sid in ``reached``.
+        # Returns how many were reached.
+        cdef Py_ssize_t n = 0
+        cdef dict members
+        cdef set seen = None
+        cdef object conn
+        cdef object sid
+        cdef list targets
+        if to is None:
+            targets = [None]
+        elif _is_many(to):
+            targets = list(to)
+            seen = set()
+        else:
+            targets = [to]
+        for room in targets:
+            members = rooms.get(room)
+            if members is None:
+                # Not a room: maybe a sid, a room of one.
+                if not isinstance(room, str):
+                    continue
+                conn = (<dict>rooms[None]).get(room)
+                if conn is None:
+                    continue
+                members = {room: conn}
+            for sid, conn in members.items():
+                if seen is not None:
+                    if sid in seen:
+                        continue
+                    seen.add(sid)
+                if excluded is not None and sid in excluded:
+                    continue
+                if enc is not None:
+                    if volatile and not _writable(<Conn>conn, self.volatile_limit):
+                        continue
+                    (<Conn>conn).send_encoded(enc)
+                n += 1
+                if reached is not None:
+                    reached.append(sid)
+        return n
+
+    cpdef Py_ssize_t broadcast(self, str namespace, object to, object exclude, object skip,
+                               Encoded enc, bint volatile=False, list reached=None) except -1:
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        if rooms is None:
+            return 0
+        return self._visit(rooms, to, self._excluded(rooms, exclude, skip), enc, volatile, reached)
+
+    cpdef list select(self, str namespace, object to, object exclude, object skip=None):
+        cdef dict rooms = self.ns_rooms.get(namespace)
+        cdef list out = []
+        if rooms is None:
+            return out
+        self._visit(rooms, to, self._excluded(rooms, exclude, skip), None, False, out)
+        return out
+
+
+cdef inline bint _writable(Conn c, Py_ssize_t limit):
+    # Node's "transport.writable": a volatile packet is dropped rather than queued behind
+    # output the client has not taken yet.
+    if c.state != ST_OPEN or c.dropping or c.wq_bytes >= limit:
+        return False
+    if c.out == OUT_POLL:
+        return c.poll_waiter is not None
+    return c.ws is not None and not c.ws.ws_paused

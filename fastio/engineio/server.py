@@ -139,6 +139,9 @@ class AsyncServer(AsyncioHelpers):
     sequence_number = 0
     """How many session ids ``generate_id`` has made, modulo 2**24 (python-engineio keeps the
     same counter; fastio's ids are 120 random bits and do not embed it)."""
+    sid_prefix = ""
+    """Put before every session id this server makes: ``fastio.run(workers=N)`` names each
+    worker there, so the process that accepts connections routes a session's requests to it."""
 
     def __init__(
         self,
@@ -159,6 +162,9 @@ class AsyncServer(AsyncioHelpers):
         transports: str | list[str] | None = None,
         engineio_path: str = "engine.io",
         max_write_buffer: int = 16 * 1024 * 1024,
+        allow_request: Callable[[dict[str, Any]], Any] | None = None,
+        on_initial_headers: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
+        on_headers: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
         **kwargs: Any,
     ) -> None:
         if async_mode not in (None, "asgi", "aiohttp", "fastio", "native"):
@@ -189,6 +195,10 @@ class AsyncServer(AsyncioHelpers):
         self.transports = transports or list(self.valid_transports)
         self.engineio_path = engineio_path.strip("/")
         self.max_write_buffer = max_write_buffer
+        # Node engine.io's allowRequest and its "initial_headers"/"headers" events.
+        self.allow_request = allow_request
+        self.on_initial_headers = on_initial_headers
+        self.on_headers = on_headers
         self.json = json
         self.logger = make_logger("fastio.engineio", logger)
         self.handlers: dict[str, Callable[..., Any]] = {}
@@ -335,7 +345,7 @@ class AsyncServer(AsyncioHelpers):
             pos = 0
         self._rand_pos = pos + 15
         self.sequence_number = (self.sequence_number + 1) & 0xFFFFFF
-        return base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
+        return self.sid_prefix + base64.urlsafe_b64encode(self._rand[pos:pos + 15]).decode()
 
     # -- request handling ---------------------------------------------------------------------------
 
@@ -363,7 +373,7 @@ class AsyncServer(AsyncioHelpers):
             self.ensure_started()
         method = req.method
         if method == "OPTIONS":
-            req.respond(200, self._cors_headers(req) + [("Content-Type", "text/plain")], b"")
+            self._respond(req, 200, self._cors_headers(req) + [("Content-Type", "text/plain")], b"")
             return
         if not self._origin_allowed(req):
             self._error(req, BAD_REQUEST, "Not an accepted origin.", status=400)
@@ -387,6 +397,8 @@ class AsyncServer(AsyncioHelpers):
                 self._error(req, BAD_REQUEST)
             elif method != "GET":
                 self._error(req, BAD_HANDSHAKE_METHOD)
+            elif self.allow_request is not None:
+                self._allow_then_handshake(req, transport)
             else:
                 self._handshake(req, transport)
             return
@@ -416,6 +428,35 @@ class AsyncServer(AsyncioHelpers):
             return "Unsupported Sec-WebSocket-Version"
         return None
 
+    def _allow_then_handshake(self, req: Any, transport: str) -> None:
+        """Node's ``allowRequest``: ``allow_request(environ)`` (sync or async) returns True or
+        None to go on, False (403 "Forbidden"), a message (403 with it) or ``(status, message)``."""
+        def decided(verdict: Any) -> None:
+            if verdict is None or verdict is True:
+                self._handshake(req, transport)
+            elif isinstance(verdict, tuple):
+                self._error(req, FORBIDDEN, str(verdict[1]), status=int(verdict[0]))
+            else:
+                self._error(req, FORBIDDEN, verdict if isinstance(verdict, str) else None, status=403)
+
+        def failed(exc: BaseException) -> None:
+            self.logger.error("allow_request failed", exc_info=exc)
+            self._error(req, FORBIDDEN, status=403)
+
+        try:
+            verdict = start_eagerly(self.allow_request(self.request_environ(req)))  # type: ignore[misc]
+        except Exception as exc:
+            failed(exc)
+            return
+        then(verdict, decided, failed)
+
+    def _hooked_headers(self, req: Any, headers: list[Any], hook: Callable[..., None]) -> list[Any]:
+        """``headers`` as ``hook`` (``on_initial_headers`` or ``on_headers``) leaves them: it gets
+        them as a dict it may change, and the request's environ."""
+        merged = dict(headers)
+        hook(merged, self.request_environ(req))
+        return list(merged.items())
+
     def _handshake(self, req: Any, transport: str) -> None:
         sid = self.generate_id()
         assert self._flusher is not None  # handle_request started the engine
@@ -442,7 +483,7 @@ class AsyncServer(AsyncioHelpers):
                 self.sockets.pop(sid, None)
                 self.logger.warning("Application rejected connection")
                 body = orjson.dumps(ret if ret is not False else "Unauthorized")
-                req.respond(401, self._cors_headers(req) + [("Content-Type", "application/json")], body)
+                self._respond(req, 401, self._cors_headers(req) + [("Content-Type", "application/json")], body)
                 return
             if conn.closed:
                 self._error(req, BAD_REQUEST)
@@ -458,6 +499,8 @@ class AsyncServer(AsyncioHelpers):
                 conn.upgrade(ws)
             else:
                 headers = self._cors_headers(req) + self._cookie_headers(sid)
+                if self.on_initial_headers is not None:
+                    headers = self._hooked_headers(req, headers, self.on_initial_headers)
                 self._poll_response(req, conn.take_poll() or _NOOP_PACKET, headers)
 
         def failed(exc: BaseException) -> None:
@@ -524,7 +567,7 @@ class AsyncServer(AsyncioHelpers):
                 # As Node's engine.io: the session ends at once, no close packet left to poll.
                 conn.close(self.reason.TRANSPORT_ERROR, False)
                 return
-            req.respond(200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
+            self._respond(req, 200, self._cors_headers(req) + [("Content-Type", "text/html")], b"ok")
             for ptype, data, binary in packets:
                 conn.on_packet(ptype, data, binary)
                 if conn.closed:
@@ -539,7 +582,7 @@ class AsyncServer(AsyncioHelpers):
         self.logger.info("%s %s?%s from %s: %d %s", req.method, req.path, req.query_string.decode("latin-1"),
                          req.client[0] if req.client else "?", status, message)
         body = orjson.dumps({"code": code, "message": message})
-        req.respond(status, self._cors_headers(req) + [("Content-Type", "application/json")], body)
+        self._respond(req, status, self._cors_headers(req) + [("Content-Type", "application/json")], body)
 
     def _poll_response(self, req: Any, body: bytes, headers: list[Any] | None = None) -> None:
         if headers is None:
@@ -558,7 +601,12 @@ class AsyncServer(AsyncioHelpers):
                         continue
                     headers.append(("Content-Encoding", method))
                     break
-        req.respond(200, headers, body)
+        self._respond(req, 200, headers, body)
+
+    def _respond(self, req: Any, status: int, headers: list[Any], body: bytes) -> None:
+        if self.on_headers is not None:
+            headers = self._hooked_headers(req, headers, self.on_headers)
+        req.respond(status, headers, body)
 
     def answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
         """Send ``body`` (an encoded payload) as the response to ``conn``'s long poll ``req``."""

@@ -157,11 +157,14 @@ async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None, shutdown_timeout: float = 10.0, **limits: Any) -> None:
+        log_level: str | None = None, workers: int = 1, shutdown_timeout: float = 10.0,
+        **limits: Any) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
     ``app`` (also accepted as ``other_app``) is an ASGI application for every other path;
     ``shutdown_timeout`` and ``limits`` as for ``serve``.
+    ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
+    worker (see ``fastio.hosting.workers``); the workers do not apply ``limits`` yet.
     """
     if app is not None:
         other_app = app
@@ -172,11 +175,20 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
+    _limits(limits)  # a misspelt option fails here, not once serving
+    raise_fd_limit()
+    if workers > 1:
+        if limits:
+            logger.warning("connection limits and timeouts are not applied by workers yet: %s",
+                           ", ".join(sorted(limits)))
+        from fastio.hosting.workers import run_workers
+        served, other_app = _split_app(sio, other_app)
+        run_workers(served, host, port, workers, other_app=other_app)
+        return
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        raise_fd_limit()
         server = await serve(sio, host, port, other_app=other_app, shutdown_timeout=shutdown_timeout, **limits)
         tune_gc()
         print("fastio serving on http://%s:%d" % (host, server.port), flush=True)

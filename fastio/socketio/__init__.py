@@ -5,9 +5,11 @@ Built on ``fastio.engineio``; imports only the layers below it (``_core``, ``bas
 from fastio.socketio.aiopika_manager import AsyncAioPikaManager
 from fastio.socketio.manager import AsyncManager
 from fastio.socketio.namespace import AsyncNamespace
+from fastio.socketio.operators import BroadcastOperator, BroadcastTimeoutError, NamespaceOperator
 from fastio.socketio.pubsub_manager import AsyncPubSubManager
 from fastio.socketio.redis_manager import AsyncRedisManager
+from fastio.socketio.remote_socket import RemoteSocket
 from fastio.socketio.server import AsyncServer
 
 __all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncPubSubManager", "AsyncRedisManager",
-           "AsyncAioPikaManager"]
+           "AsyncAioPikaManager", "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket"]

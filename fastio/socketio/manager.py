@@ -12,23 +12,33 @@ Without overrides the server uses the synchronous fast paths (``emit_now``, ``ad
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import Iterator, Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from fastio._core.packet import EVENT, encode
 from fastio._core.rooms import RoomTable
 from fastio.base.util import start_eagerly
+from fastio.socketio.operators import BroadcastFlags
+from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncManager", "Socket", "RoomsView"]
 
 default_logger = logging.getLogger("fastio.socketio")
 
+# Acknowledgement ids come from one counter for the whole process, as Node's come from one per
+# namespace: a broadcast shares one id among its recipients, which can then never collide with
+# an id a recipient's own emits use.
+_ack_ids = itertools.count(1)
+
 
 class Socket:
     """One client's membership of one namespace (created at CONNECT, not per message)."""
 
-    __slots__ = ("sid", "namespace", "conn", "client", "_session", "callbacks", "_last_id", "connected")
+    __slots__ = ("sid", "namespace", "conn", "client", "_session", "callbacks", "connected", "auth", "issued",
+                 "_data")
 
     def __init__(self, sid: str, namespace: str, conn: Any, client: Any) -> None:
         self.sid = sid
@@ -38,8 +48,23 @@ class Socket:
         # Created on first use: most sockets never store a session or wait for an ack.
         self._session: dict[str, Any] | None = None
         self.callbacks: dict[int, Callable[..., Any]] | None = None
-        self._last_id = 0
         self.connected = False
+        self.auth: Any = None
+        self.issued = 0.0
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Anything the application keeps on the socket (Node's ``socket.data``); it is what
+        ``fetch_sockets()`` shows as ``data``."""
+        if self._data is None:
+            self._data = {}
+        return self._data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        """Replace the data dictionary."""
+        self._data = value
 
     @property
     def session(self) -> dict[str, Any]:
@@ -60,11 +85,11 @@ class Socket:
 
     def add_callback(self, callback: Callable[..., Any]) -> int:
         """Register an acknowledgement callback; returns its ack id."""
-        self._last_id += 1
+        ack_id = next(_ack_ids)
         if self.callbacks is None:
             self.callbacks = {}
-        self.callbacks[self._last_id] = callback
-        return self._last_id
+        self.callbacks[ack_id] = callback
+        return ack_id
 
 
 def event_args(event: str, data: Any) -> list[Any]:
@@ -209,6 +234,12 @@ class AsyncManager:
         self.pending_disconnect: dict[str, list[str]] = {}
         self._ack_id = 0
         self._arriving: dict[tuple[str, str], Socket] = {}
+        # Namespaces whose emits are reported to ``server.notify_outgoing`` (on_any_outgoing).
+        self.outgoing_namespaces: set[str] = set()
+        # Broadcast acknowledgements awaited: ack id -> (namespace, sids yet to answer, callback).
+        self.broadcast_acks: dict[int, tuple[str, set[str], Callable[[Any], None]]] = {}
+        # The Admin UI's hooks (fastio.socketio.admin), None unless the server is instrumented.
+        self.admin: Any = None
         cls = type(self)
         self._emit_hook = _defined_outside_fastio(cls, "emit")
         self._connect_hook = _defined_outside_fastio(cls, "connect") or _defined_outside_fastio(cls, "pre_connect")
@@ -421,6 +452,8 @@ class AsyncManager:
         if sock is None:
             raise KeyError("sid %s is not connected to namespace %s" % (sid, namespace))
         self.room_table.enter(namespace, room, sid, sock.conn)
+        if self.admin is not None:
+            self.admin.room_joined(namespace, room, sid)
 
     async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
         """Add ``sid`` to ``room``."""
@@ -428,7 +461,7 @@ class AsyncManager:
 
     async def leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove ``sid`` from ``room``."""
-        self.room_table.leave(namespace, room, sid)
+        self.basic_leave_room(sid, namespace, room)
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Remove every member from ``room``."""
@@ -445,13 +478,17 @@ class AsyncManager:
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """python-socketio's synchronous ``leave_room``."""
-        self.room_table.leave(namespace, room, sid)
+        if self.room_table.leave(namespace, room, sid) and self.admin is not None:
+            self.admin.room_left(namespace, room, sid)
 
     def basic_close_room(self, room: Any, namespace: str) -> None:
         """python-socketio's synchronous ``close_room``; a sid room cannot be closed."""
         if self.is_sid_room(namespace, room):
             raise ValueError("cannot close a sid room")
-        self.room_table.close_room(namespace, room)
+        left = self.room_table.close_room(namespace, room)
+        if self.admin is not None:
+            for sid in left:
+                self.admin.room_left(namespace, room, sid)
 
     def get_rooms(self, sid: str, namespace: str) -> list[Any]:
         """Rooms ``sid`` is in, its own sid room included."""
@@ -485,6 +522,8 @@ class AsyncManager:
         """Deliver to this process's recipients only: one encode, the compiled fan-out."""
         args = event_args(event, data)
         if callback is None:
+            if namespace in self.outgoing_namespaces:
+                return self.broadcast_local(namespace, args, room, None, BroadcastFlags(), skip_sid)
             return self.room_table.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
         # An acknowledgement id is per recipient, so each gets its own packet.
         skip = set(skip_sid) if _is_many(skip_sid) else {skip_sid}
@@ -501,6 +540,8 @@ class AsyncManager:
                     continue
                 conn.send_packet(self.encode(EVENT, namespace, args, sock.add_callback(callback)))
                 n += 1
+                if namespace in self.outgoing_namespaces:
+                    self._report(namespace, [sid], args)
         return n
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
@@ -554,3 +595,168 @@ class AsyncManager:
         result = cb(*data)
         if asyncio.iscoroutine(result):
             await result
+
+    # -- Node's adapter operations -----------------------------------------------------------------
+    # What the broadcast operators (``sio.to(...)``, ``sio.of(...)``) ask of the manager.  This
+    # in-memory manager carries them out for this process; a cluster manager overrides them to
+    # reach every server too (and ``flags.local`` tells it not to).
+
+    def watch_outgoing(self, namespace: str, on: bool = True) -> None:
+        """Tell the fan-out that ``namespace`` has outgoing listeners (``on_any_outgoing``): its
+        emits then report the sids they reached to ``server.notify_outgoing``."""
+        if on:
+            self.outgoing_namespaces.add(namespace)
+        else:
+            self.outgoing_namespaces.discard(namespace)
+        self._local_fanout = (not self._emit_hook and _definer(type(self), "_emit") is AsyncManager
+                              and not self.outgoing_namespaces)
+
+    def _report(self, namespace: str, reached: list[str] | None, args: list[Any]) -> None:
+        if reached and self.server is not None:
+            self.server.notify_outgoing(namespace, reached, args)
+
+    def broadcast_local(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                        exclude: list[Hashable] | None, flags: BroadcastFlags,
+                        skip: Any = None) -> int:
+        """Send the event ``args`` (``[event, *arguments]``) to this process's sockets of
+        ``namespace`` in any of ``to`` (None: all) and in none of ``exclude``: one encode, the
+        compiled fan-out (volatile: left out where the transport cannot take it now).  Returns
+        how many were reached."""
+        reached: list[str] | None = [] if namespace in self.outgoing_namespaces else None
+        n = self.room_table.broadcast(namespace, to, exclude, skip, self.encode(EVENT, namespace, args),
+                                      flags.volatile, reached)
+        self._report(namespace, reached, args)
+        return n  # type: ignore[no-any-return]
+
+    async def broadcast(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                        exclude: list[Hashable] | None, flags: BroadcastFlags) -> None:
+        """Node's ``adapter.broadcast``: every server's selected sockets get the event (this
+        manager has only this server's)."""
+        self.broadcast_local(namespace, args, to, exclude, flags)
+
+    def broadcast_with_ack_local(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                                 exclude: list[Hashable] | None, flags: BroadcastFlags,
+                                 on_answer: Callable[[Any], None], ack_id: int | None = None) -> tuple[int, int]:
+        """``broadcast_local`` with one acknowledgement id shared by every recipient (one
+        encode): each recipient's first answer argument goes to ``on_answer``, once per
+        recipient.  Returns ``(ack_id, how many were reached)``."""
+        if ack_id is None:
+            ack_id = next(_ack_ids)
+        reached: list[str] = []
+        self.room_table.broadcast(namespace, to, exclude, None, self.encode(EVENT, namespace, args, ack_id),
+                                  flags.volatile, reached)
+        if reached:
+            self.broadcast_acks[ack_id] = (namespace, set(reached), on_answer)
+        if namespace in self.outgoing_namespaces:
+            self._report(namespace, reached, args)
+        return ack_id, len(reached)
+
+    async def broadcast_with_ack(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                                 exclude: list[Hashable] | None, flags: BroadcastFlags,
+                                 client_count: Callable[[int], None], on_answer: Callable[[Any], None]) -> int:
+        """Node's ``adapter.broadcastWithAck``: each server reports how many clients it reached
+        (``client_count``, once per server) and every client's answer goes to ``on_answer``.
+        Returns the acknowledgement id (for ``forget_broadcast_ack``)."""
+        ack_id, n = self.broadcast_with_ack_local(namespace, args, to, exclude, flags, on_answer)
+        client_count(n)
+        return ack_id
+
+    def forget_broadcast_ack(self, ack_id: int) -> None:
+        """Stop waiting for the answers to broadcast ``ack_id`` (done or timed out)."""
+        self.broadcast_acks.pop(ack_id, None)
+
+    def broadcast_answer(self, sid: str, namespace: str, ack_id: int, args: list[Any]) -> bool:
+        """A client answered broadcast ``ack_id``: True if that answer was awaited (each
+        recipient's first answer counts, anyone else's is ignored)."""
+        pending = self.broadcast_acks.get(ack_id)
+        if pending is None or pending[0] != namespace or sid not in pending[1]:
+            return False
+        pending[1].discard(sid)
+        if not pending[1]:
+            del self.broadcast_acks[ack_id]
+        pending[2](args[0] if args else None)
+        return True
+
+    async def server_count(self) -> int:
+        """How many servers share this manager's rooms (Node's ``serverCount``): 1 here."""
+        return 1
+
+    def select_local(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None) -> list[Socket]:
+        """This process's sockets of ``namespace`` in any of ``to`` and none of ``exclude``."""
+        socks = self.sockets.get(namespace) or {}
+        out = []
+        for sid in self.room_table.select(namespace, to, exclude):
+            sock = socks.get(sid)
+            if sock is not None and sock.connected:
+                out.append(sock)
+        return out
+
+    def remote_socket(self, sock: Socket) -> RemoteSocket:
+        """``sock`` as ``fetch_sockets`` shows it."""
+        return RemoteSocket(self.server, sock.sid, sock.namespace,
+                            set(self.room_table.rooms_of(sock.namespace, sock.sid)), sock.data,
+                            handshake(sock))
+
+    async def fetch_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                            flags: BroadcastFlags) -> list[RemoteSocket]:
+        """Node's ``adapter.fetchSockets``: the selected sockets of every server."""
+        return [self.remote_socket(sock) for sock in self.select_local(namespace, to, exclude)]
+
+    async def add_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                          flags: BroadcastFlags, rooms: list[Hashable]) -> None:
+        """Node's ``adapter.addSockets``: the selected sockets join ``rooms``."""
+        for sock in self.select_local(namespace, to, exclude):
+            for room in rooms:
+                self.enter_room_now(sock.sid, namespace, room)
+
+    async def del_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                          flags: BroadcastFlags, rooms: list[Hashable]) -> None:
+        """Node's ``adapter.delSockets``: the selected sockets leave ``rooms``."""
+        for sock in self.select_local(namespace, to, exclude):
+            for room in rooms:
+                self.basic_leave_room(sock.sid, namespace, room)
+
+    async def disconnect_sockets(self, namespace: str, to: list[Hashable] | None,
+                                 exclude: list[Hashable] | None, flags: BroadcastFlags, close: bool) -> None:
+        """Node's ``adapter.disconnectSockets``: the selected sockets are disconnected from
+        ``namespace``; with ``close``, their connections are closed."""
+        for sock in self.select_local(namespace, to, exclude):
+            await self.server.disconnect_socket(sock, close)
+
+    async def server_side_emit(self, namespace: str, args: list[Any]) -> None:
+        """Node's ``adapter.serverSideEmit``: the event ``args`` goes to the other servers'
+        ``on_server_side`` handlers.  There are none here, so it reaches nobody."""
+
+    async def server_side_emit_with_ack(self, namespace: str, args: list[Any], timeout: float | None) -> list[Any]:
+        """``server_side_emit`` that waits for each other server's acknowledgement and returns
+        them: ``[]`` here, where there are no other servers."""
+        return []
+
+
+def handshake(sock: Socket) -> dict[str, Any]:
+    """Node's ``socket.handshake`` for ``sock``, built from its connection's environ."""
+    environ = sock.conn.environ or {}
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_") and isinstance(value, str)}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    query_string = environ.get("QUERY_STRING", "")
+    query: dict[str, str] = {}
+    for part in query_string.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            query[name] = value
+    issued = sock.issued or time.time()
+    return {
+        "headers": headers,
+        # JavaScript's Date.prototype.toString() of the connection time, in UTC
+        "time": time.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)", time.gmtime(issued)),
+        "address": environ.get("REMOTE_ADDR", ""),
+        "xdomain": "HTTP_ORIGIN" in environ,
+        "secure": environ.get("wsgi.url_scheme") in ("https", "wss"),
+        "issued": int(issued * 1000),
+        "url": environ.get("RAW_URI") or environ.get("PATH_INFO", "") + ("?" + query_string if query_string else ""),
+        "query": query,
+        "auth": sock.auth if sock.auth is not None else {},
+    }

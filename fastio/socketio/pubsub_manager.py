@@ -23,9 +23,10 @@ import collections
 import logging
 import uuid
 from functools import partial
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Hashable
 
 from fastio.socketio.manager import AsyncManager
+from fastio.socketio.operators import BroadcastFlags
 
 __all__ = ["AsyncPubSubManager"]
 
@@ -126,6 +127,7 @@ class AsyncPubSubManager(AsyncManager):
         self._outbox: collections.deque[tuple[dict[str, Any], bytes, asyncio.Future[None] | None]] = \
             collections.deque()
         self._writer: asyncio.Task[None] | None = None
+        self._warned: set[str] = set()
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -222,6 +224,70 @@ class AsyncPubSubManager(AsyncManager):
         done = asyncio.get_running_loop().create_future()
         self._send(message, payload, done)
         await done
+
+    # -- Node's adapter operations (the broadcast operators) -----------------------------------------
+
+    async def broadcast(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                        exclude: list[Hashable] | None, flags: BroadcastFlags) -> None:
+        """Deliver here and publish python-socketio's emit message, with two keys fastio's
+        processes read and python-socketio's ignore: ``except_rooms`` and ``volatile``
+        (``flags.local``: nothing is published)."""
+        self.broadcast_local(namespace, args, to, exclude, flags)
+        if flags.local:
+            return
+        packed, binary = pack_args(list(args[1:]))
+        message = {"method": "emit", "event": args[0], "data": packed, "binary": binary, "namespace": namespace,
+                   "room": to, "skip_sid": None, "callback": None, "host_id": self.host_id}
+        if exclude:
+            message["except_rooms"] = exclude
+        if flags.volatile:
+            message["volatile"] = True
+        done = asyncio.get_running_loop().create_future()
+        self._send(message, self._encode_message(message), done)
+        await done
+
+    def _cluster_only_here(self, operation: str, flags: BroadcastFlags) -> None:
+        # The other operators' messages between processes are not defined yet: they act on
+        # this process's sockets, and say so once.
+        if not flags.local and operation not in self._warned:
+            self._warned.add(operation)
+            self._get_logger().warning("%s reaches only this process's sockets with %s", operation,
+                                       type(self).__name__)
+
+    async def broadcast_with_ack(self, namespace: str, args: list[Any], to: list[Hashable] | None,
+                                 exclude: list[Hashable] | None, flags: BroadcastFlags,
+                                 client_count: Callable[[int], None], on_answer: Callable[[Any], None]) -> int:
+        """This process's clients only, for now (a warning says so once)."""
+        self._cluster_only_here("emit_with_ack", flags)
+        return await super().broadcast_with_ack(namespace, args, to, exclude, flags, client_count, on_answer)
+
+    async def fetch_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                            flags: BroadcastFlags) -> list[Any]:
+        """This process's sockets only, for now (a warning says so once)."""
+        self._cluster_only_here("fetch_sockets", flags)
+        return await super().fetch_sockets(namespace, to, exclude, flags)
+
+    async def add_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                          flags: BroadcastFlags, rooms: list[Hashable]) -> None:
+        """This process's sockets only, for now (a warning says so once)."""
+        self._cluster_only_here("sockets_join", flags)
+        await super().add_sockets(namespace, to, exclude, flags, rooms)
+
+    async def del_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
+                          flags: BroadcastFlags, rooms: list[Hashable]) -> None:
+        """This process's sockets only, for now (a warning says so once)."""
+        self._cluster_only_here("sockets_leave", flags)
+        await super().del_sockets(namespace, to, exclude, flags, rooms)
+
+    async def disconnect_sockets(self, namespace: str, to: list[Hashable] | None,
+                                 exclude: list[Hashable] | None, flags: BroadcastFlags, close: bool) -> None:
+        """This process's sockets only, for now (a warning says so once)."""
+        self._cluster_only_here("disconnect_sockets", flags)
+        await super().disconnect_sockets(namespace, to, exclude, flags, close)
+
+    async def server_side_emit(self, namespace: str, args: list[Any]) -> None:
+        """Not carried between processes yet (a warning says so once)."""
+        self._cluster_only_here("server_side_emit", BroadcastFlags())
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
         """True for a client of this process; for another process's client, ask it to disconnect."""
@@ -368,6 +434,14 @@ class AsyncPubSubManager(AsyncManager):
         if isinstance(remote, list) and len(remote) == 3:
             callback = partial(self._ack_to_origin, str(message.get("host_id")), *remote)
         skip_sid = message.get("skip_sid")
+        except_rooms = message.get("except_rooms")
+        if callback is None and (except_rooms or message.get("volatile")):
+            # A broadcast operator's emit (fastio's keys).
+            args = [message["event"], *(data if isinstance(data, tuple) else (data,))]
+            self.broadcast_local(message.get("namespace") or "/", args, message.get("room"), except_rooms or None,
+                                 BroadcastFlags(volatile=bool(message.get("volatile"))),
+                                 tuple(skip_sid) if isinstance(skip_sid, list) else skip_sid)
+            return
         self.emit_local(message["event"], data, message.get("namespace") or "/", message.get("room"),
                         tuple(skip_sid) if isinstance(skip_sid, list) else skip_sid, callback)
 

@@ -7,9 +7,12 @@ and every emit is encoded once and fanned out by the compiled room table.
 from __future__ import annotations
 
 import asyncio
+import collections
+import inspect
 import logging
+import time
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Union
 
 from fastio import exceptions
 from fastio._core.packet import (
@@ -17,13 +20,23 @@ from fastio._core.packet import (
     Decoder, configure_json, encode,
 )
 from fastio.base.handlers import SERVER_OPTIONAL_ARGS, HandlerRegistry
-from fastio.base.util import SessionContext, make_logger, start_eagerly, then
+from fastio.base.util import SessionContext, keep, make_logger, start_eagerly, then
 from fastio.engineio.server import AsyncServer as EngineIOServer
 from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
+from fastio.socketio.operators import BroadcastOperator, NamespaceOperator, RoomSpec
 from fastio.socketio.packet_class import packet_class_codec
+from fastio.socketio.remote_socket import RemoteSocket
 
-__all__ = ["AsyncServer"]
+__all__ = ["AsyncServer", "NamespaceKey"]
+
+#: A namespace name, or a parent of dynamic namespaces: a compiled regular expression (searched,
+#: as JavaScript's ``RegExp.test``) or a callable ``(name, auth) -> bool`` (sync or async).
+NamespaceKey = Union[str, Any]
+
+# Node's reserved event names: an application cannot emit them.
+RESERVED_EVENTS = frozenset(("connect", "connect_error", "disconnect", "disconnecting", "newListener",
+                             "removeListener"))
 
 _Coroutine = types.CoroutineType
 _Task = asyncio.Task
@@ -32,13 +45,20 @@ _Task = asyncio.Task
 class _Client:
     """Socket.IO state of one Engine.IO connection."""
 
-    __slots__ = ("conn", "decoder", "sockets", "environ")
+    __slots__ = ("conn", "decoder", "sockets", "environ", "connecting")
 
     def __init__(self, conn: Any, decoder: Decoder) -> None:
         self.conn = conn
         self.decoder = decoder
         self.sockets: dict[str, Socket] = {}
         self.environ = conn.environ
+        # Namespaces whose CONNECT is still in the middleware or a namespace check.
+        self.connecting: set[str] | None = None
+
+
+def _is_parent(key: Any) -> bool:
+    """True for a parent of dynamic namespaces (a regex or a callable), False for a name."""
+    return not isinstance(key, str) and (hasattr(key, "search") or callable(key))
 
 
 class AsyncServer(HandlerRegistry):
@@ -54,7 +74,14 @@ class AsyncServer(HandlerRegistry):
     :param async_handlers: accepted for compatibility; handlers always start eagerly and go on
                            as tasks only when they suspend.
     :param always_connect: send the CONNECT before the connect handler runs.
-    :param namespaces: namespaces accepted without handlers, or ``'*'`` for any.
+    :param namespaces: namespaces accepted without handlers, or ``'*'`` for any; beside names the
+                       list may hold parents of dynamic namespaces: compiled regular expressions
+                       and callables ``(name, auth) -> bool`` (sync or async).
+    :param cleanup_empty_child_namespaces: forget a dynamic (child) namespace when its last
+                                           socket leaves, as Node's option of that name.
+    :param connect_timeout: seconds an Engine.IO connection may stay without joining any
+                            namespace before it is closed (Node's ``connectTimeout``, 45 s);
+                            None turns it off.  One sweep per server, no timer per connection.
     :param max_attachments: most binary attachments one packet may announce (10, as in Node).
     :param kwargs: Engine.IO options (``ping_interval``, ``cors_allowed_origins``, ...,
                    ``engineio_logger``, and ``socketio_path``, default ``'socket.io'``).
@@ -67,7 +94,9 @@ class AsyncServer(HandlerRegistry):
     def __init__(self, client_manager: AsyncManager | None = None, logger: logging.Logger | bool = False,
                  serializer: str | type = "default", json: Any = None, async_handlers: bool = True,
                  always_connect: bool = False, namespaces: list[str] | str | None = None,
-                 max_attachments: int = 10, **kwargs: Any) -> None:
+                 max_attachments: int = 10, cleanup_empty_child_namespaces: bool = False,
+                 connect_timeout: float | None = 45,
+                 **kwargs: Any) -> None:
         engineio_logger = kwargs.pop("engineio_logger", None)
         if engineio_logger is not None:
             kwargs["logger"] = engineio_logger
@@ -110,6 +139,28 @@ class AsyncServer(HandlerRegistry):
         self.manager.encode = self._encode
         self.manager_initialized = False
         self.environ: dict[str, Any] = _EnvironView(self.eio)
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        self.connect_timeout = connect_timeout
+        # New connections in arrival order with their connect deadline (all share one timeout,
+        # so the deque stays sorted); one task sweeps it.
+        self._connect_deadlines: collections.deque[tuple[float, str]] = collections.deque()
+        self._connect_sweeper: asyncio.Task[None] | None = None
+        # Node's server features, by namespace (or parent of dynamic namespaces):
+        self.middlewares: dict[Any, list[Callable[..., Any]]] = {}
+        self.event_middlewares: dict[Any, list[tuple[Callable[..., Any], Callable[..., Any] | None]]] = {}
+        self.any_listeners: dict[Any, list[Callable[..., Any]]] = {}
+        self.outgoing_listeners: dict[Any, list[Callable[..., Any]]] = {}
+        self.server_side_handlers: dict[Any, dict[str, Callable[..., Any]]] = {}
+        # Dynamic namespaces created so far: name -> the parent that accepted it.
+        self.child_namespaces: dict[str, Any] = {}
+        # Names given to ``of()``: as in Node, naming a namespace creates it.
+        self.declared_namespaces: set[str] = set()
+        # socket_data() of sockets still in their connection middlewares, by sid.
+        self._arriving_data: dict[str, dict[str, Any]] = {}
+        # Keys of event_middlewares and any_listeners: the hot path looks no further when empty.
+        self._event_hooks: set[Any] = set()
+        # The Admin UI's hooks (fastio.socketio.admin), None unless instrument() was called.
+        self.admin: Any = None
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -149,6 +200,8 @@ class AsyncServer(HandlerRegistry):
 
         ``data`` is one argument, or a tuple for several; bytes anywhere in it travel as binary.
         """
+        if self.admin is not None:
+            self.admin.event_sent(event, data, namespace or "/", to if to is not None else room, skip_sid)
         self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
                               skip_sid, callback, ignore_queue)
 
@@ -162,7 +215,10 @@ class AsyncServer(HandlerRegistry):
     async def call(self, event: str, data: Any = None, to: Any = None, sid: str | None = None,
                    namespace: str | None = None, timeout: float | None = 60,
                    ignore_queue: bool = False) -> Any:
-        """Emit to one client and wait for its acknowledgement; raises ``TimeoutError``."""
+        """Emit to one client and wait for its acknowledgement; raises ``TimeoutError``.
+
+        ``to`` may be a room, as in python-socketio: every member is asked and the first answer
+        is returned.  Every answer: ``await sio.to(room).timeout(s).emit_with_ack(...)``."""
         if to is None and sid is None:
             raise ValueError("Cannot use call() to broadcast.")
         loop = asyncio.get_running_loop()
@@ -177,9 +233,207 @@ class AsyncServer(HandlerRegistry):
         try:
             args = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            self.manager.discard_callback(target, namespace or "/", callback)
             raise exceptions.TimeoutError() from None
+        finally:
+            # With a room, the first answer wins (python-socketio's behaviour): the others'
+            # callbacks are dropped rather than kept until those clients disconnect.
+            ns = namespace or "/"
+            for member in self.manager.room_table.select(ns, target, None) or [target]:
+                self.manager.discard_callback(member, ns, callback)
         return args if len(args) > 1 else args[0] if len(args) == 1 else None
+
+
+    # -- Node's server API: middleware, catch-alls, operators ---------------------------------------
+
+    def use(self, middleware: Callable[[str, dict[str, Any], Any], Any], namespace: NamespaceKey = None) -> None:
+        """Add a connection middleware (Node's ``namespace.use``): ``middleware(sid, environ, auth)``,
+        sync or async, runs for every CONNECT to ``namespace`` (default ``'/'``; a parent of
+        dynamic namespaces applies to its children), in the order added, before the connect
+        handler.  Raising ``fastio.exceptions.ConnectionRefusedError(message, data)`` (or any
+        exception: its text is the message) refuses the connection with a CONNECT_ERROR carrying
+        ``message`` and ``data``, as Node's ``next(err)``; the later middlewares and the connect
+        handler do not run."""
+        self.middlewares.setdefault(namespace or "/", []).append(middleware)
+
+    def use_events(self, middleware: Callable[[str, str, list[Any]], Any], namespace: NamespaceKey = None,
+                   on_error: Callable[[str, BaseException], Any] | None = None) -> None:
+        """Add an incoming-event middleware (Node's ``socket.use``): ``middleware(sid, event, args)``,
+        sync or async, runs for every event a client of ``namespace`` sends, in the order added,
+        before its handler; ``args`` is the event's argument list, which it may change.  Raising
+        drops the event (its handler does not run, no acknowledgement is sent) and calls
+        ``on_error(sid, exc)`` if given, else logs the exception."""
+        self.event_middlewares.setdefault(namespace or "/", []).append((middleware, on_error))
+        self._event_hooks.add(namespace or "/")
+
+    def on_any(self, listener: Callable[..., Any], namespace: NamespaceKey = None) -> None:
+        """Call ``listener(sid, event, *args)`` for every event a client of ``namespace`` sends,
+        before the event middlewares and the handler (Node's ``socket.onAny``)."""
+        self.any_listeners.setdefault(namespace or "/", []).append(listener)
+        self._event_hooks.add(namespace or "/")
+
+    def on_any_outgoing(self, listener: Callable[..., Any], namespace: NamespaceKey = None) -> None:
+        """Call ``listener(sid, event, *args)`` for every event sent to a client of ``namespace``,
+        broadcasts included, once per recipient (Node's ``socket.onAnyOutgoing``).  This costs
+        a Python call per recipient, so only namespaces with a listener pay it."""
+        key = namespace or "/"
+        self.outgoing_listeners.setdefault(key, []).append(listener)
+        for name in ([key] if isinstance(key, str) else self._children(key)):
+            self.manager.watch_outgoing(name)
+
+    def socket_data(self, sid: str, namespace: str | None = None) -> dict[str, Any]:
+        """The dict the application keeps on a socket (Node's ``socket.data``), shown by
+        ``fetch_sockets()``; connection middlewares may fill it before the socket exists."""
+        sock = self.manager.get_socket(sid, namespace or "/")
+        if sock is not None:
+            return sock.data
+        arriving = self._arriving_data.get(sid)
+        if arriving is None:
+            raise KeyError("Session is disconnected")
+        return arriving
+
+    def notify_outgoing(self, namespace: str, sids: list[str], args: list[Any]) -> None:
+        """Called by the manager after an emit in ``namespace`` reached ``sids``: the outgoing
+        listeners see each one."""
+        listeners = self.outgoing_listeners.get(namespace)
+        if listeners is None:
+            listeners = self.outgoing_listeners.get(self.child_namespaces.get(namespace))
+        for listener in listeners or ():
+            for sid in sids:
+                try:
+                    result = listener(sid, *args)
+                    if type(result) is _Coroutine:
+                        self._watch(start_eagerly(result))
+                except Exception:
+                    self.logger.exception("error in an outgoing listener")
+
+    def on_server_side(self, event: str, handler: Callable[..., Any] | None = None,
+                       namespace: NamespaceKey = None) -> Any:
+        """Handle ``event`` sent by another server of the cluster with ``server_side_emit``
+        (Node's ``io.on(event)`` for server-side events): ``handler(*args)``; its return value
+        is the acknowledgement of ``server_side_emit_with_ack``.  Without ``handler`` this is a
+        decorator."""
+        def store(h: Callable[..., Any]) -> Callable[..., Any]:
+            self.server_side_handlers.setdefault(namespace or "/", {})[event] = h
+            return h
+
+        return store(handler) if handler is not None else store
+
+    async def trigger_server_side_event(self, namespace: str, event: str, args: list[Any]) -> Any:
+        """Run the ``on_server_side`` handler of ``event`` (a cluster manager calls this when
+        another server's ``server_side_emit`` arrives); returns its result (None without one)."""
+        handlers = self.server_side_handlers.get(namespace) or self.server_side_handlers.get(
+            self.child_namespaces.get(namespace)) or {}
+        handler = handlers.get(event)
+        if handler is None:
+            return None
+        result = handler(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def check_event_name(self, event: str) -> None:
+        """Raise ValueError for Node's reserved event names (``connect``, ``disconnect``, ...)."""
+        if event in RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+
+    async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
+        """Send ``event`` to the ``on_server_side`` handlers of the other servers of the cluster
+        (Node's ``serverSideEmit``); with one process it reaches nobody."""
+        self.check_event_name(event)
+        await self.manager.server_side_emit(namespace, [event, *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any, namespace: str = "/",
+                                        timeout: float | None = None) -> list[Any]:
+        """``server_side_emit`` and wait for every other server's answer (Node's
+        ``serverSideEmitWithAck``); ``[]`` with one process."""
+        self.check_event_name(event)
+        return await self.manager.server_side_emit_with_ack(namespace, [event, *args], timeout)  # type: ignore[no-any-return]
+
+    def of(self, namespace: NamespaceKey) -> NamespaceOperator:
+        """The operators, middleware and handlers of one namespace (Node's ``io.of``); a regex or
+        a callable ``(name, auth) -> bool`` declares a parent of dynamic namespaces.  As in Node,
+        naming a namespace here makes clients able to connect to it."""
+        if isinstance(namespace, str):
+            self.declared_namespaces.add(namespace)
+        return NamespaceOperator(self, namespace)
+
+    def to(self, room: RoomSpec) -> BroadcastOperator:
+        """Select the sockets of ``'/'`` in ``room`` (one or several; a sid is a room)."""
+        return BroadcastOperator(self).to(room)
+
+    def in_(self, room: RoomSpec) -> BroadcastOperator:
+        """The same as ``to`` (Node's ``in``)."""
+        return self.to(room)
+
+    def except_(self, room: RoomSpec) -> BroadcastOperator:
+        """Select every socket of ``'/'`` except those in ``room`` (one or several)."""
+        return BroadcastOperator(self).except_(room)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """A volatile broadcast to ``'/'`` (see ``BroadcastOperator.volatile``)."""
+        return BroadcastOperator(self).volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """A broadcast to this server's clients of ``'/'`` only."""
+        return BroadcastOperator(self).local
+
+    def compress(self, flag: bool) -> BroadcastOperator:
+        """A broadcast to ``'/'`` with Node's compress flag."""
+        return BroadcastOperator(self).compress(flag)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """A broadcast to ``'/'`` whose ``emit_with_ack`` waits at most ``seconds``."""
+        return BroadcastOperator(self).timeout(seconds)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        """Every socket of ``'/'`` (Node's ``io.fetchSockets``)."""
+        return await BroadcastOperator(self).fetch_sockets()
+
+    async def sockets_join(self, room: RoomSpec) -> None:
+        """Every socket of ``'/'`` joins ``room``."""
+        await BroadcastOperator(self).sockets_join(room)
+
+    async def sockets_leave(self, room: RoomSpec) -> None:
+        """Every socket of ``'/'`` leaves ``room``."""
+        await BroadcastOperator(self).sockets_leave(room)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of ``'/'`` (``close``: their whole connections)."""
+        await BroadcastOperator(self).disconnect_sockets(close)
+
+    async def disconnect_socket(self, sock: Socket, close: bool = False) -> None:
+        """Disconnect one socket of this process (the manager's ``disconnect_sockets``); with
+        ``close``, every namespace of its connection is disconnected, then the connection closed."""
+        if not close:
+            await self.disconnect(sock.sid, sock.namespace, ignore_queue=True)
+            return
+        conn = sock.conn
+        for other in list(sock.client.sockets.values()):
+            await self.disconnect(other.sid, other.namespace, ignore_queue=True)
+        conn.close(self.reason.SERVER_DISCONNECT, True)
+
+    def _children(self, parent: Any) -> list[str]:
+        return [name for name, p in self.child_namespaces.items() if p is parent]
+
+    def namespaces_of(self, key: NamespaceKey) -> list[str]:
+        """The concrete namespaces ``key`` names: itself, or a parent's current children."""
+        return [key] if isinstance(key, str) else self._children(key)
+
+    def find_handler(self, event: str, namespace: str,
+                     args: tuple[Any, ...]) -> tuple[Callable[..., Any] | None, tuple[Any, ...]]:
+        """As ``HandlerRegistry.find_handler``; a dynamic namespace falls back to its parent's."""
+        handler, fitted = super().find_handler(event, namespace, args)
+        if handler is None and self.child_namespaces:
+            parent = self.child_namespaces.get(namespace)
+            if parent is not None:
+                return super().find_handler(event, parent, args)
+        return handler, fitted
+
+    def _watch(self, result: Any) -> None:
+        if isinstance(result, asyncio.Task):
+            result.add_done_callback(self._check_task)
 
     # -- rooms and sessions ------------------------------------------------------------------------
 
@@ -253,6 +507,9 @@ class AsyncServer(HandlerRegistry):
     async def shutdown(self) -> None:
         """Close every connection and stop background work."""
         self.logger.info("Socket.IO is shutting down")
+        if self._connect_sweeper is not None:
+            self._connect_sweeper.cancel()
+            self._connect_deadlines.clear()
         await self.eio.shutdown()
         aclose = getattr(self.manager, "aclose", None)
         if aclose is not None:
@@ -266,9 +523,15 @@ class AsyncServer(HandlerRegistry):
         """asyncio.sleep."""
         await asyncio.sleep(seconds)
 
-    def instrument(self, *args: Any, **kwargs: Any) -> None:
-        """The Socket.IO Admin UI is not available in fastio."""
-        raise NotImplementedError("the Socket.IO Admin UI is not supported")
+    def instrument(self, auth: Any = None, mode: str = "development", read_only: bool = False,
+                   server_id: str | None = None, namespace: str = "/admin",
+                   server_stats_interval: float = 2) -> Any:
+        """Serve the Socket.IO Admin UI's protocol on ``namespace``; returns the
+        ``fastio.socketio.admin.InstrumentedAsyncServer`` (see there for the options)."""
+        from fastio.socketio.admin import InstrumentedAsyncServer
+
+        return InstrumentedAsyncServer(self, auth=auth, mode=mode, read_only=read_only, server_id=server_id,
+                                       namespace=namespace, server_stats_interval=server_stats_interval)
 
     # -- Engine.IO events ------------------------------------------------------------------------
 
@@ -283,6 +546,34 @@ class AsyncServer(HandlerRegistry):
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
         conn.ext = _Client(conn, self._new_decoder())
+        if self.admin is not None:
+            self.admin.client_opened()
+        if self.connect_timeout:
+            loop = asyncio.get_running_loop()
+            # The sid, not the connection: a closed connection is not kept alive until its deadline.
+            self._connect_deadlines.append((loop.time() + self.connect_timeout, eio_sid))
+            if self._connect_sweeper is None or self._connect_sweeper.done():
+                self._connect_sweeper = keep(loop.create_task(self._sweep_connect_timeouts()))
+
+    async def _sweep_connect_timeouts(self) -> None:
+        """Close each connection that has joined no namespace by its deadline (Node's
+        ``connectTimeout``)."""
+        loop = asyncio.get_running_loop()
+        pending = self._connect_deadlines
+        while pending:
+            deadline, eio_sid = pending[0]
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            pending.popleft()
+            conn = self.eio.sockets.get(eio_sid)
+            if conn is None or conn.closed:
+                continue
+            client = conn.ext
+            if client is not None and not client.sockets and not client.connecting:
+                self.logger.info("%s: no namespace joined within %s s, closing", conn.sid, self.connect_timeout)
+                conn.close(self.reason.SERVER_DISCONNECT, True)
 
     def _handle_eio_close(self, conn: Any, reason: str) -> None:
         client = conn.ext
@@ -321,7 +612,8 @@ class AsyncServer(HandlerRegistry):
             self.logger.warning("%s: unexpected packet type %d", conn.sid, ptype)
             conn.close("parse error", False)
 
-    def _handle_event(self, client: _Client, pkt: Any) -> None:
+    def _handle_event(self, client: _Client, pkt: Any, args: list[Any] | None = None) -> None:
+        # ``args``: the arguments as the event middlewares left them (then they have run).
         namespace = pkt.namespace
         sock = client.sockets.get(namespace)
         if sock is None or not sock.connected:
@@ -333,15 +625,24 @@ class AsyncServer(HandlerRegistry):
             # A client cannot fire the server's connect/disconnect handlers.
             self.logger.warning("%s: ignoring a client event named %r", sock.sid, event)
             return
+        if args is None:
+            if self._event_hooks:
+                key: Any = namespace if namespace in self._event_hooks else self.child_namespaces.get(namespace)
+                if key is not None and key in self._event_hooks:
+                    self._event_with_hooks(client, sock, key, pkt, event, data[1:])
+                    return
+            args = data[1:]
         if self.logger.isEnabledFor(logging.INFO):
             self.logger.info('received event "%s" from %s [%s]', event, sock.sid, namespace)
+        if self.admin is not None:
+            self.admin.event_received(sock, data)
         handlers = self.handlers.get(namespace)
         handler = handlers.get(event) if handlers is not None else None
         try:
             if handler is not None:
-                result = handler(sock.sid, *data[1:])
+                result = handler(sock.sid, *args)
             else:
-                result = self._call(event, namespace, (sock.sid, *data[1:]))
+                result = self._call(event, namespace, (sock.sid, *args))
                 if result is self.not_handled:
                     return
             if type(result) is _Coroutine:
@@ -364,6 +665,52 @@ class AsyncServer(HandlerRegistry):
         elif ack_id is not None:
             self._send_ack(client.conn, namespace, ack_id, result)
 
+    def _event_with_hooks(self, client: _Client, sock: Socket, key: Any, pkt: Any, event: str,
+                          args: list[Any]) -> None:
+        """Node's ``onevent``: the catch-all listeners, then the event middlewares, then the handler."""
+        for listener in self.any_listeners.get(key, ()):
+            try:
+                result = listener(sock.sid, event, *args)
+                if type(result) is _Coroutine:
+                    self._watch(start_eagerly(result))
+            except Exception:
+                self.logger.exception("error in an on_any listener")
+        fns = self.event_middlewares.get(key)
+        if not fns:
+            self._handle_event(client, pkt, args)
+            return
+        failure: list[Callable[..., Any] | None] = [None]
+
+        async def run() -> None:
+            for fn, on_error in fns:
+                failure[0] = on_error
+                result = fn(sock.sid, event, args)
+                if inspect.isawaitable(result):
+                    await result
+
+        def passed(_: Any) -> None:
+            if sock.connected:
+                self._handle_event(client, pkt, args)
+
+        def rejected(exc: BaseException) -> None:
+            on_error = failure[0]
+            if on_error is None:
+                self.logger.info('event "%s" from %s rejected by middleware: %r', event, sock.sid, exc)
+                return
+            try:
+                result = on_error(sock.sid, exc)
+                if type(result) is _Coroutine:
+                    self._watch(start_eagerly(result))
+            except Exception:
+                self.logger.exception("error in an event middleware's on_error")
+
+        try:
+            result = start_eagerly(run())
+        except Exception as exc:
+            rejected(exc)
+            return
+        then(result, passed, rejected)
+
     def _send_ack(self, conn: Any, namespace: str, ack_id: int, r: Any) -> None:
         if r is self.not_handled:
             return
@@ -376,6 +723,9 @@ class AsyncServer(HandlerRegistry):
             return
         cb = sock.callbacks.pop(pkt.id, None) if sock.callbacks else None
         if cb is None:
+            if self.manager.broadcast_acks and self.manager.broadcast_answer(sock.sid, sock.namespace,
+                                                                             pkt.id, pkt.data):
+                return
             self.logger.warning("%s: unknown acknowledgement id %s", sock.sid, pkt.id)
             return
         try:
@@ -386,22 +736,149 @@ class AsyncServer(HandlerRegistry):
     def _handle_connect(self, client: _Client, pkt: Any) -> None:
         namespace = pkt.namespace
         conn = client.conn
-        if namespace in client.sockets:
+        if namespace in client.sockets or (client.connecting and namespace in client.connecting):
             self.logger.warning("%s: already connected to %s", conn.sid, namespace)
             return
-        if not (namespace in self.handlers or namespace in self.namespace_handlers
-                or self.namespaces == "*" or namespace in self.namespaces):
-            self.logger.info("%s: CONNECT_ERROR for unknown namespace %s", conn.sid, namespace)
-            conn.send_packet(self._encode(CONNECT_ERROR, namespace, {"message": "Invalid namespace"}))
+        auth = pkt.data
+        if (namespace in self.handlers or namespace in self.namespace_handlers or self.namespaces == "*"
+                or namespace in self.namespaces or namespace in self.declared_namespaces
+                or namespace in self.child_namespaces):
+            self._admit(client, namespace, auth)
             return
+        parents = self._parents()
+        if not parents:
+            self._invalid_namespace(conn, namespace)
+            return
+        self._connecting(client, namespace, True)
+
+        def matched(parent: Any) -> None:
+            self._connecting(client, namespace, False)
+            if conn.closed:
+                return
+            if parent is None:
+                self._invalid_namespace(conn, namespace)
+                return
+            # Node's ParentNamespace.createChild: the child gets the parent's handlers and middleware.
+            self.child_namespaces.setdefault(namespace, parent)
+            if parent in self.outgoing_listeners:
+                self.manager.watch_outgoing(namespace)
+            self._admit(client, namespace, auth)
+
+        def failed(exc: BaseException) -> None:
+            self._connecting(client, namespace, False)
+            self.logger.error("namespace check failed", exc_info=exc)
+            if not conn.closed:
+                self._invalid_namespace(conn, namespace)
+
+        then(start_eagerly(self._match_parent(parents, namespace, auth)), matched, failed)
+
+    def _invalid_namespace(self, conn: Any, namespace: str) -> None:
+        self.logger.info("%s: CONNECT_ERROR for unknown namespace %s", conn.sid, namespace)
+        conn.send_packet(self._encode(CONNECT_ERROR, namespace, {"message": "Invalid namespace"}))
+
+    def _parents(self) -> list[Any]:
+        """Every parent of dynamic namespaces, in the order Node checks them (registration)."""
+        seen: list[Any] = []
+        sources: list[Iterable[Any]] = [self.namespaces if isinstance(self.namespaces, list) else [],
+                                        self.handlers, self.namespace_handlers, self.middlewares,
+                                        self.event_middlewares, self.any_listeners, self.outgoing_listeners,
+                                        self.server_side_handlers]
+        for source in sources:
+            for key in source:
+                if _is_parent(key) and all(key is not k for k in seen):
+                    seen.append(key)
+        return seen
+
+    @staticmethod
+    async def _match_parent(parents: list[Any], name: str, auth: Any) -> Any:
+        for parent in parents:
+            if hasattr(parent, "search"):
+                if parent.search(name):
+                    return parent
+                continue
+            ok = parent(name, auth)
+            if inspect.isawaitable(ok):
+                ok = await ok
+            if ok:
+                return parent
+        return None
+
+    @staticmethod
+    def _connecting(client: _Client, namespace: str, on: bool) -> None:
+        if on:
+            if client.connecting is None:
+                client.connecting = set()
+            client.connecting.add(namespace)
+        elif client.connecting is not None:
+            client.connecting.discard(namespace)
+
+    def _admit(self, client: _Client, namespace: str, auth: Any) -> None:
+        """Run the connection middlewares, then connect (Node's ``namespace._add``)."""
         sid = self.eio.generate_id()
+        fns = self.middlewares.get(namespace)
+        if fns is None and self.child_namespaces:
+            fns = self.middlewares.get(self.child_namespaces.get(namespace))
+        if not fns:
+            self._accept(client, namespace, sid, auth)
+            return
+        conn = client.conn
+        self._connecting(client, namespace, True)
+        # What the middlewares store with socket_data(sid) becomes the socket's data.
+        data: dict[str, Any] = {}
+        self._arriving_data[sid] = data
+
+        def passed(_: Any) -> None:
+            self._connecting(client, namespace, False)
+            self._arriving_data.pop(sid, None)
+            if not conn.closed:
+                self._accept(client, namespace, sid, auth, data)
+
+        def refused(exc: BaseException) -> None:
+            self._connecting(client, namespace, False)
+            self._arriving_data.pop(sid, None)
+            if isinstance(exc, exceptions.ConnectionRefusedError):
+                error = dict(exc.error_args)
+            elif isinstance(exc, Exception):
+                # Node: next(new Error(msg)) -> {"message": msg, "data": err.data}
+                error = {"message": str(exc)}
+                data = getattr(exc, "data", None)
+                if data is not None:
+                    error["data"] = data
+            else:
+                raise exc
+            self.logger.info("%s: connection to %s refused by middleware: %s", conn.sid, namespace, error)
+            if not conn.closed:
+                conn.send_packet(self._encode(CONNECT_ERROR, namespace, error))
+
+        try:
+            result = start_eagerly(self._run_middlewares(list(fns), sid, client.environ, auth or None))
+        except Exception as exc:
+            refused(exc)
+            return
+        then(result, passed, refused)
+
+    @staticmethod
+    async def _run_middlewares(fns: list[Callable[..., Any]], sid: str, environ: Any, auth: Any) -> None:
+        for fn in fns:
+            result = fn(sid, environ, auth)
+            if inspect.isawaitable(result):
+                await result
+
+    def _accept(self, client: _Client, namespace: str, sid: str, auth: Any,
+                data: dict[str, Any] | None = None) -> None:
+        conn = client.conn
+        if namespace in client.sockets:
+            return
         sock = Socket(sid, namespace, conn, client)
+        sock.auth = auth
+        if data:
+            sock.data = data
+        sock.issued = time.time()
         client.sockets[namespace] = sock
         self.manager.add_socket(sock)
         sock.connected = True
         if self.always_connect:
             conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
-        auth = pkt.data
         fail_reason: dict[str, Any] = {"message": "Connection rejected by server"}
 
         def finish(success: Any) -> None:
@@ -419,6 +896,8 @@ class AsyncServer(HandlerRegistry):
                 if not self.always_connect:
                     conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
                 self.logger.info("%s connected to %s", sid, namespace)
+                if self.admin is not None:
+                    self.admin.socket_connected(sock)
 
         def failed(exc: BaseException) -> None:
             if isinstance(exc, exceptions.ConnectionRefusedError):
@@ -459,8 +938,13 @@ class AsyncServer(HandlerRegistry):
                     result.add_done_callback(self._check_task)
         except Exception:
             self.logger.exception("error in disconnect handler")
+        if self.admin is not None:
+            self.admin.socket_disconnected(sock, reason)
         self.manager.remove_socket(sock)
         sock.callbacks = None
+        if (self.cleanup_empty_child_namespaces and sock.namespace in self.child_namespaces
+                and not self.manager.sockets.get(sock.namespace)):
+            del self.child_namespaces[sock.namespace]
 
     def _call(self, event: str, namespace: str, args: tuple[Any, ...]) -> Any:
         """Call the handler of ``event`` with python-socketio's resolution order and arguments

@@ -1,0 +1,100 @@
+"""Broadcast operators with a pub/sub manager: an operator's emit reaches the other processes
+(``except_`` and ``volatile`` travel as extra keys of python-socketio's emit message), ``local``
+keeps it in this process, and the operations not yet carried between processes say so."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+import socketio as pysio
+
+import fastio
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Bus:
+    """Every subscriber gets every message."""
+
+    def __init__(self) -> None:
+        self.queues: list[asyncio.Queue[Any]] = []
+
+
+class BusManager(fastio.AsyncPubSubManager):
+    name = "bus"
+
+    def __init__(self, bus: Bus, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bus = bus
+
+    async def _publish(self, data: Any) -> None:
+        body = self.json.dumps(data)
+        for q in self.bus.queues:
+            q.put_nowait(body)
+
+    async def _listen(self):
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        self.bus.queues.append(q)
+        while True:
+            yield await q.get()
+
+
+async def test_operator_emits_cross_processes():
+    bus = Bus()
+    servers = []
+    warnings: list[str] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    log = logging.getLogger("test-node-features-cluster")
+    log.addHandler(ListHandler())
+    log.setLevel(logging.WARNING)
+    for _ in range(2):
+        sio = fastio.AsyncServer(client_manager=BusManager(bus, channel="c", logger=log))
+
+        @sio.event
+        async def connect(sid, environ, auth, sio=sio):
+            for room in auth["rooms"]:
+                await sio.enter_room(sid, room)
+
+        srv = await fastio.serve(sio, "127.0.0.1", 0)
+        await sio.manager.ready()
+        servers.append((sio, srv))
+    (sio1, srv1), (sio2, srv2) = servers
+    inboxes: dict[str, asyncio.Queue[Any]] = {}
+    clients = []
+    for name, url, rooms in (("a", srv1.url, ["r"]), ("b", srv2.url, ["r"]), ("c", srv2.url, ["r", "vip"])):
+        c = pysio.AsyncClient(reconnection=False)
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        c.on("*", lambda event, *args, inbox=inbox: inbox.put_nowait((event, list(args))))
+        await c.connect(url, auth={"rooms": rooms}, transports=["websocket"])
+        inboxes[name] = inbox
+        clients.append(c)
+    try:
+        await sio1.to("r").except_("vip").emit("news", 1, {"two": b"\x02"})
+        await sio1.local.emit("local-only")
+        await sio1.to(clients[1].get_sid()).volatile.emit("v")
+        await sio1.emit("marker")
+        for name in "abc":
+            got = []
+            while not got or got[-1][0] != "marker":
+                got.append(await asyncio.wait_for(inboxes[name].get(), 5))
+            inboxes[name] = got  # type: ignore[assignment]
+        assert inboxes["a"] == [("news", [1, {"two": b"\x02"}]), ("local-only", []), ("marker", [])]
+        assert inboxes["b"] == [("news", [1, {"two": b"\x02"}]), ("v", []), ("marker", [])]
+        assert inboxes["c"] == [("marker", [])]
+        # not carried between processes yet: this process's sockets, and a warning once
+        found = await sio1.in_("r").fetch_sockets()
+        await sio1.in_("r").fetch_sockets()
+        assert [s.sid for s in found] == [clients[0].get_sid()]
+        assert sum("fetch_sockets reaches only this process" in w for w in warnings) == 1
+        assert [s.sid for s in await sio1.local.fetch_sockets()] == [s.sid for s in found]
+    finally:
+        for c in clients:
+            await c.disconnect()
+        await srv1.close()
+        await srv2.close()
