@@ -164,7 +164,7 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     ``app`` (also accepted as ``other_app``) is an ASGI application for every other path;
     ``shutdown_timeout`` and ``limits`` as for ``serve``.
     ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
-    worker (see ``fastio.hosting.workers``); the workers do not apply ``limits`` yet.
+    worker (see ``fastio.hosting.workers``); workers apply the default limits (``limits`` not yet).
     """
     if app is not None:
         other_app = app
@@ -179,7 +179,7 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     raise_fd_limit()
     if workers > 1:
         if limits:
-            logger.warning("connection limits and timeouts are not applied by workers yet: %s",
+            logger.warning("workers apply the default connection limits and timeouts, not: %s",
                            ", ".join(sorted(limits)))
         from fastio.hosting.workers import run_workers
         served, other_app = _split_app(sio, other_app)
