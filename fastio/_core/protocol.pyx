@@ -533,7 +533,8 @@ cdef class HttpProtocol(WSTransport):
         if self.transport is None or self.closed or self.closing:
             return
         body = ('{"code":3,"message":"%s"}' % reason).encode()
-        self._linger(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        self._linger(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n" % len(body) + body)
 
     cdef _linger(self, bytes response):
         # An error answer to a peer that may still be sending.  Closing with its input unread

@@ -189,7 +189,8 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        server = await serve(sio, host, port, other_app=other_app, shutdown_timeout=shutdown_timeout, **limits)
+        server = await serve(sio, host, port, other_app=other_app, shutdown_timeout=shutdown_timeout,
+                             **limits)
         tune_gc()
         print("fastio serving on http://%s:%d" % (host, server.port), flush=True)
         stop = asyncio.Event()

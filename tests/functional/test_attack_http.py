@@ -199,7 +199,8 @@ async def test_many_pipelined_requests_in_one_write_are_all_answered(serve):
     srv = await serve()
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     n = 3000
-    writer.write(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" * n + b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" * n
+                 + b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
     data = await read_to_eof(reader)
     assert data.count(b"HTTP/1.1 404 ") == n + 1
     writer.close()
