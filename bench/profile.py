@@ -1,16 +1,24 @@
-"""Profile a Python server under one benchmark scenario with py-spy.
+"""Profile a server under one benchmark scenario: py-spy, perf or strace.
 
-    python bench/profile.py --scenario echo                    # fastio_native, echo
-    python bench/profile.py --server pysio_aiohttp --scenario broadcast --duration 5
+    python bench/profile.py --scenario echo                    # fastio_native, echo, py-spy
+    python bench/profile.py --server pysio_aiohttp --scenario bcast1000 --duration 5
+    python bench/profile.py --tool perf --scenario echo        # compiled code and kernel (perf record -g)
+    python bench/profile.py --tool strace --scenario bcast1000 # system calls per operation (strace -c -f)
 
-Starts the server pinned to CPU 0, starts ``py-spy record --native`` on it, drives it with
-bench/loadgen.py pinned to CPU 1, then prints where the samples landed: the hottest leaf
-functions (self time) and the functions that were on the stack the most (inclusive time),
-with line numbers folded away. The raw collapsed stacks are kept in bench/results/ for
-flamegraph tools (``py-spy record --format raw``).
+Starts the server pinned to CPU 0, attaches the tool to it, drives it with bench/loadgen.py
+pinned to CPU 1, then prints where the time went:
 
-Needs py-spy (``pip install py-spy``) and permission to ptrace the server (root, or
-kernel.yama.ptrace_scope = 0).
+* ``py-spy`` (``record --native``): the hottest leaf functions (self time) and the functions that
+  were on the stack the most (inclusive time), line numbers folded away. The raw collapsed stacks
+  are kept in bench/results/ for flamegraph tools.
+* ``perf`` (``perf record -g``): the share of samples per shared object (kernel, libpython, the
+  compiled core, uvloop, Node) and the hottest symbols; works for the Node servers too.
+* ``strace`` (``strace -c -f``): system calls by name, and per operation (calls divided by every
+  operation the generator saw, warm-up included; the handshakes add a little).
+
+All three slow the server down: use them to see where time goes, not for figures. py-spy needs
+``pip install py-spy``; all need permission to ptrace/perf the server (root, or
+kernel.yama.ptrace_scope = 0 and a low kernel.perf_event_paranoid).
 """
 from __future__ import annotations
 
@@ -69,16 +77,121 @@ def summarize(raw_path: str, top: int) -> str:
     return "\n".join(out)
 
 
+def drive(srv, a, pinned: bool, warmup: float) -> dict:
+    """Run the scenario against ``srv``; the generator's JSON result ({} if it failed)."""
+    lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
+                                  "--server-pid", str(srv.pid)]
+    lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
+                                                 idle_clients=None, rate=None), a.scenario)
+    res = subprocess.run(lg, capture_output=True, text=True, timeout=180 + 3 * a.duration)
+    try:
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print("loadgen failed: %s" % res.stderr[-500:])
+        return {}
+    print("%s on %s: %s ops/s, %s us server CPU per op (slowed down by the tool)"
+          % (a.scenario, a.server, runner.fmt(r.get("throughput")), runner.fmt(r.get("server_cpu_us_per_op"))))
+    return r
+
+
+def summarize_perf(data: str, top: int) -> str:
+    """Samples per shared object, then the hottest symbols, from ``perf report``."""
+    out = []
+    for sort, limit in (("dso", "0.5"), ("dso,sym", "0.7")):
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
+                              "--percent-limit", limit, "-g", "none"],
+                             capture_output=True, text=True, timeout=300)
+        lines = [ln for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+        out.append("BY %s" % sort.upper())
+        out += ["  " + ln.strip() for ln in lines[:top]]
+        out.append("")
+    return "\n".join(out)
+
+
+def summarize_strace(path: str, ops: int, top: int) -> str:
+    """strace -c's table with a calls-per-operation column."""
+    rows = []
+    total_calls = 0
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            # "% time  seconds  usecs/call  calls  [errors]  syscall"
+            if len(parts) >= 5 and parts[0].replace(".", "").isdigit():
+                if parts[-1] == "total":
+                    total_calls = int(parts[3])
+                else:
+                    rows.append((parts[-1], int(parts[3]), float(parts[0])))
+    rows.sort(key=lambda r: -r[1])
+    out = ["%d operations seen by the generator (warm-up included)" % ops,
+           "%-20s %10s %10s %8s" % ("syscall", "calls", "per op", "% time")]
+    for name, calls, pct in rows[:top]:
+        out.append("%-20s %10d %10.3f %8.1f" % (name, calls, calls / ops if ops else 0, pct))
+    if total_calls:
+        out.append("%-20s %10d %10.3f" % ("total", total_calls, total_calls / ops if ops else 0))
+    return "\n".join(out)
+
+
+def profile_other(a: argparse.Namespace) -> int:
+    """--tool perf / strace."""
+    exe = shutil.which(a.tool)
+    if exe is None:
+        print("%s not found" % a.tool, file=sys.stderr)
+        return 2
+    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
+    pinned = runner.have_taskset()
+    os.makedirs(runner.RESULTS, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(runner.RESULTS, "%s-%s-%s-%s" % (a.tool, a.server, a.scenario, stamp))
+    srv = runner.ServerProcess(a.server, spec, pinned, base + "-server.log")
+    tool = None
+    try:
+        if not srv.wait_ready(60):
+            print("server did not start", file=sys.stderr)
+            return 1
+        warmup = 1.0
+        if a.tool == "perf":
+            out_file = base + ".data"
+            cmd = [exe, "record", "-F", str(a.rate), "-g", "-p", str(srv.pid), "-o", out_file]
+        else:
+            out_file = base + ".txt"
+            cmd = [exe, "-c", "-f", "-p", str(srv.pid), "-o", out_file]
+        tool = subprocess.Popen(runner.pin(1, pinned) + cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        time.sleep(1.0)
+        r = drive(srv, a, pinned, warmup)
+        tool.send_signal(2)  # SIGINT: both tools then write their data and exit
+        tool.communicate(timeout=120)
+    finally:
+        if tool is not None and tool.poll() is None:
+            tool.terminate()
+            tool.wait(10)
+        srv.stop()
+    if not os.path.exists(out_file):
+        print("%s wrote nothing" % a.tool)
+        return 1
+    if a.tool == "perf":
+        print(summarize_perf(out_file, a.top))
+    else:
+        print(summarize_strace(out_file, int(r.get("ops_all_phases") or 0), a.top))
+    print("raw: %s" % os.path.relpath(out_file, os.getcwd()))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="fastio_native",
-                   choices=[s for s in runner.SERVERS if s != "node_socketio"] + [runner.REFERENCE])
-    p.add_argument("--scenario", default="echo", choices=runner.SCENARIOS)
+                   choices=list(runner.SERVERS) + [runner.REFERENCE],
+                   help="py-spy profiles the Python servers only; perf and strace any of them")
+    p.add_argument("--scenario", default="echo", choices=list(runner.SCENARIOS),
+                   help="a benchmark scenario of bench/run.py (default echo: 100 conns x 1 in flight)")
     p.add_argument("--duration", type=float, default=4.0, help="measured seconds of load")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--no-native", action="store_true", help="Python frames only (lower overhead)")
+    p.add_argument("--tool", default="py-spy", choices=["py-spy", "perf", "strace"])
     a = p.parse_args()
+    if a.tool != "py-spy":
+        return profile_other(a)
     spy = find_py_spy()
     if spy is None:
         print("py-spy not found: pip install py-spy", file=sys.stderr)
@@ -103,8 +216,9 @@ def main() -> int:
         spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
         lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
-                                      "--server-pid", str(srv.pid), "--scenario", a.scenario,
-                                      "--duration", str(a.duration), "--warmup", str(warmup)]
+                                      "--server-pid", str(srv.pid)]
+        lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
+                                                     idle_clients=None, rate=None), a.scenario)
         res = subprocess.run(lg, capture_output=True, text=True, timeout=120 + 3 * a.duration)
         try:
             r = json.loads(res.stdout.strip().splitlines()[-1])

@@ -72,6 +72,10 @@ SERVERS: dict[str, dict] = {
         "cmd": [PY, os.path.join(SERVERS_DIR, "pysio_aiohttp.py")],
         "label": "python-socketio + aiohttp",
     },
+    "node_uws": {
+        "cmd": ["node", os.path.join(SERVERS_DIR, "node_uws.mjs")],
+        "label": "Node socket.io 4.8 on uWebSockets.js (io.attachApp)",
+    },
     "node_socketio": {
         "cmd": ["node", os.path.join(SERVERS_DIR, "node_socketio.mjs")],
         "label": "Node socket.io 4.8 (ws)",
@@ -89,25 +93,50 @@ REFERENCE_SPEC = {
     "label": "trivial reference (generator ceiling)",
 }
 BASELINE = "fastio_native"
+# The reference peer of the reports: every table ends with the column fastio_native / node_uws.
+PEER = "node_uws"
+DEFAULT_SERVERS = ["fastio_native", "node_uws", "node_socketio", "pysio_uvicorn"]
 
-SCENARIOS = ["echo", "ack", "broadcast", "connect", "idle", "latency", "binary"]
-SCENARIO_TEXT = {
-    "echo": "echo event round trip (100 conns x 8 in flight)",
-    "ack": "echo with ack requested (ack round trip)",
-    "broadcast": "one delivery of a broadcast to 1,000 conns",
-    "connect": "full handshake (WS + CONNECT + reply)",
-    "idle": "connecting one idle client (and its RSS)",
-    "latency": "echo at a fixed offered rate",
-    "binary": "64 KiB binary attachment echo",
+
+def _sc(gen: str, args: list[str], quick: list[str], text: str, unit: str, units: str) -> dict:
+    return {"gen": gen, "args": args, "quick": quick, "text": text, "unit": unit, "units": units}
+
+
+# Benchmark scenarios: each is one loadgen scenario with its load. "One in flight" means every
+# client has one event outstanding and each event goes out in its own write; "pipe8" keeps 8 in
+# flight per client and writes each batch in one write (the figures docs/performance.md used to
+# lead with).
+SCENARIOS: dict[str, dict] = {
+    "echo": _sc("echo", ["--conns", "100", "--window", "1"], ["--conns", "10", "--window", "1"],
+                "echo round trip, 100 conns x 1 in flight, one write per event", "round trip", "round trips"),
+    "ack": _sc("ack", ["--conns", "100", "--window", "1"], ["--conns", "10", "--window", "1"],
+               "ack round trip, 100 conns x 1 in flight, one write per event", "ack", "acks"),
+    "bcast1000": _sc("broadcast", ["--conns", "1000", "--window", "4"], ["--conns", "50", "--window", "2"],
+                     "broadcast to 1,000 conns, 4 in flight, one write each", "delivery", "deliveries"),
+    "bcast5000": _sc("broadcast", ["--conns", "5000", "--window", "4", "--concurrency", "128"],
+                     ["--conns", "200", "--window", "2"],
+                     "broadcast to 5,000 conns, 4 in flight, one write each", "delivery", "deliveries"),
+    "connect": _sc("connect", [], [], "full handshake (WS + CONNECT + reply), 64 at a time", "handshake",
+                   "handshakes"),
+    "idle": _sc("idle", [], [], "5,000 idle clients: RSS per client, CPU per connect", "client", "connections"),
+    "echo_pipe8": _sc("echo", ["--conns", "100", "--window", "8", "--pipeline"],
+                      ["--conns", "10", "--window", "4", "--pipeline"],
+                      "echo, 100 conns x 8 in flight, each batch in one write", "round trip", "round trips"),
+    "ack_pipe8": _sc("ack", ["--conns", "100", "--window", "8", "--pipeline"],
+                     ["--conns", "10", "--window", "4", "--pipeline"],
+                     "ack, 100 conns x 8 in flight, each batch in one write", "ack", "acks"),
+    "bcast_pipe8": _sc("broadcast", ["--conns", "1000", "--window", "8", "--pipeline"],
+                       ["--conns", "50", "--window", "2", "--pipeline"],
+                       "broadcast to 1,000 conns, 8 in flight in one write", "delivery", "deliveries"),
+    "latency": _sc("latency", [], [], "echo at a fixed offered rate (open loop)", "round trip", "round trips"),
+    "binary": _sc("binary", [], [], "64 KiB binary attachment echo", "64KiB trip", "64 KiB round trips"),
 }
-OP_UNITS = {
-    "echo": "round trips", "ack": "acks", "broadcast": "deliveries", "connect": "handshakes",
-    "idle": "connections", "latency": "round trips", "binary": "64 KiB round trips",
-}
-OP_UNIT = {
-    "echo": "round trip", "ack": "ack", "broadcast": "delivery", "connect": "handshake",
-    "idle": "client", "latency": "round trip", "binary": "64KiB trip",
-}
+DEFAULT_SCENARIOS = ["echo", "ack", "bcast1000", "bcast5000", "connect", "idle", "echo_pipe8", "ack_pipe8"]
+OP_UNITS = {name: sc["units"] for name, sc in SCENARIOS.items()}
+OP_UNIT = {name: sc["unit"] for name, sc in SCENARIOS.items()}
+# Scenarios whose latency percentiles the report shows (closed-loop round trips, broadcast send ->
+# last receiver, handshake duration, open-loop echo).
+LATENCY_SCENARIOS = ("echo", "ack", "bcast1000", "bcast5000", "connect", "latency")
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -195,19 +224,20 @@ def wait_quiet(limit_s: float, threshold: float = 0.3) -> float:
 
 
 def loadgen_args(a: argparse.Namespace, scenario: str) -> list[str]:
-    out = ["--scenario", scenario]
+    """bench/loadgen.py's arguments for one benchmark scenario (see SCENARIOS)."""
+    spec = SCENARIOS[scenario]
+    gen = spec["gen"]
+    out = ["--scenario", gen] + list(spec["quick"] if a.quick else spec["args"])
     if a.quick:
         out.append("--quick")
     if a.duration is not None:
         out += ["--duration", str(a.duration)]
     if a.warmup is not None:
         out += ["--warmup", str(a.warmup)]
-    if scenario == "idle" and a.idle_clients is not None:
+    if gen == "idle" and a.idle_clients is not None:
         out += ["--clients", str(a.idle_clients)]
-    if scenario == "latency" and a.rate is not None:
+    if gen == "latency" and a.rate is not None:
         out += ["--rate", str(a.rate)]
-    if scenario == "broadcast" and a.broadcast_conns is not None:
-        out += ["--conns", str(a.broadcast_conns)]
     return out
 
 
@@ -227,8 +257,10 @@ def run_one(name: str, spec: dict, scenario: str, a: argparse.Namespace, pinned:
                                 "--server-pid", str(srv.pid)] + loadgen_args(a, scenario)
         budget = 60.0 if not a.quick else 30.0
         budget += 3 * ((a.duration or 3.0) + (a.warmup or 1.0))
-        if scenario == "idle":
+        if SCENARIOS[scenario]["gen"] == "idle":
             budget += (a.idle_clients or 5000) / 100.0
+        if scenario == "bcast5000":
+            budget += 60.0
         try:
             p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=budget)
         except subprocess.TimeoutExpired:
@@ -341,6 +373,7 @@ def aggregate(runs: list[dict]) -> dict:
                 s["skipped"] = any("skipped" in r for r in rs)
             else:
                 for key in ("throughput", "server_cpu_us_per_op", "server_sched_us_per_op",
+                            "server_utime_us_per_op", "server_stime_us_per_op", "server_softirq_us_per_op",
                             "server_util", "gen_util", "other_load", "bytes_per_client",
                             "server_cpu_us_per_disconnect",
                             "broadcasts_per_s", "server_cpu_us_per_broadcast", "mib_per_s"):
@@ -376,29 +409,43 @@ def flags(s: dict) -> str:
     return f
 
 
-def table(title: str, scenarios: list[str], servers: list[str], agg: dict, value, ratio_of,
-          note: str) -> list[str]:
+def ratio_cell(agg: dict, sc: str, value) -> str:
+    """fastio_native's figure / node_uws's for one scenario ("-" when either is missing)."""
+    f = agg.get(sc, {}).get(BASELINE)
+    u = agg.get(sc, {}).get(PEER)
+    fv = value(f) if f and "error" not in f else None
+    uv = value(u) if u and "error" not in u else None
+    return "%.2f" % (fv / uv) if fv is not None and uv else "-"
+
+
+def table(title: str, scenarios: list[str], servers: list[str], agg: dict, value, note: str,
+          cell=None) -> list[str]:
+    """Rows = scenarios, columns = servers, then fastio_native / node_uws when both ran."""
     lines = [title, note]
-    width = 24
-    head = "%-10s %-11s" % ("scenario", "per") + "".join("%*s" % (width, s) for s in servers)
+    width = max([18] + [len(s) + 2 for s in servers])
+    with_ratio = BASELINE in servers and PEER in servers
+    head = "%-12s %-11s" % ("scenario", "per") + "".join("%*s" % (width, s) for s in servers)
+    if with_ratio:
+        head += "%12s" % "fastio/uWS"
     lines.append(head)
     lines.append("-" * len(head))
     for sc in scenarios:
-        row = "%-10s %-11s" % (sc, OP_UNIT.get(sc, ""))
-        base = agg.get(sc, {}).get(BASELINE)
-        base_v = value(base) if base and "error" not in base else None
+        if sc not in agg:
+            continue
+        row = "%-12s %-11s" % (sc, OP_UNIT.get(sc, ""))
         for srv in servers:
             s = agg.get(sc, {}).get(srv)
             if s is None:
-                cell = "n/a"
+                c = "n/a"
             elif "error" in s:
-                cell = "skipped" if s.get("skipped") else "error"
+                c = "skipped" if s.get("skipped") else "error"
+            elif cell is not None:
+                c = cell(s)
             else:
-                v = value(s)
-                cell = fmt(v) + flags(s)
-                if srv != BASELINE and srv not in NOT_COMPARED and v is not None and base_v:
-                    cell += " (%sx)" % fmt(ratio_of(v, base_v), 3)
-            row += "%*s" % (width, cell)
+                c = fmt(value(s)) + flags(s)
+            row += "%*s" % (width, c)
+        if with_ratio:
+            row += "%12s" % ratio_cell(agg, sc, value)
         lines.append(row)
     return lines
 
@@ -461,48 +508,54 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
     out = ["", "fastio benchmark  (%d round%s, medians)" % (repeat, "s" if repeat > 1 else "")]
     out += describe_env(env)
     out.append("")
+    out.append("Scenarios:")
+    for sc in scenarios:
+        out.append("  %-12s %s" % (sc, SCENARIOS[sc]["text"]))
+    out.append("")
     out += table("SERVER CPU PER OPERATION, microseconds (utime+stime of the server process; lower is better)",
-                 scenarios, cols, agg, lambda s: s.get("server_cpu_us_per_op"), lambda v, b: v / b,
-                 "  (Nx) = that server's CPU per operation / fastio_native's: how many times more CPU it needs")
+                 scenarios, cols, agg, lambda s: s.get("server_cpu_us_per_op"),
+                 "  fastio/uWS = fastio_native's figure / node_uws's (below 1: fastio needs less CPU)")
+    out.append("")
+    out += table("USER / SYSTEM split of that CPU, microseconds per operation (utime / stime [/ softirq])",
+                 scenarios, cols, agg, lambda s: s.get("server_utime_us_per_op"),
+                 "  fastio/uWS compares the user part only; softirq = the pinned server CPU's softirq time per "
+                 "operation (loopback receive work, charged to no process; not in the figure above)",
+                 cell=lambda s: "/".join(fmt(s.get(k)) for k in ("server_utime_us_per_op", "server_stime_us_per_op",
+                                                                  "server_softirq_us_per_op")
+                                         if k != "server_softirq_us_per_op" or s.get(k) is not None))
     out.append("")
     out += table("THROUGHPUT, operations per second of wall clock (higher is better)",
-                 scenarios, cols, agg, lambda s: s.get("throughput"), lambda v, b: v / b,
-                 "  (Nx) = that server's throughput / fastio_native's; idle = connections/s while opening")
-    lat = [sc for sc in scenarios if sc == "latency"]
+                 scenarios, cols, agg, lambda s: s.get("throughput"),
+                 "  idle = connections/s while opening; fastio/uWS above 1: fastio is faster")
+    lat = [sc for sc in scenarios if sc in LATENCY_SCENARIOS and sc in agg]
     if lat:
         out.append("")
-        out.append("LATENCY at a fixed offered rate, microseconds (round trip of one echo event)")
-        head = "%-16s" % "server" + "".join("%10s" % p for p in ("p50", "p90", "p99", "p99.9", "max"))
-        out.append(head)
-        out.append("-" * len(head))
-        for srv in cols:
-            s = agg.get("latency", {}).get(srv)
-            if not s or "latency_us" not in s:
-                continue
-            out.append("%-16s" % srv + "".join("%10s" % fmt(s["latency_us"].get(p), 4)
-                                                for p in ("p50", "p90", "p99", "p99.9", "max")))
-    if "idle" in scenarios:
+        out.append("LATENCY p50 / p99, milliseconds (echo/ack: round trip; bcast: send -> the last receiver's "
+                   "delivery; connect: one handshake)")
+
+        def ms(s: dict, p: str) -> str:
+            v = (s.get("latency_us") or {}).get(p)
+            return fmt(v / 1000.0) if v is not None else "-"
+
+        out += table("", lat, cols, agg, lambda s: (s.get("latency_us") or {}).get("p99"),
+                     "  fastio/uWS compares p99; closed loops, so latency includes the queue of events in flight",
+                     cell=lambda s: "%s/%s" % (ms(s, "p50"), ms(s, "p99")))[1:]
+    if "idle" in scenarios and "idle" in agg:
         out.append("")
-        out.append("IDLE CLIENTS: server RSS growth per connected client, and server CPU when they all drop at once")
-        out.append("  %-16s %22s %28s" % ("server", "bytes per client", "CPU us per dropped client"))
-        for srv in cols:
-            s = agg.get("idle", {}).get(srv)
-            if s and s.get("bytes_per_client") is not None:
-                cells = []
-                for key, digits in (("bytes_per_client", 4), ("server_cpu_us_per_disconnect", 3)):
-                    base = agg["idle"].get(BASELINE, {}).get(key)
-                    v = s.get(key)
-                    ratio = " (%sx)" % fmt(v / base) if v is not None and base and srv != BASELINE and srv not in NOT_COMPARED else ""
-                    cells.append(fmt(v, digits) + ratio)
-                out.append("  %-16s %22s %28s" % (srv, cells[0], cells[1]))
-    if "broadcast" in scenarios:
+        out += table("IDLE CLIENTS: KiB of server RSS per connected client, and CPU us per client when all drop at once",
+                     ["idle"], cols, agg,
+                     lambda s: s["bytes_per_client"] / 1024 if s.get("bytes_per_client") is not None else None,
+                     "  fastio/uWS compares memory",
+                     cell=lambda s: "%s KiB, %s us" % (
+                         fmt(s["bytes_per_client"] / 1024 if s.get("bytes_per_client") is not None else None),
+                         fmt(s.get("server_cpu_us_per_disconnect"))))
+    bc = [sc for sc in scenarios if SCENARIOS[sc]["gen"] == "broadcast" and sc in agg]
+    if bc:
         out.append("")
-        out.append("BROADCAST, whole emits (each to every connection)")
-        for srv in cols:
-            s = agg.get("broadcast", {}).get(srv)
-            if s and s.get("broadcasts_per_s") is not None:
-                out.append("  %-16s %10s emits/s  %10s us server CPU per emit"
-                           % (srv, fmt(s["broadcasts_per_s"]), fmt(s.get("server_cpu_us_per_broadcast"))))
+        out += table("BROADCAST, whole emits per second / server CPU us per emit", bc, cols, agg,
+                     lambda s: s.get("server_cpu_us_per_broadcast"), "  fastio/uWS compares CPU per emit",
+                     cell=lambda s: "%s/s %s us" % (fmt(s.get("broadcasts_per_s")),
+                                                    fmt(s.get("server_cpu_us_per_broadcast"))))
     out += asgi_section(agg, scenarios)
     errors = [(sc, srv, s["error"]) for sc in scenarios for srv, s in agg.get(sc, {}).items() if "error" in s]
     out.append("")
@@ -510,8 +563,9 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
                "not the server's);")
     out.append("       ~ = other processes kept > 0.25 cores busy meanwhile (wall-clock figures disturbed); "
                "! = answers missing or errors.")
-    out.append("%s is a trivial server answering the same frames without any Socket.IO logic; where it "
-               "saturated the generator (G) its throughput is the generator's ceiling." % REFERENCE)
+    if any(REFERENCE in agg.get(sc, {}) for sc in scenarios):
+        out.append("%s is a trivial server answering the same frames without any Socket.IO logic; where it "
+                   "saturated the generator (G) its throughput is the generator's ceiling." % REFERENCE)
     gen_limited = [(sc, srv) for sc in scenarios for srv, s in agg.get(sc, {}).items()
                    if srv != REFERENCE and s.get("gen_saturated")]
     ref_close = []
@@ -536,7 +590,7 @@ def report(agg: dict, scenarios: list[str], servers: list[str], env: dict, repea
 # -- plots ---------------------------------------------------------------------------------------
 
 COLORS = {"fastio_native": "#d62728", "fastio_uvicorn": "#ff9896", "fastio_uvicorn_ws": "#ff7f0e", "pysio_uvicorn": "#1f77b4",
-          "pysio_aiohttp": "#aec7e8", "node_socketio": "#2ca02c", REFERENCE: "#bbbbbb",
+          "pysio_aiohttp": "#aec7e8", "node_socketio": "#2ca02c", "node_uws": "#9467bd", REFERENCE: "#bbbbbb",
           "uvicorn_floor": "#dddddd"}
 
 
@@ -657,17 +711,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny counts: a smoke test of a few seconds per server")
-    p.add_argument("--servers", default=",".join(SERVERS),
-                   help="comma-separated, from: %s (default: all)" % ", ".join(SERVERS))
-    p.add_argument("--scenarios", default=",".join(SCENARIOS),
-                   help="comma-separated, from: %s (default: all)" % ", ".join(SCENARIOS))
+    p.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+                   help="comma-separated, from: %s, or all (default: %s)" % (", ".join(SERVERS), ",".join(DEFAULT_SERVERS)))
+    p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                   help="comma-separated, from: %s, or all (default: %s)" % (", ".join(SCENARIOS), ",".join(DEFAULT_SCENARIOS)))
     p.add_argument("--repeat", type=int, default=1, help="interleaved rounds; figures are medians")
     p.add_argument("--duration", type=float, default=None, help="measured seconds per run (default 3; quick 0.3)")
     p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds first (default 1; quick 0.1)")
     p.add_argument("--idle-clients", type=int, default=None, help="clients of the idle scenario (default 5000)")
-    p.add_argument("--broadcast-conns", type=int, default=None, help="connections of the broadcast scenario (default 1000)")
     p.add_argument("--rate", type=float, default=None, help="offered echo events/s of the latency scenario (default 2000)")
-    p.add_argument("--no-reference", action="store_true", help="skip the generator-ceiling reference server")
+    p.add_argument("--reference", action="store_true",
+                   help="also run raw_reference, the generator's ceiling (a trivial server)")
+    p.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument("--wait-quiet", type=float, default=None,
                    help="before each run wait up to this many seconds for the machine to go idle (default 2; quick 0)")
@@ -675,6 +730,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="JSON path (default bench/results/bench-<stamp>.json)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--plot", metavar="JSON", help="only draw the figures of an earlier results file")
+    p.add_argument("--report", metavar="JSON", help="only print the tables of an earlier results file")
     a = p.parse_args(argv)
     if a.wait_quiet is None:
         a.wait_quiet = 0.0 if a.quick else 2.0
@@ -683,6 +739,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.report:
+        with open(a.report) as f:
+            doc = json.load(f)
+        print(report(doc["summary"], doc["scenarios"], [s for s in doc["servers"] if s in doc.get("labels", doc["servers"])],
+                     doc["env"], doc["repeat"]))
+        return 0
     if a.plot:
         with open(a.plot) as f:
             doc = json.load(f)
@@ -691,6 +753,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     servers = [s.strip() for s in a.servers.split(",") if s.strip()]
     scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    if servers == ["all"]:
+        servers = list(SERVERS)
+    if scenarios == ["all"]:
+        scenarios = list(SCENARIOS)
     unknown = [s for s in servers if s not in SERVERS and s != REFERENCE] + [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         print("unknown server or scenario: %s" % ", ".join(unknown), file=sys.stderr)
@@ -713,11 +779,12 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append("%s skipped: fastio.ASGIApp does not exist in this build" % name)
                 continue
         specs[name] = spec
-    if not a.no_reference:
+    if a.reference and not a.no_reference:
         specs[REFERENCE] = REFERENCE_SPEC
-    if not os.path.exists(os.path.join(ROOT, "node_modules", "socket.io")) and "node_socketio" in specs:
-        notes.append("node_socketio skipped: run `npm ci` in %s first" % ROOT)
-        del specs["node_socketio"]
+    for name, package in (("node_socketio", "socket.io"), ("node_uws", "@trufflesuite/uws-js-unofficial")):
+        if name in specs and not os.path.exists(os.path.join(ROOT, "node_modules", package)):
+            notes.append("%s skipped: run `npm ci` in %s first" % (name, ROOT))
+            del specs[name]
     env = environment(pinned)
     os.makedirs(RESULTS, exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -1,4 +1,5 @@
-"""The ``fastio`` command: ``fastio run module:attr``, ``fastio demo``, ``fastio --version``."""
+"""The ``fastio`` command: ``fastio run module:attr``, ``fastio demo``, ``fastio bench URL``,
+``fastio --version``."""
 from __future__ import annotations
 
 import argparse
@@ -74,31 +75,125 @@ def _run_with_reload(argv: list[str], interval: float = 0.5) -> int:
         print("fastio: change detected, restarting", flush=True)
 
 
+BENCH_SCENARIOS = "echo,ack,broadcast,connect,idle"
+
+BENCH_EPILOG = """\
+The server needs two handlers for the echo, ack and broadcast scenarios (names are options):
+  echo(sid, *args)     emit 'echo' back to the sender with the same arguments; return them (the ack)
+  broadcast(sid, data) emit 'broadcast' with data to every client
+connect and idle need no handler. Clients use the WebSocket transport directly (no polling).
+The URL's path is the namespace (http://host:8000/chat -> /chat), as in socket.io-client.
+With --server-pid PID (a server on this machine) the table adds the server's CPU time per
+operation (user/system) and, for idle, its memory per client.
+"""
+
+
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench", help="measure any Socket.IO server: echo, ack, broadcast, connect-storm, idle",
+        description="Load-test a Socket.IO server (fastio, python-socketio, Node socket.io, ...) "
+                    "over WebSocket and print rate, latency percentiles and errors.",
+        epilog=BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("url", help="server URL, e.g. http://127.0.0.1:8000 (https:// or wss:// for TLS)")
+    p.add_argument("-s", "--scenarios", default=BENCH_SCENARIOS,
+                   help="comma-separated, from echo, ack, broadcast, connect, idle, latency, binary "
+                        "(default %(default)s)")
+    p.add_argument("-c", "--conns", type=int, default=None,
+                   help="connections for echo/ack (default 100) and broadcast receivers (default 1000)")
+    p.add_argument("-w", "--window", type=int, default=None,
+                   help="events in flight per connection (echo/ack default 1; broadcast: the sender's, default 4)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="write each batch of in-flight events in one write instead of one write per event")
+    p.add_argument("--clients", type=int, default=None, help="connect/idle: clients to open (default 5000)")
+    p.add_argument("--concurrency", type=int, default=None, help="connect/idle: handshakes at once (default 64)")
+    p.add_argument("-d", "--duration", type=float, default=None, help="measured seconds per scenario (default 3)")
+    p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds first (default 1)")
+    p.add_argument("--settle", type=float, default=None, help="idle: seconds the clients stay idle (default 1)")
+    p.add_argument("--rate", type=float, default=None, help="latency: offered events per second (default 2000)")
+    p.add_argument("--max-ops", type=int, default=5_000_000, help="operation budget per scenario (default %(default)s)")
+    p.add_argument("--echo-event", default="echo", help="event the echo/ack scenarios send (default %(default)s)")
+    p.add_argument("--broadcast-event", default="broadcast",
+                   help="event the broadcast scenario sends (default %(default)s)")
+    p.add_argument("--namespace", default=None, help="namespace (default: the URL's path, else /)")
+    p.add_argument("--path", default=None, help="Engine.IO path (default /socket.io/)")
+    p.add_argument("--insecure", action="store_true", help="TLS: do not verify the server's certificate")
+    p.add_argument("--server-pid", type=int, default=0,
+                   help="PID of the server (same machine): add its CPU per operation and memory")
+    p.add_argument("--quick", action="store_true", help="tiny counts (10 conns, 0.3 s): a smoke test")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Run ``fastio bench``: each scenario in turn, then the table (or JSON)."""
+    import json
+
+    from fastio import loadgen
+
+    try:
+        target = loadgen.parse_url(args.url, args.namespace, args.path)
+    except ValueError as exc:
+        print("fastio bench: %s" % exc, file=sys.stderr)
+        return 2
+    target.verify_tls = not args.insecure
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in scenarios if s not in loadgen.SCENARIOS]
+    if unknown or not scenarios:
+        print("fastio bench: unknown scenario %s (one of %s)" % (", ".join(unknown) or "''",
+                                                                 ", ".join(loadgen.SCENARIOS)), file=sys.stderr)
+        return 2
+    results = []
+    for sc in scenarios:
+        opts = loadgen.Options(
+            scenario=sc, target=target, server_pid=args.server_pid, conns=args.conns, window=args.window,
+            clients=args.clients, concurrency=args.concurrency, settle=args.settle, rate=args.rate,
+            duration=args.duration, warmup=args.warmup, max_ops=args.max_ops, pipeline=args.pipeline,
+            echo_event=args.echo_event, broadcast_event=args.broadcast_event, quick=args.quick)
+        try:
+            res = loadgen.run(opts, progress=None if args.quiet else sys.stderr)
+        except Exception as exc:  # one failed scenario is reported, the others still run
+            res = {"scenario": sc, "error": "%s: %s" % (type(exc).__name__, exc)}
+        results.append(res)
+    if args.json:
+        print(json.dumps({"target": target.url(), "results": results}, indent=1))
+    else:
+        print("fastio bench %s" % target.url())
+        print(loadgen.format_summary(results))
+    return 1 if any("error" in r for r in results) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastio`` console script."""
     parser = argparse.ArgumentParser(prog="fastio", description="fastio Socket.IO server")
     parser.add_argument("--version", action="version", version="fastio " + __version__)
     sub = parser.add_subparsers(dest="command")
-    run_p = sub.add_parser("run", help="serve an AsyncServer given as module:attr")
-    run_p.add_argument("app", help="module:attr of a fastio AsyncServer (or an ASGIApp wrapping one)")
+    run_p = sub.add_parser("run", help="serve a Socket.IO server given as module:attr")
+    run_p.add_argument("app", help="module:attr of a fastio AsyncServer or Server, or an ASGIApp/WSGIApp wrapping one")
+    run_p.add_argument("--wsgi-threads", type=int, default=32,
+                       help="threads running the WSGI application of a WSGIApp (sync Server only)")
     run_p.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
     run_p.add_argument("--workers", type=int, default=1,
                        help="worker processes behind the port (sticky long-polling; one with --reload)")
     demo_p = sub.add_parser("demo", help="run the chat demo")
+    _add_bench_parser(sub)
     for p in (run_p, demo_p):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
         p.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "run" and args.reload:
         if args.workers > 1:
             print("fastio: --reload runs a single worker; --workers ignored", file=sys.stderr, flush=True)
-        child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
+        child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level,
+                      "--wsgi-threads", str(args.wsgi_threads)]
         return _run_with_reload(child_args)
     if args.command == "run":
         from fastio.hosting.native import run
-        run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers)
+        run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers,
+            wsgi_threads=args.wsgi_threads)
     elif args.command == "demo":
         from fastio.demo import main as demo_main
         demo_main(args.host, args.port, args.log_level)

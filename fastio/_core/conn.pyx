@@ -381,7 +381,7 @@ cdef class Conn:
                         self.wq = []
                     self.wq.append(_CLOSE_PKT.decode() if self.out == OUT_MESSAGES
                                    else build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(_CLOSE_PKT), 1))
-                if self.wq and not self.ws.ws_paused:
+                if self.wq and (notify_peer or not self.ws.ws_paused):
                     items = self.wq
                     self.wq = None
                     self._write_ws(items, self.wq_bytes)

@@ -3,6 +3,11 @@
 # TCP connection: httptools parses the requests, served one at a time in arrival order (pipelined
 # requests wait their turn behind a long poll); a WebSocket upgrade switches the same object to
 # RFC 6455 frames, and it then carries an Engine.IO session (Conn) as its WSTransport.
+#
+# Every connection is bounded in time and memory: input is parsed in slices and only while the
+# peer reads its responses (reading pauses otherwise), a request head is refused while it is still
+# arriving once it passes max_header_size, and each connection carries a deadline that one sweep
+# per server (expired(), run by the host) enforces: no timer per connection.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -13,9 +18,10 @@ from fastio._core.wsframe cimport (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
-import asyncio
 import collections
+import time
 import httptools
+from asyncio import get_running_loop
 
 from fastio._core.wsframe import WebSocketError, accept_key, build_close, parse_close
 
@@ -24,7 +30,8 @@ cdef object _HttpParserError = httptools.HttpParserError
 cdef object _HttpRequestParser = httptools.HttpRequestParser
 cdef object _parse_url = httptools.parse_url
 cdef object _deque = collections.deque
-cdef object _get_running_loop = asyncio.get_running_loop
+cdef object _monotonic = time.monotonic
+cdef object _get_running_loop = get_running_loop
 
 cdef enum:
     _YIELD_AFTER_FRAMES = 1024      # WebSocket frames from one read after which reading yields
@@ -32,14 +39,21 @@ cdef enum:
 cdef dict _REASONS = {
     101: b"Switching Protocols", 200: b"OK", 204: b"No Content", 301: b"Moved Permanently",
     302: b"Found", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized",
-    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 413: b"Payload Too Large",
+    403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
+    413: b"Payload Too Large", 414: b"URI Too Long",
     431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
 
 cdef enum:
-    MAX_HEADER_BYTES = 65536        # request line and headers together
+    DEFAULT_MAX_HEADER = 65536      # request line and headers together
     DEFAULT_MAX_BODY = 1_000_000
+    DEFAULT_MAX_WRITE_BUFFER = 16 * 1024 * 1024
+    FEED_SLICE = 16384              # input handed to the parser at a time
+    MAX_PENDING = 32                # parsed requests waiting their turn before reading stops
+    PUMP_REQUESTS = 64              # requests served per loop iteration and connection
+    PUMP_SLICES = 16                # slices parsed per loop iteration and connection
+    LINGER_BYTES = 1 << 20          # input dropped after an error answer before the abort
 
 
 cdef inline bytes _b(object v):
@@ -121,7 +135,7 @@ cdef class Request:
 
     @property
     def closed(self):
-        return self.proto.closed
+        return self.proto.closed or self.proto.closing
 
     def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
         cdef bytes key = self.header(b"sec-websocket-key")
@@ -139,27 +153,73 @@ cdef class Request:
         return self.proto
 
 
+@cython.final
+cdef class Limits:
+
+    def __init__(self, Py_ssize_t max_header_size=DEFAULT_MAX_HEADER,
+                 Py_ssize_t max_write_buffer=DEFAULT_MAX_WRITE_BUFFER, double headers_timeout=60.0,
+                 double request_timeout=300.0, double keep_alive_timeout=5.0,
+                 double upgrade_timeout=10.0, double close_timeout=5.0):
+        self.max_header_size = max_header_size
+        self.max_write_buffer = max_write_buffer
+        self.headers_timeout = headers_timeout
+        self.request_timeout = request_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.upgrade_timeout = upgrade_timeout
+        self.close_timeout = close_timeout
+        self.shutting_down = False
+
+    def shortest_timeout(self):
+        cdef double best = 0.0
+        cdef double t
+        for t in (self.headers_timeout, self.request_timeout, self.keep_alive_timeout,
+                  self.upgrade_timeout, self.close_timeout):
+            if t > 0.0 and (best == 0.0 or t < best):
+                best = t
+        return best
+
+
+cdef Limits _DEFAULT_LIMITS = Limits()
+
+
+def expired(object connections, double now):
+    cdef list out = []
+    cdef HttpProtocol p
+    for p in connections:
+        if p.deadline != 0.0 and p.deadline <= now:
+            out.append(p)
+    return out
+
+
 cdef class HttpProtocol(WSTransport):
 
-    def __init__(self, app, Py_ssize_t max_body=DEFAULT_MAX_BODY, Py_ssize_t max_message=DEFAULT_MAX_MESSAGE):
+    def __init__(self, app, Py_ssize_t max_body=DEFAULT_MAX_BODY, Py_ssize_t max_message=DEFAULT_MAX_MESSAGE,
+                 Limits limits=None):
         self.app = app
         self.max_body = max_body
         self.max_message = max_message
+        self.limits = limits if limits is not None else _DEFAULT_LIMITS
         self.pending = None
         self.ws_paused = False
 
     # -- asyncio protocol -------------------------------------------------------------------
 
     def connection_made(self, transport):
+        cdef double t = self.limits.headers_timeout
         self.transport = transport
         self.peername = transport.get_extra_info("peername")
         self.sockname = getattr(self.app, "local_addr", None) or transport.get_extra_info("sockname")
         self.parser = _HttpRequestParser(self)
+        # A new connection owes its first request head within headers_timeout.
+        self.deadline = _monotonic() + t if t > 0.0 else 0.0
         self.app.connection_opened(self)
 
     def connection_lost(self, exc):
         cdef Request r
         self.closed = True
+        self.lost = True
+        self.deadline = 0.0
+        self.inbuf = None
         self.app.connection_closed(self)
         if self.ws_mode:
             if self.conn is not None and not self.probing and self.conn.ws is self:
@@ -173,12 +233,23 @@ cdef class HttpProtocol(WSTransport):
         self.pending = None
 
     def pause_writing(self):
+        cdef double t
         self.ws_paused = True
+        if not self.ws_mode and not self.closing:
+            # The peer is not reading its responses: read nothing more until it does, and give
+            # it request_timeout to catch up.
+            self._set_reading(True)
+            t = self.limits.request_timeout
+            if t > 0.0:
+                self.deadline = _monotonic() + t
 
     def resume_writing(self):
         self.ws_paused = False
-        if self.ws_mode and self.conn is not None and not self.probing:
-            self.conn.resume()
+        if self.ws_mode:
+            if self.conn is not None and not self.probing:
+                self.conn.resume()
+        elif not self.closed and not self.closing:
+            self._pump()
 
     def eof_received(self):
         return False
@@ -187,44 +258,71 @@ cdef class HttpProtocol(WSTransport):
         if self.ws_mode:
             self._ws_data(data)
             return
-        if self.parse_failed:
+        if self.parse_failed or self.closing or self.closed:
+            if self.parse_failed and not self.lost:
+                # Lingering after an error answer: dropped, up to LINGER_BYTES.
+                self.head_bytes += len(data)
+                if self.head_bytes > LINGER_BYTES:
+                    self.abort()
             return
-        try:
-            self.parser.feed_data(data)
-        except _HttpParserUpgrade as exc:
-            self.upgrade_rest = bytes(data[exc.args[0]:]) if exc.args else b""
-        except _HttpParserError as exc:
-            # httptools reports an exception raised by a callback as a parser error.
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, _TooLarge):
-                self._bad_http(cause.args[0], cause.args[1])
-            else:
-                self._bad_http(400, "Malformed HTTP request")
+        if self.upgrade_seen:
+            # The upgrade request is not answered yet (reading pauses meanwhile): these are the
+            # WebSocket's first frames.
+            self.upgrade_rest = (self.upgrade_rest or b"") + bytes(data)
             return
-        except _TooLarge as exc:
-            self._bad_http(exc.args[0], exc.args[1])
-            return
-        self._next()
+        if self.inbuf is None:
+            self.inbuf = data
+            self.inpos = 0
+        else:
+            self.inbuf = bytes(self.inbuf[self.inpos:]) + bytes(data)
+            self.inpos = 0
+        self._pump()
 
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self):
+        cdef double t = self.limits.headers_timeout
         self.cur_url = bytearray()
         self.cur_headers = []
         self.cur_body = None
         self.header_bytes = 0
+        self.head_bytes = 0
+        self.parsing = True
+        self.head_done = False
+        self.began_in_slice = True
+        self.msg_start = _monotonic()
+        if t > 0.0:
+            self.deadline = self.msg_start + t
 
     def on_url(self, url):
+        cdef Py_ssize_t limit = self.limits.max_header_size
         self.cur_url += url
         self.header_bytes += len(url)
-        if self.header_bytes > MAX_HEADER_BYTES:
+        if len(self.cur_url) > limit:
+            raise _TooLarge(414, "Request URI too long")
+        if self.header_bytes > limit:
             raise _TooLarge(431, "Request header fields too large")
 
     def on_header(self, name, value):
         self.header_bytes += len(name) + len(value)
-        if self.header_bytes > MAX_HEADER_BYTES:
+        if self.header_bytes > self.limits.max_header_size:
             raise _TooLarge(431, "Request header fields too large")
         self.cur_headers.append((bytes(name).lower(), bytes(value)))
+
+    def on_headers_complete(self):
+        cdef double t = self.limits.request_timeout
+        cdef tuple h
+        self.head_done = True
+        if t > 0.0:
+            self.deadline = self.msg_start + t
+        for h in self.cur_headers:
+            if h[0] == b"content-length":
+                # Refused before a byte of the body is read (llhttp has checked the digits).
+                try:
+                    if int(h[1]) > self.max_body:
+                        raise _TooLarge(413, "Request body too large")
+                except ValueError:
+                    raise _TooLarge(400, "Bad Content-Length")
 
     def on_body(self, body):
         if self.cur_body is None:
@@ -249,6 +347,7 @@ cdef class HttpProtocol(WSTransport):
         self.cur_headers = None
         self.cur_url = None
         self.cur_body = None
+        self.parsing = False
         r.keep_alive = self.parser.should_keep_alive()
         r.upgrade = self.parser.should_upgrade()
         r.http_version = self.parser.get_http_version()
@@ -257,47 +356,233 @@ cdef class HttpProtocol(WSTransport):
             self.pending = _deque()
         self.pending.append(r)
 
-    # -- request scheduling ----------------------------------------------------------------------
+    # -- input and request scheduling ------------------------------------------------------------
 
-    cdef _next(self):
+    cdef _feed(self, object chunk):
+        # One slice to the parser.  httptools keeps an incomplete header line in its own buffer,
+        # out of the callbacks' sight: what it was fed while the head is incomplete is counted
+        # here, so an endless header is refused while it arrives.  A slice in which the request
+        # began is not counted (where it began is unknown): the bound is max_header_size plus
+        # one slice, and the work stays constant per byte.
+        cdef Py_ssize_t n = len(chunk)
+        cdef Py_ssize_t off
+        cdef Py_ssize_t limit = self.limits.max_header_size
+        self.began_in_slice = False
+        try:
+            self.parser.feed_data(chunk)
+        except _HttpParserUpgrade as exc:
+            off = exc.args[0] if exc.args else n
+            self.upgrade_rest = bytes(chunk[off:])
+            self.upgrade_seen = True
+            return
+        except _HttpParserError as exc:
+            # httptools reports an exception raised by a callback as a parser error.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, _TooLarge):
+                self._bad_http(cause.args[0], cause.args[1])
+            else:
+                self._bad_http(400, "Malformed HTTP request")
+            return
+        except _TooLarge as exc:
+            self._bad_http(exc.args[0], exc.args[1])
+            return
+        if self.parsing and not self.head_done:
+            if not self.began_in_slice:
+                self.head_bytes += n
+            # (An endless URL is refused by on_url, which sees every fragment of it.)
+            if self.head_bytes > limit:
+                self._bad_http(431, "Request header fields too large")
+
+    cdef _pump(self):
+        # The one place requests are parsed and served, iteratively: a response completing
+        # inside a handler returns here instead of starting the next request on its stack.  Per
+        # call it parses at most PUMP_SLICES slices and serves at most PUMP_REQUESTS requests;
+        # the rest waits for the next loop iteration with reading paused, so one connection's
+        # input never blocks the loop.  It serves nothing while the transport's write buffer is
+        # above its high-water mark (resume_writing pumps again).
         cdef Request r
-        while self.active is None and self.pending and not self.closed and not self.ws_mode:
-            r = self.pending.popleft()
-            self.active = r
-            try:
-                self.app.handle_request(r)
-            except Exception as exc:
-                self.app.log_exception("request handler failed", exc)
-                if not r.responded:
-                    r.keep_alive = False
-                    r.respond(500, [(b"Content-Type", b"text/plain")], b"Internal Server Error")
+        cdef int requests = PUMP_REQUESTS
+        cdef int slices = PUMP_SLICES
+        cdef Py_ssize_t n, end
+        cdef object buf
+        cdef double t
+        if self.pumping:
+            return
+        self.pumping = True
+        try:
+            while not self.closed and not self.closing and not self.ws_mode and not self.parse_failed:
+                if self.active is None and self.pending:
+                    if self.ws_paused:
+                        break
+                    if requests == 0:
+                        self._schedule_pump()
+                        break
+                    requests -= 1
+                    r = self.pending.popleft()
+                    self.active = r
+                    if r.upgrade:
+                        t = self.limits.upgrade_timeout
+                        self.deadline = _monotonic() + t if t > 0.0 else 0.0
+                    elif not self.parsing:
+                        self.deadline = 0.0
+                    try:
+                        self.app.handle_request(r)
+                    except Exception as exc:
+                        self.app.log_exception("request handler failed", exc)
+                        if not r.responded:
+                            r.keep_alive = False
+                            r.respond(500, [(b"Content-Type", b"text/plain")], b"Internal Server Error")
+                    continue
+                if (self.inbuf is not None and not self.upgrade_seen and not self.ws_paused
+                        and (self.pending is None or len(self.pending) < MAX_PENDING)):
+                    if slices == 0:
+                        self._schedule_pump()
+                        break
+                    slices -= 1
+                    buf = self.inbuf
+                    n = len(buf)
+                    if self.inpos == 0 and n <= FEED_SLICE:
+                        self.inbuf = None
+                        self._feed(buf)
+                    else:
+                        end = self.inpos + FEED_SLICE
+                        if end >= n:
+                            self.inbuf = None
+                            self._feed(memoryview(buf)[self.inpos:])
+                            self.inpos = 0
+                        else:
+                            self._feed(memoryview(buf)[self.inpos:end])
+                            self.inpos = end
+                    if self.upgrade_seen and self.inbuf is not None:
+                        self.upgrade_rest += bytes(self.inbuf[self.inpos:])
+                        self.inbuf = None
+                        self.inpos = 0
+                    continue
+                break
+            if not self.closed and not self.closing and not self.ws_mode and not self.parse_failed:
+                self._set_reading(self.inbuf is not None or self.upgrade_seen or self.ws_paused
+                                  or self.pump_scheduled
+                                  or (self.pending is not None and len(self.pending) >= MAX_PENDING))
+                self._idle_deadline()
+        finally:
+            self.pumping = False
+
+    cdef _schedule_pump(self):
+        if not self.pump_scheduled:
+            self.pump_scheduled = True
+            _get_running_loop().call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self):
+        self.pump_scheduled = False
+        self._pump()
+
+    cdef _set_reading(self, bint paused):
+        if paused == self.reading_paused or self.transport is None or self.transport.is_closing():
+            return
+        self.reading_paused = paused
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    cdef _idle_deadline(self):
+        # Nothing parsed, served or waiting: the connection is idle for keep_alive_timeout.
+        cdef double t
+        if (not self.parsing and self.active is None and not self.pending and self.inbuf is None
+                and not self.upgrade_seen):
+            t = self.limits.keep_alive_timeout
+            self.deadline = _monotonic() + t if t > 0.0 else 0.0
+
+    cdef _check_write_budget(self):
+        # Responses the peer does not read count against the same budget as a session's queue.
+        if self.ws_paused and self.transport.get_write_buffer_size() > self.limits.max_write_buffer:
+            self.abort()
+
+    def timed_out(self):
+        if self.lost or self.transport is None:
+            return
+        if (not self.ws_mode and not self.closed and not self.closing and not self.parse_failed and self.parsing
+                and self.active is None and not self.ws_paused):
+            self._linger(status_line(408) + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            if self.closing:
+                return
+        self.abort()
+
+    def abort(self):
+        if self.transport is None or self.lost:
+            return
+        self.closing = True
+        self.deadline = 0.0
+        self.inbuf = None
+        self.transport.abort()
+
+    cdef _close_gracefully(self):
+        # transport.close() waits until the write buffer is sent; a peer that never reads gets
+        # close_timeout (the sweep aborts then), or the shutdown deadline when the server stops.
+        cdef double t = self.limits.close_timeout
+        if self.closing or self.closed:
+            return
+        self.closing = True
+        self.inbuf = None
+        if self.limits.shutting_down:
+            self.deadline = 0.0
+        else:
+            self.deadline = _monotonic() + t if t > 0.0 else 0.0
+        self.transport.close()
 
     cdef _bad_http(self, int status, str reason):
         self.parse_failed = True
-        if self.transport is None or self.closed:
+        self.inbuf = None
+        if self.transport is None or self.closed or self.closing:
             return
         body = ('{"code":3,"message":"%s"}' % reason).encode()
-        self.transport.write(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-        self.transport.close()
+        self._linger(status_line(status) + b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n" % len(body) + body)
+
+    cdef _linger(self, bytes response):
+        # An error answer to a peer that may still be sending.  Closing with its input unread
+        # would reset the connection, and the reset can destroy the answer before the peer reads
+        # it; so the answer goes out, then our half of the connection is shut (FIN), and what the
+        # peer still sends is read and dropped until it closes, close_timeout passes (the sweep
+        # aborts then) or LINGER_BYTES were dropped.  Constant work per byte, nothing kept.
+        cdef double t = self.limits.close_timeout
+        self.parse_failed = True
+        self.inbuf = None
+        self.head_bytes = 0
+        self.transport.write(response)
+        if self.limits.shutting_down or t <= 0.0 or not self.transport.can_write_eof():
+            self._close_gracefully()
+            return
+        self.closing = True
+        self.deadline = _monotonic() + t
+        self.transport.write_eof()
+        if self.reading_paused and not self.transport.is_closing():
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     cdef write_raw(self, bytes data):
-        if not self.closed:
+        if not self.closed and not self.closing:
             self.transport.write(data)
+            self._check_write_budget()
 
     cdef respond_done(self, Request r, bytes data):
-        if self.closed:
+        if self.closed or self.closing:
             return
         self.transport.write(data)
         if r is self.active:
             self.active = None
             if not r.keep_alive or r.upgrade:
-                self.transport.close()
+                self._close_gracefully()
                 self.closed = True
                 return
-            self._next()
+            self._check_write_budget()
+            self._pump()
+        else:
+            self._check_write_budget()
 
     cdef switch_to_ws(self, Request r, bytes head, Conn conn, bint probe):
         cdef bytes rest
+        cdef double t = self.limits.upgrade_timeout
         if self.closed:
             return
         if conn is not None and not probe:
@@ -309,9 +594,15 @@ cdef class HttpProtocol(WSTransport):
         self.active = None
         self.pending = None
         self.parser = None
+        self.inbuf = None
+        self.upgrade_seen = False
         self.reader = FrameReader(self.max_message, True)
         self.conn = conn
         self.probing = probe
+        # A new session's socket is watched by its heartbeat; a probe has upgrade_timeout to
+        # finish the upgrade.
+        self.deadline = _monotonic() + t if probe and t > 0.0 else 0.0
+        self._set_reading(False)
         rest = self.upgrade_rest
         self.upgrade_rest = None
         if rest:
@@ -320,14 +611,14 @@ cdef class HttpProtocol(WSTransport):
     # -- WebSocket -----------------------------------------------------------------------------
 
     cpdef ws_write(self, bytes data):
-        if not self.closed and not self.close_sent:
+        if not self.closed and not self.close_sent and not self.closing:
             if self.head_pending is not None:
                 data = self.head_pending + data
                 self.head_pending = None
             self.transport.write(data)
 
     cpdef ws_writelines(self, list parts):
-        if not self.closed and not self.close_sent:
+        if not self.closed and not self.close_sent and not self.closing:
             if self.head_pending is not None:
                 parts.insert(0, self.head_pending)
                 self.head_pending = None
@@ -343,14 +634,17 @@ cdef class HttpProtocol(WSTransport):
             self.close_sent = True
             self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
                                  else _frame(OP_CLOSE, build_close(code, reason)))
-        if self.ws_paused:
-            # The peer does not read: close() would wait for the buffer to drain, forever.
-            self.transport.abort()
+        if self.conn is not None and self.conn.dropping and not self.limits.shutting_down:
+            # Dropped for not reading: what is still buffered would never be read; the socket
+            # goes now rather than when the peer does.
+            self.abort()
         else:
-            self.transport.close()
+            self._close_gracefully()
 
     def close_transport(self):
         if self.closed or self.transport is None:
+            return
+        if self.closing:
             return
         if self.ws_mode:
             if self.probing and self.conn is not None and not self.close_sent:
@@ -359,7 +653,7 @@ cdef class HttpProtocol(WSTransport):
                 self.ws_write(_frame(OP_TEXT, b"1"))
             self.ws_close(CLOSE_GOING_AWAY, "server shutdown")
         else:
-            self.transport.close()
+            self._close_gracefully()
 
     cdef _ws_data(self, data):
         cdef list frames
@@ -375,7 +669,7 @@ cdef class HttpProtocol(WSTransport):
         if len(frames) >= _YIELD_AFTER_FRAMES and not self.closed:
             # libuv reads a socket up to 32 times per loop iteration: a flood of tiny frames
             # would hold the loop for hundreds of ms.  Read again on the next iteration.
-            self.transport.pause_reading()
+            self._set_reading(True)
             _get_running_loop().call_soon(self._resume_ws_reading)
         for f in frames:
             if self.closed:
@@ -392,6 +686,7 @@ cdef class HttpProtocol(WSTransport):
                         self.ws_close(CLOSE_NORMAL, "")
                     elif conn.on_probe_packet(self, payload):
                         self.probing = False
+                        self.deadline = 0.0
                 elif conn is not None:
                     conn.on_packet(<int>(<unsigned char>PyBytes_AS_STRING(payload)[0]) - 48,
                                    payload[1:], False)
@@ -421,7 +716,7 @@ cdef class HttpProtocol(WSTransport):
 
     def _resume_ws_reading(self):
         if not self.closed:
-            self.transport.resume_reading()
+            self._set_reading(False)
 
     cdef _ws_fail(self, int code, str reason):
         cdef Conn conn = self.conn

@@ -28,13 +28,20 @@ SERVER_OPTIONAL_ARGS: dict[str, int] = {"connect": 1, "disconnect": 1}
 CLIENT_OPTIONAL_ARGS: dict[str, int] = {"disconnect": 1}
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_PASS_THROUGH = frozenset([inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD])
 
 _capacities: "weakref.WeakKeyDictionary[Any, int | None]" = weakref.WeakKeyDictionary()
 
 
 def _measure(handler: Any) -> int | None:
     try:
-        signature = inspect.signature(handler)
+        # The wrapper's own signature (what gets called: Flask-SocketIO's handlers are
+        # ``_handler(sid, *args)`` around ``on_connect(auth)``), unless it is a plain
+        # ``(*args, **kwargs)`` pass-through, whose calls reach the function it wraps.
+        signature = inspect.signature(handler, follow_wrapped=False)
+        kinds = {p.kind for p in signature.parameters.values()}
+        if kinds and kinds <= _PASS_THROUGH and hasattr(handler, "__wrapped__"):
+            signature = inspect.signature(handler)
     except (TypeError, ValueError):  # no signature (some builtins): pass every argument
         return None
     count = 0

@@ -1,8 +1,16 @@
 """fastio's built-in server: uvloop + the compiled HTTP/WebSocket protocol.
 
-``await serve(app, host, port)`` starts serving and returns a ``Server``; ``run(app, host, port)``
+``await serve(app, host, port)`` starts serving and returns an ``HTTPServer``; ``run(app, host, port)``
 blocks until SIGINT/SIGTERM, then shuts down gracefully (every session gets a close packet,
-pending polls are answered) and returns.
+pending polls are answered, clients that read get what was queued for them within
+``shutdown_timeout``; then every connection left is aborted) and returns.
+
+Every connection is bounded in time and memory (docs/reliability.md): ``max_header_size``
+(bytes of a request line and headers, 431 past it), ``headers_timeout`` (a request's head must
+arrive within it, 60 s), ``request_timeout`` (the whole request, and a peer that does not read its
+responses, 300 s), ``keep_alive_timeout`` (an idle keep-alive connection, 5 s),
+``upgrade_timeout`` (a WebSocket upgrade, 10 s), ``close_timeout`` (a closing connection whose
+peer does not read what is left, 5 s).  A timeout of 0 disables it.
 """
 from __future__ import annotations
 
@@ -15,9 +23,10 @@ from fastio.base.util import new_event_loop
 from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
-from fastio.hosting.tuning import tune_gc, tune_malloc
+from fastio.hosting.tuning import raise_fd_limit, tune_gc, tune_malloc
+from fastio._core.protocol import Limits
 
-__all__ = ["Server", "serve", "run"]
+__all__ = ["HTTPServer", "serve", "run"]
 
 logger = logging.getLogger("fastio.hosting")
 
@@ -36,19 +45,44 @@ def _split_app(app: Any, other_app: Any) -> tuple[Any, Any]:
     return app, other_app
 
 
-class Server:
-    """A running native server. ``port`` is the bound port; ``close()`` shuts it down."""
+_LIMIT_OPTIONS = ("max_header_size", "headers_timeout", "request_timeout", "keep_alive_timeout",
+                  "upgrade_timeout", "close_timeout")
 
-    def __init__(self, app: Any, host: str, port: int, other_app: Any = None) -> None:
+
+def _limits(options: dict[str, Any]) -> Limits:
+    unknown = set(options) - set(_LIMIT_OPTIONS)
+    if unknown:
+        raise TypeError("unknown server option(s): %s" % ", ".join(sorted(unknown)))
+    return Limits(**options)
+
+
+class HTTPServer:
+    """A running native server (fastio's own HTTP/WebSocket server). ``port`` is the bound port;
+    ``close()`` shuts it down.
+
+    ``limits``: the connection limits and timeouts (see the module's documentation);
+    ``shutdown_timeout``: how long ``close()`` lets clients read what is left for them."""
+
+    def __init__(self, app: Any, host: str, port: int, other_app: Any = None, *,
+                 shutdown_timeout: float = 10.0, **limits: Any) -> None:
+        if getattr(app, "run_native", None) is not None:
+            raise TypeError("a sync fastio.Server serves from its own event loop thread: use "
+                            "sio.start_server(host, port, app=wsgi_app) or fastio.run(sio, app=wsgi_app)")
         app, other_app = _split_app(app, other_app)
         self.app = app
         self.other_app = other_app
         self.host = host
         self.requested_port = port
-        self._router = Router(app, other_app)
+        self.shutdown_timeout = shutdown_timeout
+        self._router = Router(app, other_app, _limits(limits))
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> "Server":
+    @property
+    def connections(self) -> int:
+        """How many TCP connections are open."""
+        return len(self._router.connections)
+
+    async def start(self) -> "HTTPServer":
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         tune_malloc()
@@ -64,6 +98,7 @@ class Server:
             # which saves a getsockname() per connection.
             router.local_addr = sockets[0].getsockname()[:2]
         engine.ensure_started()
+        router.start_sweeper()
         initialize = getattr(self.app, "initialize_manager", None)  # a Socket.IO server
         if initialize is not None:
             initialize()
@@ -81,16 +116,25 @@ class Server:
         return "http://%s:%d" % (self.host, self.port)
 
     async def close(self) -> None:
-        """Stop listening, close every session with a close packet, then the connections."""
+        """Stop listening, close every session with a close packet, then the connections:
+        each is closed gracefully (what is queued for it is sent first), and those still open
+        after ``shutdown_timeout`` seconds (peers that do not read) are aborted."""
         if self._server is None:
             return
         self._server.close()
+        router = self._router
+        router.limits.shutting_down = True
+        router.stop_sweeper()
         app = self.app
         shutdown = getattr(app, "shutdown", None)
         if shutdown is not None:
             await shutdown()
-        for proto in list(self._router.connections):
+        for proto in list(router.connections):
             proto.close_transport()
+        if not await router.wait_closed(self.shutdown_timeout):
+            logger.warning("%d connection(s) still open %.1f s after shutdown; aborting them",
+                           len(router.connections), self.shutdown_timeout)
+            router.abort_all()
         try:
             await asyncio.wait_for(self._server.wait_closed(), 5)
         except asyncio.TimeoutError:
@@ -106,20 +150,28 @@ class Server:
 
 
 async def serve(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
-                other_app: Any = None) -> Server:
+                other_app: Any = None, shutdown_timeout: float = 10.0, **limits: Any) -> HTTPServer:
     """Start serving ``sio`` (a fastio AsyncServer, Engine.IO AsyncServer, or an ASGIApp wrapping
     one); ``app`` (an ASGI application, also accepted as ``other_app``) serves every other path.
-    Returns the running Server."""
-    return await Server(sio, host, port, app if app is not None else other_app).start()
+    ``limits``: ``max_header_size``, ``headers_timeout``, ``request_timeout``,
+    ``keep_alive_timeout``, ``upgrade_timeout``, ``close_timeout`` (see the module's documentation).
+    Returns the running HTTPServer."""
+    return await HTTPServer(sio, host, port, app if app is not None else other_app,
+                            shutdown_timeout=shutdown_timeout, **limits).start()
 
 
 def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None, other_app: Any = None,
-        log_level: str | None = None, workers: int = 1) -> None:
+        log_level: str | None = None, workers: int = 1, wsgi_threads: int = 32, shutdown_timeout: float = 10.0,
+        **limits: Any) -> None:
     """Serve ``sio`` on uvloop until SIGINT/SIGTERM, then shut down gracefully and return.
 
-    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path.
+    ``app`` (also accepted as ``other_app``) is an ASGI application for every other path;
+    ``shutdown_timeout`` and ``limits`` as for ``serve``. A sync ``fastio.Server`` (or a
+    ``WSGIApp`` wrapping one) takes a WSGI application instead and serves from its own event loop
+    thread (``run_native``), the WSGI app in a pool of ``wsgi_threads`` threads.
     ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
-    worker (see ``fastio.hosting.workers``).
+    worker (see ``fastio.hosting.workers``; asyncio servers only); workers apply the default
+    limits (``limits`` not yet).
     """
     if app is not None:
         other_app = app
@@ -130,7 +182,18 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         # an explicit level here wins.
         for name in ("fastio", "fastio.socketio", "fastio.engineio"):
             logging.getLogger(name).setLevel(level)
+    _limits(limits)  # a misspelt option fails here, not once serving
+    raise_fd_limit()
+    run_native = getattr(sio, "run_native", None)
+    if run_native is not None:
+        if workers > 1:
+            raise ValueError("workers > 1 serves an AsyncServer; a sync fastio.Server runs in one process")
+        run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
+        return
     if workers > 1:
+        if limits:
+            logger.warning("workers apply the default connection limits and timeouts, not: %s",
+                           ", ".join(sorted(limits)))
         from fastio.hosting.workers import run_workers
         served, other_app = _split_app(sio, other_app)
         run_workers(served, host, port, workers, other_app=other_app)
@@ -139,7 +202,8 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        server = await serve(sio, host, port, other_app=other_app)
+        server = await serve(sio, host, port, other_app=other_app, shutdown_timeout=shutdown_timeout,
+                             **limits)
         tune_gc()
         print("fastio serving on http://%s:%d" % (host, server.port), flush=True)
         stop = asyncio.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["tune_gc", "tune_malloc"]
+__all__ = ["raise_fd_limit", "tune_gc", "tune_malloc"]
 
 _malloc_tuned: bool | None = None
 
@@ -63,3 +63,30 @@ def tune_gc(threshold0: int = 7000, threshold1: int = 10, threshold2: int = 100,
         gc.freeze()
     gc.set_threshold(threshold0, threshold1, threshold2)
     return True
+
+
+def raise_fd_limit(wanted: int | None = None) -> int:
+    """Raise this process's soft limit on open files towards its hard limit.
+
+    Every connection is a file descriptor, and many systems start processes with a soft limit
+    of 1,024.  This raises the soft limit to ``wanted`` (default: the hard limit), never lowers
+    it, and returns the soft limit in force afterwards (-1 where there are no such limits).
+    ``fastio.run`` calls it once; ``FASTIO_FD_TUNING=0`` disables it.
+    """
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if os.environ.get("FASTIO_FD_TUNING", "1") == "0":
+        return soft
+    target = hard if wanted is None else wanted
+    if hard != resource.RLIM_INFINITY:
+        target = min(target, hard)
+    if target == resource.RLIM_INFINITY or (soft != resource.RLIM_INFINITY and target > soft):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft

@@ -230,6 +230,7 @@ class _WorkerServer:
         if isinstance(self.other_app, AsgiHost):
             await self.other_app.startup()
         self.engine.ensure_started()
+        self.router.start_sweeper()  # the default connection limits and timeouts
         initialize = getattr(self.app, "initialize_manager", None)
         if initialize is not None:
             initialize()

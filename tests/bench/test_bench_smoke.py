@@ -10,20 +10,36 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(120)
-def test_harness_runs_echo_and_broadcast_quickly(tmp_path):
+def test_harness_compares_fastio_with_socketio_on_uwebsockets(tmp_path):
+    """fastio_native and node_uws side by side, one event in flight and a broadcast to receivers."""
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-plots", "--no-pin",
-         "--servers", "fastio_native", "--scenarios", "echo,broadcast", "--out", str(out)],
+         "--servers", "fastio_native,node_uws", "--scenarios", "echo,bcast1000", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "SERVER CPU PER OPERATION" in proc.stdout
+    assert "USER / SYSTEM" in proc.stdout
     result = json.loads(out.read_text())
-    for scenario in ("echo", "broadcast"):
-        cell = result["summary"][scenario]["fastio_native"]
-        assert cell["ok"] == cell["runs"] >= 1
-        assert cell["throughput"] > 0
-        assert cell["server_cpu_us_per_op"] > 0
+    for scenario in ("echo", "bcast1000"):
+        for server in ("fastio_native", "node_uws"):
+            cell = result["summary"][scenario][server]
+            assert cell["ok"] == cell["runs"] >= 1, (scenario, server, cell)
+            assert cell["throughput"] > 0
+            assert cell["server_cpu_us_per_op"] > 0
+            parts = cell["server_utime_us_per_op"] + cell["server_stime_us_per_op"]
+            assert parts == pytest.approx(cell["server_cpu_us_per_op"])
+            assert cell["latency_us"]["p50"] <= cell["latency_us"]["p99"]
+    runs = {(r["scenario"], r["server"]): r for r in result["runs"]}
+    assert runs["echo", "fastio_native"]["window"] == 1
+    assert runs["echo", "fastio_native"]["pipeline"] is False
+    # The table's last column is fastio / uWS, one ratio per scenario row.
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("scenario") and "fastio/uWS" in line)
+    assert header.split()[-3:] == ["fastio_native", "node_uws", "fastio/uWS"]
+    echo_row = next(line for line in proc.stdout.splitlines() if line.startswith("echo "))
+    fastio = result["summary"]["echo"]["fastio_native"]["server_cpu_us_per_op"]
+    uws = result["summary"]["echo"]["node_uws"]["server_cpu_us_per_op"]
+    assert echo_row.split()[-1] == "%.2f" % (fastio / uws)
 
 
 @pytest.mark.timeout(180)

@@ -3,7 +3,7 @@ module imports itself back through others, and no code reaches into another obje
 (underscore) attributes.
 
 Layers, bottom up (docs/architecture.md): ``_core`` (compiled) -> ``base`` (with ``exceptions`` and
-``_version``) -> ``engineio`` -> ``socketio`` -> ``client`` -> ``hosting`` -> ``cli``/``demo`` and
+``_version``) -> ``engineio`` -> ``socketio`` -> ``client`` -> ``hosting`` -> ``sync`` -> ``cli``/``demo`` and
 the package's public face (``fastio/__init__.py``).
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ LAYERS = {
     "fastio.socketio": 3,
     "fastio.client": 4,
     "fastio.hosting": 5,
-    "fastio.cli": 6, "fastio.demo": 6, "fastio": 6,
+    "fastio.sync": 6,
+    "fastio.cli": 7, "fastio.demo": 7, "fastio": 7,
 }
 
 

@@ -1,0 +1,160 @@
+"""``fastio bench URL``: the load generator as a command, run against real servers on 127.0.0.1.
+
+The peers are a fastio server in this process (on a namespace, with other event names than the
+defaults) and Node's socket.io 4.8 on its default ``ws`` engine and on uWebSockets.js (the
+benchmark servers bench/servers/node_socketio.mjs and node_uws.mjs, started on port 0). Every
+run is bounded: a few connections, 0.3 s measured per scenario.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+import pytest
+
+import fastio
+from integration_support import REPO_ROOT, check_node_modules, node_executable
+
+SCENARIOS = ["echo", "ack", "broadcast", "connect", "idle"]
+SMALL = ["-c", "6", "-w", "2", "--clients", "40", "--concurrency", "8", "-d", "0.3", "--warmup", "0.1",
+         "--settle", "0.1"]
+
+
+async def fastio_bench(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run ``python -m fastio.cli bench <args>`` from this checkout; (returncode, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fastio.cli", "bench", *args, cwd=str(REPO_ROOT), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
+def check_results(results: list[dict[str, Any]], receivers: int) -> dict[str, dict[str, Any]]:
+    by = {r["scenario"]: r for r in results}
+    assert list(by) == SCENARIOS
+    for name, r in by.items():
+        assert "error" not in r, r
+        assert r["ops"] > 0, r
+        assert r["errors"] == 0 and r["lost"] == 0, r
+        assert r["latency_us"]["p50"] is not None, r
+        assert r["latency_us"]["p50"] <= r["latency_us"]["p90"] <= r["latency_us"]["p99"], r
+    for name in ("echo", "ack"):
+        assert by[name]["drained"] and by[name]["unanswered"] == 0
+        assert by[name]["window"] == 2 and by[name]["conns"] == 6
+    assert by["broadcast"]["drained"] and by["broadcast"]["undelivered"] == 0
+    assert by["broadcast"]["unexpected_events"] == 0
+    assert by["idle"]["clients"] == by["idle"]["alive"] == 40
+    return by
+
+
+@pytest.mark.timeout(60)
+async def test_bench_a_fastio_server_on_a_namespace_with_its_own_event_names():
+    sio = fastio.AsyncServer()
+    calls = {"ping_me": 0, "shout": 0}
+
+    @sio.on("ping_me", namespace="/load")
+    async def ping_me(sid, *args):
+        calls["ping_me"] += 1
+        await sio.emit("pong", args[0] if len(args) == 1 else list(args), to=sid, namespace="/load")
+        return args
+
+    @sio.on("shout", namespace="/load")
+    async def shout(sid, data):
+        calls["shout"] += 1
+        await sio.emit("shout", data, namespace="/load")
+
+    server = await fastio.serve(sio, "127.0.0.1", 0)
+    try:
+        rc, out, err = await fastio_bench(
+            server.url + "/load", "-s", ",".join(SCENARIOS), *SMALL,
+            "--echo-event", "ping_me", "--broadcast-event", "shout", "--json")
+    finally:
+        await server.close()
+    assert rc == 0, out + err
+    doc = json.loads(out)
+    assert doc["target"].endswith("/socket.io/load")
+    by = check_results(doc["results"], receivers=6)
+    # The generator counted answers the server really sent: no more than it handled.
+    assert 0 < by["echo"]["ops"] + by["ack"]["ops"] <= calls["ping_me"]
+    assert 0 < by["broadcast"]["ops"] // 6 <= calls["shout"]
+    assert by["echo"]["params"]["echo_event"] == "ping_me"
+    # The progress line went to stderr (one line per tick when stderr is not a terminal).
+    assert "[echo ws://127.0.0.1:" in err and " done " in err
+
+
+def start_node(script: str) -> Any:
+    check_node_modules()
+    for package in ("socket.io", "@trufflesuite/uws-js-unofficial"):
+        if not (REPO_ROOT / "node_modules" / package / "package.json").is_file():
+            pytest.fail("the Node servers need %s from package-lock.json: run `npm ci` in %s" % (package, REPO_ROOT),
+                        pytrace=False)
+    return asyncio.create_subprocess_exec(
+        node_executable(), str(REPO_ROOT / "bench" / "servers" / script), "--host", "127.0.0.1", "--port", "0",
+        cwd=str(REPO_ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("script", ["node_socketio.mjs", "node_uws.mjs"])
+async def test_bench_nodes_socketio_server(script):
+    proc = await start_node(script)
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("READY "), line + (await proc.stderr.read()).decode()
+        fields = dict(part.split("=", 1) for part in line.split()[2:])
+        port, pid = int(fields["port"]), int(fields["pid"])
+        assert pid == proc.pid
+        url = "http://127.0.0.1:%d" % port
+        rc, out, err = await fastio_bench(url, "-s", ",".join(SCENARIOS), *SMALL, "--server-pid", str(pid),
+                                          "--json", "-q")
+        assert rc == 0, out + err
+        assert err == ""  # -q: no progress line
+        by = check_results(json.loads(out)["results"], receivers=6)
+        for name in ("echo", "ack", "broadcast"):
+            r = by[name]
+            assert r["server_cpu_us_per_op"] is not None
+            assert r["server_utime_us_per_op"] + r["server_stime_us_per_op"] == pytest.approx(r["server_cpu_us_per_op"])
+        assert by["idle"]["bytes_per_client"] is not None
+        # The table: one row per scenario with the server CPU column.
+        rc, out, err = await fastio_bench(url, "-s", "echo,broadcast", *SMALL, "--server-pid", str(pid))
+        assert rc == 0, out + err
+        lines = out.splitlines()
+        assert lines[0] == "fastio bench ws://127.0.0.1:%d/socket.io" % port
+        assert lines[1].split()[:8] == ["scenario", "load", "ops", "rate/s", "p50", "p90", "p99", "errors"]
+        assert "server CPU us/op (u/s)" in lines[1]
+        assert [line.split()[0] for line in lines[3:5]] == ["echo", "broadcast"]
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.mark.timeout(30)
+async def test_bench_reports_a_server_that_is_not_there():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        rc, out, err = await fastio_bench("http://127.0.0.1:%d" % port, "-s", "echo", "--quick", "-q")
+    assert rc == 1
+    assert out.splitlines()[3].startswith("echo       error: RuntimeError: opened 0 of 10 clients")
+
+
+@pytest.mark.timeout(30)
+async def test_bench_rejects_unknown_scenarios_and_urls():
+    rc, out, err = await fastio_bench("http://127.0.0.1:1", "-s", "echo,storm")
+    assert rc == 2 and "unknown scenario storm" in err
+    rc, out, err = await fastio_bench("ftp://127.0.0.1:1")
+    assert rc == 2 and "unsupported URL scheme" in err
