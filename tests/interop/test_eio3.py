@@ -1,0 +1,196 @@
+"""socket.io-client 2.x (Engine.IO v3, Socket.IO protocol v4) against ``AsyncServer(allow_eio3=True)``.
+
+The client is npm's socket.io-client 2.5.0, installed as ``socket.io-client-v2``; each test runs
+tests/interop/node/sio_v2_client.mjs through one scenario (see there) and checks what the client
+and the server saw.  A v4 client (socket.io-client 4.x) is checked on the same server, and a v3
+handshake is refused with Node's 400 "Unsupported protocol version" when ``allow_eio3`` is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+import fastio
+from nodeproc import NodeProcess, script_path, node_executable
+
+pytestmark = pytest.mark.timeout(60)
+
+MODES = {
+    "polling": {"transports": ["polling"], "upgrade": False},
+    "websocket": {"transports": ["websocket"], "upgrade": False},
+    "upgrade": {"transports": ["polling", "websocket"], "upgrade": True},
+    "polling-base64": {"transports": ["polling"], "upgrade": False, "forceBase64": True},
+}
+BLOB = bytes([0, 1, 2, 250, 255])
+TEXT = "h\u00e9llo \U0001F600 \u2603"
+
+
+def unwire(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$bin"}:
+            return base64.b64decode(value["$bin"])
+        return {k: unwire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwire(v) for v in value]
+    return value
+
+
+def build_server(seen: dict[str, Any], **options: Any) -> fastio.AsyncServer:
+    sio = fastio.AsyncServer(**options)
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        seen["connect"] = sid
+        await sio.emit("greet", ("hi", sid), to=sid)
+
+    @sio.event
+    async def echo(sid, *args):
+        return args
+
+    @sio.event
+    async def bin(sid, data, obj):
+        seen["bin"] = (data, obj)
+        await sio.emit("binback", {"data": data[::-1]}, to=sid)
+        return data[::-1], obj
+
+    @sio.event
+    async def bye(sid):
+        await sio.disconnect(sid)
+
+    @sio.event
+    async def disconnect(sid, reason):
+        seen.setdefault("disconnect", []).append((sid, reason))
+
+    @sio.on("connect", namespace="/chat")
+    async def chat_connect(sid, environ, auth):
+        seen["chat_auth"] = auth
+
+    @sio.on("whoami", namespace="/chat")
+    async def whoami(sid):
+        return {"sid": sid, "auth": seen["chat_auth"]}
+
+    @sio.on("connect", namespace="/private")
+    async def private_connect(sid, environ, auth):
+        raise fastio.exceptions.ConnectionRefusedError("no entry", {"why": "private"})
+
+    return sio
+
+
+async def run_v2_client(url: str, **config: Any) -> dict[str, dict[str, Any]]:
+    """Run the scenario; the events it printed, by name (it must end with "exit" code 0)."""
+    proc = await asyncio.create_subprocess_exec(
+        node_executable(), str(script_path("sio_v2_client.mjs")),
+        json.dumps({"url": url, "timeoutMs": 30000, **config}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 40)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    events: dict[str, dict[str, Any]] = {}
+    for line in out.decode().splitlines():
+        ev = json.loads(line)
+        events[ev.pop("event")] = ev
+    assert "fatal" not in events, (events["fatal"], err.decode()[-2000:])
+    assert events.get("exit", {}).get("code") == 0, (events, err.decode()[-2000:])
+    return events
+
+
+@pytest.fixture
+async def served(node_ready):
+    servers: list[Any] = []
+
+    async def start(**options: Any) -> tuple[dict[str, Any], str]:
+        seen: dict[str, Any] = {}
+        server = await fastio.serve(build_server(seen, **options), "127.0.0.1", 0)
+        servers.append(server)
+        return seen, f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        await asyncio.wait_for(server.close(), 10)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_v2_client_scenario(served, mode):
+    seen, url = await served(allow_eio3=True)
+    ev = await run_v2_client(url, **MODES[mode])
+    expected_transport = "polling" if mode.startswith("polling") else "websocket"
+    assert ev["transport"]["name"] == expected_transport
+    # Socket.IO v4: "/" is joined on open; the socket id is the Engine.IO id, as the client
+    # computes it, and "/chat#<id>" in another namespace.
+    sid = ev["connect"]["id"]
+    assert sid == ev["connect"]["engineId"] == seen["connect"]
+    assert unwire(ev["greet"]["args"]) == ["hi", sid]
+    assert ev["echo"]["reply"] == [TEXT, {"n": 1}] and ev["echo"]["sent"] == TEXT
+    assert seen["bin"] == (BLOB, {"inner": [BLOB]})
+    assert unwire(ev["bin"]["reply"]) == [BLOB[::-1], {"inner": [BLOB]}]
+    assert unwire(ev["binback"]["args"]) == [{"data": BLOB[::-1]}]
+    assert ev["chat_connect"]["id"] == "/chat#" + sid
+    assert ev["chat_whoami"]["reply"] == [{"sid": "/chat#" + sid, "auth": {"token": "abc"}}]
+    # Node's CONNECT_ERROR for a v3 client: the error's data (or its message).
+    assert ev["private_error"]["data"] == {"why": "private"}
+    assert ev["disconnect"]["reason"] == "io server disconnect"
+
+
+async def test_v3_client_keeps_alive_by_pinging(served):
+    # The server must not ping a v3 client (it pings us) and must answer each ping; a short
+    # interval shows several round trips, and the session survives past interval + timeout.
+    seen, url = await served(allow_eio3=True, ping_interval=0.2, ping_timeout=0.3)
+    ev = await run_v2_client(url, waitPongs=4, **MODES["upgrade"])
+    assert ev["disconnect"]["reason"] == "io server disconnect"
+    assert [r for _, r in seen["disconnect"]] == ["server disconnect"]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+async def test_v3_refused_by_default(served):
+    _, url = await served()
+    status, body = await asyncio.to_thread(_get, url + "/socket.io/?EIO=3&transport=polling")
+    assert status == 400
+    assert json.loads(body) == {"code": 5, "message": "Unsupported protocol version"}
+
+
+async def test_v3_handshake_payload(served):
+    _, url = await served(allow_eio3=True, ping_interval=25, ping_timeout=20)
+    status, body = await asyncio.to_thread(_get, url + "/socket.io/?EIO=3&transport=polling")
+    assert status == 200
+    # <length>:<packet>...: the open packet, then the Socket.IO CONNECT to "/" (sent unasked)
+    # and the greeting the connect handler emitted; lengths count UTF-16 code units.
+    text = body.decode()
+    packets = []
+    while text:
+        head, _, text = text.partition(":")
+        packets.append(text[:int(head)])
+        text = text[int(head):]
+    assert packets[0][0] == "0"
+    info = json.loads(packets[0][1:])
+    assert info["pingInterval"] == 25000 and info["pingTimeout"] == 20000
+    assert info["upgrades"] == ["websocket"]
+    assert sorted(packets[1:]) == ["40", '42["greet","hi","%s"]' % info["sid"]]
+
+
+async def test_v4_client_on_a_v3_server(served, node_ready):
+    seen, url = await served(allow_eio3=True)
+    proc = NodeProcess("sio_client.mjs", {"url": url, "transports": ["polling", "websocket"],
+                                          "upgrade": True, "timeoutMs": 30000})
+    await proc.start()
+    try:
+        ev = await proc.expect("connect", socket="/")
+        assert ev["id"] == seen["connect"]
+        await proc.expect("upgrade", transport="websocket")
+    finally:
+        await proc.aclose()
