@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import fastio
-from nodeproc import NodeProcess, script_path, node_executable
+from nodeproc import UnorderedNodeProcess, script_path, node_executable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -185,7 +185,7 @@ async def test_v3_handshake_payload(served):
 
 async def test_v4_client_on_a_v3_server(served, node_ready):
     seen, url = await served(allow_eio3=True)
-    proc = NodeProcess("sio_client.mjs", {"url": url, "transports": ["polling", "websocket"],
+    proc = UnorderedNodeProcess("sio_client.mjs", {"url": url, "transports": ["polling", "websocket"],
                                           "upgrade": True, "timeoutMs": 30000})
     await proc.start()
     try:
@@ -194,3 +194,77 @@ async def test_v4_client_on_a_v3_server(served, node_ready):
         await proc.expect("upgrade", transport="websocket")
     finally:
         await proc.aclose()
+
+
+# -----------------------------------------------------------------------------
+# the payload codec against Node's v3 parser (engine.io-parser 2.x)
+# -----------------------------------------------------------------------------
+
+_TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"]
+# (type, data): text (with characters outside the BMP, whose UTF-16 length differs), binary.
+CODEC_PACKETS = [
+    [(4, "plain")],
+    [(4, TEXT), (2, None), (4, "\U0001F600" * 3), (6, None)],
+    [(4, "x"), (4, BLOB), (4, TEXT), (4, b"")],
+    [(4, bytes(range(256)) * 40), (3, "probe")],
+]
+
+
+async def run_parser(config: dict[str, Any]) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        node_executable(), str(script_path("eio3_parser.mjs")), json.dumps(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    for line in out.decode().splitlines():
+        ev = json.loads(line)
+        if ev["event"] == "result":
+            return ev
+    raise AssertionError(out.decode() + err.decode())
+
+
+def _wire_packet(ptype: int, data: Any) -> dict[str, Any]:
+    if isinstance(data, bytes):
+        return {"type": _TYPES[ptype], "data": {"$bin": base64.b64encode(data).decode()}}
+    return {"type": _TYPES[ptype]} if data is None else {"type": _TYPES[ptype], "data": data}
+
+
+def _v4_body(packets: list[tuple[int, Any]]) -> bytes:
+    # What a v3 session's queue holds: v4 packets, binary as b<base64>.
+    from fastio._core.eio import encode_payload, encode_packet, poll_binary
+    return encode_payload([poll_binary(d) if isinstance(d, bytes) else encode_packet(t, d)
+                           for t, d in packets])
+
+
+def _as_decoded(packets: list[tuple[int, Any]]) -> list[tuple[int, bytes, bool]]:
+    return [(t, d, True) if isinstance(d, bytes) else (t, (d or "").encode(), False) for t, d in packets]
+
+
+@pytest.mark.parametrize("supports_binary", [True, False])
+async def test_v3_payloads_match_node_parser(node_ready, supports_binary):
+    from fastio.engineio.eio3 import decode_payload_v3, encode_payload_v3
+
+    ours = [encode_payload_v3(_v4_body(p), supports_binary) for p in CODEC_PACKETS]
+    result = await run_parser({
+        "encode": [{"packets": [_wire_packet(t, d) for t, d in p], "supportsBinary": supports_binary}
+                   for p in CODEC_PACKETS],
+        "decode": [{"$bin": base64.b64encode(body).decode()} if binary else body.decode()
+                   for body, binary in ours],
+    })
+    for packets, (body, binary), theirs, decoded in zip(CODEC_PACKETS, ours, result["encoded"],
+                                                        result["decoded"]):
+        has_binary = any(isinstance(d, bytes) for _, d in packets)
+        assert binary == (supports_binary and has_binary)
+        # Node encodes exactly as fastio does ...
+        theirs_bytes = base64.b64decode(theirs["$bin"]) if isinstance(theirs, dict) else theirs.encode()
+        assert theirs_bytes == body
+        # ... decodes what fastio sends into the packets sent ...
+        assert decoded == [_wire_packet(t, d if d is not None else "") if t == 4 or d is not None
+                           else {"type": _TYPES[t]} for t, d in packets]
+        # ... and fastio decodes what Node sends.
+        assert decode_payload_v3(theirs_bytes) == _as_decoded(packets)
+
