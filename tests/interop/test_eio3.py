@@ -268,3 +268,31 @@ async def test_v3_payloads_match_node_parser(node_ready, supports_binary):
         # ... and fastio decodes what Node sends.
         assert decode_payload_v3(theirs_bytes) == _as_decoded(packets)
 
+
+
+async def test_v3_session_expires_without_client_pings(node_ready):
+    # A v3 client that stops pinging is closed once interval + timeout pass, and the server
+    # sends it no ping meanwhile: its long poll ends with the close packet alone.
+    closed: asyncio.Future = asyncio.get_running_loop().create_future()
+    eio = fastio.engineio.AsyncServer(allow_eio3=True, ping_interval=0.2, ping_timeout=0.2)
+
+    @eio.on("disconnect")
+    def disconnect(sid, reason):
+        if not closed.done():
+            closed.set_result((sid, reason, asyncio.get_running_loop().time()))
+
+    server = await fastio.serve(eio, "127.0.0.1", 0)
+    try:
+        base = f"http://127.0.0.1:{server.port}/engine.io/?EIO=3&transport=polling"
+        started = asyncio.get_running_loop().time()
+        status, body = await asyncio.to_thread(_get, base)
+        assert status == 200
+        head, _, rest = body.partition(b":")
+        sid = json.loads(rest[1:int(head)])["sid"]
+        status, body = await asyncio.to_thread(_get, base + "&sid=" + sid)
+        assert (status, body) == (200, b"1:1")
+        csid, reason, at = await asyncio.wait_for(closed, 5)
+        assert (csid, reason) == (sid, "ping timeout")
+        assert at - started >= 0.4
+    finally:
+        await asyncio.wait_for(server.close(), 10)
