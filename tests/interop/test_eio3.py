@@ -143,8 +143,8 @@ async def test_v2_client_scenario(served, mode):
 async def test_v3_client_keeps_alive_by_pinging(served):
     # The server must not ping a v3 client (it pings us) and must answer each ping; a short
     # interval shows several round trips, and the session survives past interval + timeout.
-    seen, url = await served(allow_eio3=True, ping_interval=0.2, ping_timeout=0.3)
-    ev = await run_v2_client(url, waitPongs=4, **MODES["upgrade"])
+    seen, url = await served(allow_eio3=True, ping_interval=0.2, ping_timeout=0.6)
+    ev = await run_v2_client(url, waitPongs=8, **MODES["upgrade"])  # 1.6 s, twice the deadline
     assert ev["disconnect"]["reason"] == "io server disconnect"
     assert [r for _, r in seen["disconnect"]] == ["server disconnect"]
 
