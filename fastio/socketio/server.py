@@ -13,6 +13,7 @@ import logging
 import time
 import types
 from typing import Any, Callable, Iterable, Union
+from urllib.parse import parse_qs
 
 from fastio import exceptions
 from fastio._core.packet import (
@@ -54,6 +55,23 @@ class _Client:
         self.environ = conn.environ
         # Namespaces whose CONNECT is still in the middleware or a namespace check.
         self.connecting: set[str] | None = None
+
+
+class _V3Connect:
+    """A CONNECT of a Socket.IO v4 client (socket.io-client 2.x): the one to "/" it gets on
+    open without asking, or one it sent, its query still in the namespace."""
+
+    __slots__ = ("namespace", "data")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.data = None
+
+
+def _v3_connect_error(error: dict[str, Any]) -> Any:
+    """A CONNECT_ERROR's payload for a Socket.IO v4 client (socket.io-client 2.x): the error's
+    ``data``, else its message (Node's ``socket._error(err.data || err.message)``)."""
+    return error.get("data") or error.get("message")
 
 
 def _is_parent(key: Any) -> bool:
@@ -127,6 +145,7 @@ class AsyncServer(HandlerRegistry):
         self.eio.message_sink = self._on_eio_message
         self.eio.on("connect", self._handle_eio_connect)
         self.eio.close_sink = self._handle_eio_close
+        self.eio.eio3_message_sink = self._on_eio3_message
         self.logger = make_logger("fastio.socketio", logger)
         self.async_handlers = async_handlers
         self.always_connect = always_connect
@@ -545,9 +564,12 @@ class AsyncServer(HandlerRegistry):
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
-        conn.ext = _Client(conn, self._new_decoder())
+        conn.ext = client = _Client(conn, self._new_decoder())
         if self.admin is not None:
             self.admin.client_opened()
+        if conn.eio3:
+            # Socket.IO v4 (Engine.IO v3 clients): the client is in "/" as soon as it opens.
+            self._handle_connect(client, _V3Connect("/"))
         if self.connect_timeout:
             loop = asyncio.get_running_loop()
             # The sid, not the connection: a closed connection is not kept alive until its deadline.
@@ -619,6 +641,21 @@ class AsyncServer(HandlerRegistry):
         else:
             self.logger.warning("%s: unexpected packet type %d", conn.sid, ptype)
             conn.close("parse error", False)
+
+    def _on_eio3_message(self, conn: Any, data: bytes, binary: bool) -> None:
+        # Socket.IO v4 puts a CONNECT's query in its namespace ("0/chat?token=x,"); the packet
+        # decoder drops it, so such a CONNECT is read here.  Everything else is v5's.
+        if not binary and data[:2] == b"0/" and conn.ext is not None:
+            namespace = data[1:].partition(b",")[0]
+            if b"?" in namespace:
+                try:
+                    text = namespace.decode("utf-8")
+                except UnicodeDecodeError:
+                    conn.close("parse error", False)
+                    return
+                self._handle_connect(conn.ext, _V3Connect(text))
+                return
+        self._on_eio_message(conn, data, binary)
 
     def _handle_event(self, client: _Client, pkt: Any, args: list[Any] | None = None) -> None:
         # ``args``: the arguments as the event middlewares left them (then they have run).
@@ -744,10 +781,14 @@ class AsyncServer(HandlerRegistry):
     def _handle_connect(self, client: _Client, pkt: Any) -> None:
         namespace = pkt.namespace
         conn = client.conn
+        auth = pkt.data
+        if conn.eio3 and "?" in namespace:
+            # Socket.IO v4 has no auth payload: the query in the namespace takes its place.
+            namespace, _, qs = namespace.partition("?")
+            auth = {k: v[-1] for k, v in parse_qs(qs).items()}
         if namespace in client.sockets or (client.connecting and namespace in client.connecting):
             self.logger.warning("%s: already connected to %s", conn.sid, namespace)
             return
-        auth = pkt.data
         if (namespace in self.handlers or namespace in self.namespace_handlers or self.namespaces == "*"
                 or namespace in self.namespaces or namespace in self.declared_namespaces
                 or namespace in self.child_namespaces):
@@ -822,7 +863,11 @@ class AsyncServer(HandlerRegistry):
 
     def _admit(self, client: _Client, namespace: str, auth: Any) -> None:
         """Run the connection middlewares, then connect (Node's ``namespace._add``)."""
-        sid = self.eio.generate_id()
+        if client.conn.eio3:
+            # socket.io-client 2.x makes its socket ids this way itself (as Node's server does).
+            sid = client.conn.sid if namespace == "/" else namespace + "#" + client.conn.sid
+        else:
+            sid = self.eio.generate_id()
         fns = self.middlewares.get(namespace)
         if fns is None and self.child_namespaces:
             fns = self.middlewares.get(self.child_namespaces.get(namespace))
@@ -856,7 +901,8 @@ class AsyncServer(HandlerRegistry):
                 raise exc
             self.logger.info("%s: connection to %s refused by middleware: %s", conn.sid, namespace, error)
             if not conn.closed:
-                conn.send_packet(self._encode(CONNECT_ERROR, namespace, error))
+                conn.send_packet(self._encode(CONNECT_ERROR, namespace,
+                                              _v3_connect_error(error) if conn.eio3 else error))
 
         try:
             result = start_eagerly(self._run_middlewares(list(fns), sid, client.environ, auth or None))
@@ -886,7 +932,7 @@ class AsyncServer(HandlerRegistry):
         self.manager.add_socket(sock)
         sock.connected = True
         if self.always_connect:
-            conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
+            conn.send_packet(self._encode(CONNECT, namespace, None if conn.eio3 else {"sid": sid}))
         fail_reason: dict[str, Any] = {"message": "Connection rejected by server"}
 
         def finish(success: Any) -> None:
@@ -896,13 +942,14 @@ class AsyncServer(HandlerRegistry):
                 if self.always_connect:
                     conn.send_packet(self._encode(DISCONNECT, namespace, fail_reason))
                 else:
-                    conn.send_packet(self._encode(CONNECT_ERROR, namespace, fail_reason))
+                    conn.send_packet(self._encode(CONNECT_ERROR, namespace,
+                                                  _v3_connect_error(fail_reason) if conn.eio3 else fail_reason))
                 self.logger.info("%s: connection to %s refused: %s", conn.sid, namespace, fail_reason)
                 client.sockets.pop(namespace, None)
                 self.manager.remove_socket(sock)
             else:
                 if not self.always_connect:
-                    conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
+                    conn.send_packet(self._encode(CONNECT, namespace, None if conn.eio3 else {"sid": sid}))
                 self.logger.info("%s connected to %s", sid, namespace)
                 if self.admin is not None:
                     self.admin.socket_connected(sock)
