@@ -1,0 +1,326 @@
+"""Connection state recovery (Node's ``connectionStateRecovery``) with fastio's AsyncClient.
+
+A connection is broken from the server side without a Socket.IO DISCONNECT (the Engine.IO
+session closed with "transport error", as when the network drops); the client reconnects on its
+own, sends its ``pid`` and last offset, and gets its sid, rooms, data and every broadcast it
+missed, in order and once.  The server's clock of the recovery store is replaced by a counter
+the tests move, so expiry needs no sleeping.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import fastio
+from fastio.socketio.recovery import RecoveryOptions, RecoveryStore
+
+pytestmark = pytest.mark.timeout(30)
+
+DELAY = 0.02
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def build(make_sio: Any, events: list[Any], **recovery: Any) -> tuple[Any, Clock]:
+    recovery.setdefault("max_disconnection_duration", 60)
+    sio = make_sio(connection_state_recovery=recovery)
+    clock = Clock()
+    sio.recovery.clock = clock
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        recovered = sio.is_recovered(sid)
+        events.append(("connect", sid, recovered))
+        if not recovered:
+            await sio.enter_room(sid, "room")
+            sio.socket_data(sid)["name"] = "ann"
+            await sio.save_session(sid, {"user": 7})
+
+    @sio.event
+    async def disconnect(sid, reason):
+        events.append(("disconnect", sid, reason))
+
+    return sio, clock
+
+
+def new_client(got: list[Any], connected: asyncio.Queue) -> fastio.AsyncClient:
+    client = fastio.AsyncClient(reconnection_delay=DELAY, reconnection_delay_max=DELAY, handle_sigint=False)
+    client.on("n", lambda *args: got.append(args))
+
+    @client.event
+    def connect():
+        connected.put_nowait((client.get_sid(), client.recovered, list(got)))
+
+    return client
+
+
+def break_connection(sio: Any, sid: str) -> None:
+    """The transport fails under the socket (no DISCONNECT packet either way)."""
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    sio.eio.sockets[eio_sid].close("transport error", False)
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports):
+    events: list[Any] = []
+    sio, clock = build(make_sio, events)
+    srv = await serve_sio(sio)
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    try:
+        await client.connect(srv.url, transports=transports)
+        sid, recovered, _ = await connected.get()
+        assert not recovered and not client.recovered
+        await sio.emit("n", 0, to="room")
+        while not got:
+            await asyncio.sleep(0.005)
+        break_connection(sio, sid)
+        assert events[-1] == ("disconnect", sid, "transport error")
+        clock.now += 30  # within the window
+        # meanwhile: to its room, to everyone, to its sid, and what it must not get
+        await sio.emit("n", 1, to="room")
+        await sio.emit("n", 2)
+        await sio.emit("n", 3, to=sid)
+        await sio.to("other").emit("n", "not for it")
+        await sio.except_("room").emit("n", "not for it")
+        await sio.emit("n", "skipped", skip_sid=sid)
+        await sio.volatile.emit("n", "volatile")
+        await sio.emit("n", (4, "two args"), room=["room", "other"])
+        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        assert (sid2, recovered) == (sid, True)
+        assert client.recovered and client.is_recovered("/")
+        # replayed before the connect handler ran, in order, the offsets taken off
+        assert before_connect == [(0,), (1,), (2,), (3,), (4, "two args")]
+        assert events[-1] == ("connect", sid, True)
+        assert set(sio.rooms(sid)) == {sid, "room"}
+        assert sio.socket_data(sid) == {"name": "ann"}
+        assert await sio.get_session(sid) == {"user": 7}
+        await sio.emit("n", 5, to="room")
+        while len(got) < 6:
+            await asyncio.sleep(0.005)
+        assert got == [(0,), (1,), (2,), (3,), (4, "two args"), (5,)]
+    finally:
+        await client.disconnect()
+
+
+async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
+    events: list[Any] = []
+    sio, clock = build(make_sio, events, max_disconnection_duration=5)
+    srv = await serve_sio(sio)
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        sid, _, _ = await connected.get()
+        await sio.emit("n", 0)
+        while not got:
+            await asyncio.sleep(0.005)
+        # The clock moves past the window before the client is back.
+        clock.now += 6
+        break_connection(sio, sid)
+        clock.now += 6
+        await sio.emit("n", 1)
+        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        assert sid2 != sid and not recovered and not client.recovered
+        assert events[-1] == ("connect", sid2, False)
+        assert sio.socket_data(sid2) == {"name": "ann"}  # set again by the handler: a fresh socket
+        assert got == [(0,)]  # nothing replayed
+        assert sio.recovery.sessions == {}
+    finally:
+        await client.disconnect()
+
+
+async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
+    events: list[Any] = []
+    sio, _ = build(make_sio, events)
+    srv = await serve_sio(sio)
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    await client.connect(srv.url, transports=["websocket"])
+    sid, _, _ = await connected.get()
+    await client.disconnect()
+    while not events or events[-1][0] != "disconnect":
+        await asyncio.sleep(0.005)
+    assert events[-1] == ("disconnect", sid, "client disconnect")
+    assert sio.recovery.sessions == {}
+    # a server-side disconnect is voluntary too
+    client = new_client(got, connected)
+    await client.connect(srv.url, transports=["websocket"])
+    sid, _, _ = await connected.get()
+    await sio.disconnect(sid)
+    assert sio.recovery.sessions == {}
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("skip", [True, False])
+async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_sio, skip):
+    events: list[Any] = []
+    sio, _ = build(make_sio, events, skip_middlewares=skip)
+    seen: list[Any] = []
+
+    def middleware(sid, environ, auth):
+        seen.append((sid, sio.is_recovered(sid)))
+
+    sio.use(middleware)
+    srv = await serve_sio(sio)
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        sid, _, _ = await connected.get()
+        await sio.emit("n", 0)
+        while not got:
+            await asyncio.sleep(0.005)
+        break_connection(sio, sid)
+        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        assert sid2 == sid and recovered
+        first = seen[0]
+        assert first[1] is False
+        if skip:
+            assert seen == [first]
+        else:
+            assert seen == [first, (sid, True)]
+        assert sio.socket_data(sid) == {"name": "ann"}
+    finally:
+        await client.disconnect()
+
+
+async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, serve_sio):
+    events: list[Any] = []
+    sio, _ = build(make_sio, events)
+    srv = await serve_sio(sio)
+    answers: list[Any] = []
+
+    @sio.event
+    async def ask(sid):
+        answers.append(await sio.call("q", to=sid))
+
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    client.on("q", lambda *args: list(args))
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        await connected.get()
+        assert client._pids["/"]  # the CONNECT answer had a pid
+        await client.emit("ask")
+        while not answers:
+            await asyncio.sleep(0.005)
+        assert answers == [[]]  # the event with an ack id got no offset argument
+        assert len(sio.recovery.log) == 0
+        await sio.emit("n", 1)
+        assert len(sio.recovery.log) == 1
+        await sio.volatile.emit("n", 2)
+        assert len(sio.recovery.log) == 1
+    finally:
+        await client.disconnect()
+
+
+async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_sio):
+    events: list[Any] = []
+    sio, _ = build(make_sio, events, max_packets=2)
+    srv = await serve_sio(sio)
+    got: list[Any] = []
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        sid, _, _ = await connected.get()
+        await sio.emit("n", 0)
+        while not got:
+            await asyncio.sleep(0.005)
+        break_connection(sio, sid)
+        for i in range(1, 4):  # three missed, two kept: one is lost, so no recovery
+            await sio.emit("n", i)
+        assert len(sio.recovery.log) == 2
+        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        assert sid2 != sid and not recovered
+        assert got == [(0,)]
+    finally:
+        await client.disconnect()
+
+
+# -- the store alone ------------------------------------------------------------------------------
+
+
+class FakeEncoded:
+    def __init__(self, n: int) -> None:
+        self.message = b"x" * n
+        self.attachments: list[bytes] = []
+
+
+def test_store_bounds_packets_bytes_and_sessions():
+    clock = Clock()
+    store = RecoveryStore(RecoveryOptions(max_disconnection_duration=10, max_packets=100, max_bytes=1000,
+                                          max_sessions=2), clock)
+    for _ in range(50):
+        store.record("/", None, None, None, FakeEncoded(100))
+    assert store.log_bytes <= 1000 and len(store.log) == 5
+    store.options.max_bytes = 1 << 30
+    for _ in range(200):
+        store.record("/", None, None, None, FakeEncoded(1))
+    assert len(store.log) == 100
+    for i in range(3):
+        store.persist(f"p{i}", f"s{i}", "/", [f"s{i}"], {}, {}, 0)
+    assert list(store.sessions) == ["p1", "p2"]
+    clock.now += 11
+    store.record("/", None, None, None, FakeEncoded(1))
+    assert len(store.log) == 1  # the older entries passed the window
+    assert store.restore("/", "p2", None) is None  # expired
+
+
+def test_store_replay_filters_by_rooms_and_namespace():
+    store = RecoveryStore(RecoveryOptions())
+    start = store.next_seq - 1
+    entries = {}
+    for name, ns, to, exclude, skip in [
+        ("all", "/", None, None, None),
+        ("other-ns", "/chat", None, None, None),
+        ("room", "/", "r", None, None),
+        ("rooms", "/", ["x", "r"], None, None),
+        ("not-room", "/", "x", None, None),
+        ("except", "/", None, "r", None),
+        ("skip", "/", None, None, "s1"),
+        ("skip-other", "/", None, None, ["s2"]),
+        ("own", "/", "s1", None, None),
+    ]:
+        enc = FakeEncoded(1)
+        entries[id(enc)] = name
+        store.record(ns, to, exclude, skip, enc)
+    store.persist("p", "s1", "/", ["s1", "r"], {"d": 1}, None, start)
+    assert store.restore("/chat", "p", None) is None  # another namespace's pid
+    store.persist("p", "s1", "/", ["s1", "r"], {"d": 1}, None, start)
+    session, missed = store.restore("/", "p", None)  # no offset: from its connection on
+    assert session.sid == "s1" and session.data == {"d": 1}
+    assert [entries[id(e)] for e in missed] == ["all", "room", "rooms", "skip-other", "own"]
+    assert store.restore("/", "p", None) is None  # once only
+    store.persist("p", "s1", "/", ["s1", "r"], None, None, start)
+    offset = "%s.%x" % (store.token, start + 3)  # it had "room"
+    _, missed = store.restore("/", "p", offset)
+    assert [entries[id(e)] for e in missed] == ["rooms", "skip-other", "own"]
+    for bad in ("nope", "00000000.1", "%s.zz" % store.token, "%s.%x" % (store.token, store.next_seq), 5):
+        store.persist("p", "s1", "/", ["s1"], None, None, start)
+        assert store.restore("/", "p", bad) is None, bad
+
+
+def test_options_from_node_names():
+    opts = RecoveryOptions.from_option({"maxDisconnectionDuration": 2000, "skipMiddlewares": False})
+    assert opts.max_disconnection_duration == 2 and opts.skip_middlewares is False
+    assert RecoveryOptions.from_option(None) is None
+    assert RecoveryOptions.from_option(True).max_disconnection_duration == 120
+    with pytest.raises(ValueError):
+        RecoveryOptions(max_disconnection_duration=0)
