@@ -543,7 +543,14 @@ class AsyncManager:
         """Deliver to this process's recipients only: one encode, the compiled fan-out."""
         args = event_args(event, data)
         if callback is None:
-            if namespace in self.outgoing_namespaces or self.recovery is not None:
+            store = self.recovery
+            if store is not None and namespace not in self.outgoing_namespaces:
+                # Logged once with its offset (the last argument); no work per recipient.
+                args.append(store.next_offset())
+                enc = self.encode(EVENT, namespace, args)
+                store.record(namespace, room, None, skip_sid, enc)
+                return self.room_table.fanout(namespace, room, skip_sid, enc)
+            if namespace in self.outgoing_namespaces:
                 return self.broadcast_local(namespace, args, room, None, BroadcastFlags(), skip_sid)
             return self.room_table.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
         # An acknowledgement id is per recipient, so each gets its own packet.
