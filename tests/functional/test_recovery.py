@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import fastio
-from fastio.socketio.recovery import RecoveryOptions, RecoveryStore
+from fastio.socketio.recovery import ENTRY_OVERHEAD, RecoveryOptions, RecoveryStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -265,11 +265,12 @@ class FakeEncoded:
 
 def test_store_bounds_packets_bytes_and_sessions():
     clock = Clock()
-    store = RecoveryStore(RecoveryOptions(max_disconnection_duration=10, max_packets=100, max_bytes=1000,
+    entry = 2 * 100 + ENTRY_OVERHEAD
+    store = RecoveryStore(RecoveryOptions(max_disconnection_duration=10, max_packets=100, max_bytes=5 * entry,
                                           max_sessions=2), clock)
     for _ in range(50):
         store.record("/", None, None, None, FakeEncoded(100))
-    assert store.log_bytes <= 1000 and len(store.log) == 5
+    assert store.log_bytes == 5 * entry and len(store.log) == 5
     store.options.max_bytes = 1 << 30
     for _ in range(200):
         store.record("/", None, None, None, FakeEncoded(1))
