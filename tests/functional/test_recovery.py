@@ -31,9 +31,9 @@ class Clock:
         return self.now
 
 
-def build(make_sio: Any, events: list[Any], **recovery: Any) -> tuple[Any, Clock]:
+def build(make_sio: Any, events: list[Any], serializer: str = "default", **recovery: Any) -> tuple[Any, Clock]:
     recovery.setdefault("max_disconnection_duration", 60)
-    sio = make_sio(connection_state_recovery=recovery)
+    sio = make_sio(connection_state_recovery=recovery, serializer=serializer)
     clock = Clock()
     sio.recovery.clock = clock
 
@@ -53,8 +53,9 @@ def build(make_sio: Any, events: list[Any], **recovery: Any) -> tuple[Any, Clock
     return sio, clock
 
 
-def new_client(got: list[Any], connected: asyncio.Queue) -> fastio.AsyncClient:
-    client = fastio.AsyncClient(reconnection_delay=DELAY, reconnection_delay_max=DELAY, handle_sigint=False)
+def new_client(got: list[Any], connected: asyncio.Queue, serializer: str = "default") -> fastio.AsyncClient:
+    client = fastio.AsyncClient(reconnection_delay=DELAY, reconnection_delay_max=DELAY, handle_sigint=False,
+                                serializer=serializer)
     client.on("n", lambda *args: got.append(args))
 
     @client.event
@@ -70,14 +71,15 @@ def break_connection(sio: Any, sid: str) -> None:
     sio.eio.sockets[eio_sid].close("transport error", False)
 
 
-@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
-async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports):
+@pytest.mark.parametrize("transports,serializer", [(["websocket"], "default"), (["polling"], "default"),
+                                                    (["websocket"], "msgpack")])
+async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports, serializer):
     events: list[Any] = []
-    sio, clock = build(make_sio, events)
+    sio, clock = build(make_sio, events, serializer)
     srv = await serve_sio(sio)
     got: list[Any] = []
     connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    client = new_client(got, connected, serializer)
     try:
         await client.connect(srv.url, transports=transports)
         sid, recovered, _ = await connected.get()
@@ -92,6 +94,7 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         await sio.emit("n", 1, to="room")
         await sio.emit("n", 2)
         await sio.emit("n", 3, to=sid)
+        await sio.emit("n", {"blob": b"\x00bin"}, to="room")  # binary attachments are kept too
         await sio.to("other").emit("n", "not for it")
         await sio.except_("room").emit("n", "not for it")
         await sio.emit("n", "skipped", skip_sid=sid)
@@ -101,15 +104,15 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         assert (sid2, recovered) == (sid, True)
         assert client.recovered and client.is_recovered("/")
         # replayed before the connect handler ran, in order, the offsets taken off
-        assert before_connect == [(0,), (1,), (2,), (3,), (4, "two args")]
+        assert before_connect == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args")]
         assert events[-1] == ("connect", sid, True)
         assert set(sio.rooms(sid)) == {sid, "room"}
         assert sio.socket_data(sid) == {"name": "ann"}
         assert await sio.get_session(sid) == {"user": 7}
         await sio.emit("n", 5, to="room")
-        while len(got) < 6:
+        while len(got) < 7:
             await asyncio.sleep(0.005)
-        assert got == [(0,), (1,), (2,), (3,), (4, "two args"), (5,)]
+        assert got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
     finally:
         await client.disconnect()
 
