@@ -31,7 +31,24 @@ class Clock:
         return self.now
 
 
-def build(make_sio: Any, events: list[Any], serializer: str = "default", **recovery: Any) -> tuple[Any, Clock]:
+class Received(list):  # type: ignore[type-arg]
+    """What a handler received, in order; ``until(n)`` waits for the n-th item."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def add(self, *args: Any) -> None:
+        self.append(args)
+        self.changed.set()
+
+    async def until(self, n: int, timeout: float = 10) -> None:
+        while len(self) < n:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+
+def build(make_sio: Any, events: Received, serializer: str = "default", **recovery: Any) -> tuple[Any, Clock]:
     recovery.setdefault("max_disconnection_duration", 60)
     sio = make_sio(connection_state_recovery=recovery, serializer=serializer)
     clock = Clock()
@@ -40,7 +57,7 @@ def build(make_sio: Any, events: list[Any], serializer: str = "default", **recov
     @sio.event
     async def connect(sid, environ, auth):
         recovered = sio.is_recovered(sid)
-        events.append(("connect", sid, recovered))
+        events.add("connect", sid, recovered)
         if not recovered:
             await sio.enter_room(sid, "room")
             sio.socket_data(sid)["name"] = "ann"
@@ -48,15 +65,15 @@ def build(make_sio: Any, events: list[Any], serializer: str = "default", **recov
 
     @sio.event
     async def disconnect(sid, reason):
-        events.append(("disconnect", sid, reason))
+        events.add("disconnect", sid, reason)
 
     return sio, clock
 
 
-def new_client(got: list[Any], connected: asyncio.Queue, serializer: str = "default") -> fastio.AsyncClient:
+def new_client(got: Received, connected: asyncio.Queue, serializer: str = "default") -> fastio.AsyncClient:
     client = fastio.AsyncClient(reconnection_delay=DELAY, reconnection_delay_max=DELAY, handle_sigint=False,
                                 serializer=serializer)
-    client.on("n", lambda *args: got.append(args))
+    client.on("n", got.add)
 
     @client.event
     def connect():
@@ -74,10 +91,10 @@ def break_connection(sio: Any, sid: str) -> None:
 @pytest.mark.parametrize("transports,serializer", [(["websocket"], "default"), (["polling"], "default"),
                                                     (["websocket"], "msgpack")])
 async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports, serializer):
-    events: list[Any] = []
+    events = Received()
     sio, clock = build(make_sio, events, serializer)
     srv = await serve_sio(sio)
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected, serializer)
     try:
@@ -85,8 +102,7 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         sid, recovered, _ = await connected.get()
         assert not recovered and not client.recovered
         await sio.emit("n", 0, to="room")
-        while not got:
-            await asyncio.sleep(0.005)
+        await got.until(1)
         break_connection(sio, sid)
         assert events[-1] == ("disconnect", sid, "transport error")
         clock.now += 30  # within the window
@@ -110,26 +126,24 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         assert sio.socket_data(sid) == {"name": "ann"}
         assert await sio.get_session(sid) == {"user": 7}
         await sio.emit("n", 5, to="room")
-        while len(got) < 7:
-            await asyncio.sleep(0.005)
+        await got.until(7)
         assert got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
     finally:
         await client.disconnect()
 
 
 async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
-    events: list[Any] = []
+    events = Received()
     sio, clock = build(make_sio, events, max_disconnection_duration=5)
     srv = await serve_sio(sio)
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected)
     try:
         await client.connect(srv.url, transports=["websocket"])
         sid, _, _ = await connected.get()
         await sio.emit("n", 0)
-        while not got:
-            await asyncio.sleep(0.005)
+        await got.until(1)
         # The clock moves past the window before the client is back.
         clock.now += 6
         break_connection(sio, sid)
@@ -146,17 +160,16 @@ async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
 
 
 async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
-    events: list[Any] = []
+    events = Received()
     sio, _ = build(make_sio, events)
     srv = await serve_sio(sio)
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected)
     await client.connect(srv.url, transports=["websocket"])
     sid, _, _ = await connected.get()
     await client.disconnect()
-    while not events or events[-1][0] != "disconnect":
-        await asyncio.sleep(0.005)
+    await events.until(2)
     assert events[-1] == ("disconnect", sid, "client disconnect")
     assert sio.recovery.sessions == {}
     # a server-side disconnect is voluntary too
@@ -170,7 +183,7 @@ async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
 
 @pytest.mark.parametrize("skip", [True, False])
 async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_sio, skip):
-    events: list[Any] = []
+    events = Received()
     sio, _ = build(make_sio, events, skip_middlewares=skip)
     seen: list[Any] = []
 
@@ -179,15 +192,14 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected)
     try:
         await client.connect(srv.url, transports=["websocket"])
         sid, _, _ = await connected.get()
         await sio.emit("n", 0)
-        while not got:
-            await asyncio.sleep(0.005)
+        await got.until(1)
         break_connection(sio, sid)
         sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
         assert sid2 == sid and recovered
@@ -203,16 +215,16 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
 
 
 async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, serve_sio):
-    events: list[Any] = []
+    events = Received()
     sio, _ = build(make_sio, events)
     srv = await serve_sio(sio)
-    answers: list[Any] = []
+    answers = Received()
 
     @sio.event
     async def ask(sid):
-        answers.append(await sio.call("q", to=sid))
+        answers.add(await sio.call("q", to=sid))
 
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected)
     client.on("q", lambda *args: list(args))
@@ -221,9 +233,8 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
         await connected.get()
         assert client._pids["/"]  # the CONNECT answer had a pid
         await client.emit("ask")
-        while not answers:
-            await asyncio.sleep(0.005)
-        assert answers == [[]]  # the event with an ack id got no offset argument
+        await answers.until(1)
+        assert answers == [([],)]  # the event with an ack id got no offset argument
         assert len(sio.recovery.log) == 0
         await sio.emit("n", 1)
         assert len(sio.recovery.log) == 1
@@ -234,18 +245,17 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
 
 
 async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_sio):
-    events: list[Any] = []
+    events = Received()
     sio, _ = build(make_sio, events, max_packets=2)
     srv = await serve_sio(sio)
-    got: list[Any] = []
+    got = Received()
     connected: asyncio.Queue = asyncio.Queue()
     client = new_client(got, connected)
     try:
         await client.connect(srv.url, transports=["websocket"])
         sid, _, _ = await connected.get()
         await sio.emit("n", 0)
-        while not got:
-            await asyncio.sleep(0.005)
+        await got.until(1)
         break_connection(sio, sid)
         for i in range(1, 4):  # three missed, two kept: one is lost, so no recovery
             await sio.emit("n", i)
