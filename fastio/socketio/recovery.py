@@ -71,7 +71,7 @@ class RecoveryOptions:
         if not isinstance(value, dict):
             raise TypeError("connection_state_recovery must be a dict, True or None")
         aliases = {"maxDisconnectionDuration": "max_disconnection_duration", "skipMiddlewares": "skip_middlewares"}
-        kwargs = {aliases.get(k, k): v for k, v in value.items()}
+        kwargs: dict[str, Any] = {aliases.get(str(k), str(k)): v for k, v in value.items()}
         if "maxDisconnectionDuration" in value:
             kwargs["max_disconnection_duration"] = value["maxDisconnectionDuration"] / 1000
         return cls(**kwargs)
