@@ -338,3 +338,64 @@ def test_options_from_node_names():
     assert RecoveryOptions.from_option(True).max_disconnection_duration == 120
     with pytest.raises(ValueError):
         RecoveryOptions(max_disconnection_duration=0)
+
+
+async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_sio):
+    """A client that loses its connection in the middle of a stream of broadcasts (to its rooms,
+    to everyone, to other rooms, excluding rooms) ends with exactly the events of an identical
+    client that stayed connected: nothing lost, nothing twice, same order."""
+    import random
+
+    events = Received()
+    sio, _ = build(make_sio, events)
+
+    @sio.event
+    async def rooms(sid, names):
+        for name in names:
+            await sio.enter_room(sid, name)
+
+    srv = await serve_sio(sio)
+    rng = random.Random(7)
+    lost, twin = Received(), Received()
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(lost, connected)
+    other = new_client(twin, asyncio.Queue())
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        sid, _, _ = await connected.get()
+        await other.connect(srv.url, transports=["websocket"])
+        for c in (client, other):
+            await c.call("rooms", ["a", "b"])
+        targets = [dict(to="a"), dict(to="b"), dict(), dict(to=["a", "z"]), dict(to="z"),
+                   dict(to="room", skip_sid="nobody")]
+        n = 0
+
+        async def burst(count: int) -> None:
+            nonlocal n
+            for _ in range(count):
+                target = rng.choice(targets)
+                if rng.random() < 0.2:
+                    await sio.except_("b").emit("n", n)  # neither gets these
+                else:
+                    await sio.emit("n", n, **target)
+                n += 1
+
+        await burst(20)
+        await twin.until(1)
+        before = len(lost)
+        break_connection(sio, sid)
+        await burst(40)  # no await inside suspends: all of it happens while the client is away
+        sid2, recovered, at_connect = await asyncio.wait_for(connected.get(), 10)
+        assert sid2 == sid and recovered
+        assert len(at_connect) > before  # some were replayed
+        await burst(20)
+        await sio.emit("n", "end")
+        while not twin or twin[-1] != ("end",):
+            await twin.until(len(twin) + 1)
+        while not lost or lost[-1] != ("end",):
+            await lost.until(len(lost) + 1)
+        assert list(lost) == list(twin)
+        assert len(set(lost)) == len(lost)
+    finally:
+        await client.disconnect()
+        await other.disconnect()
