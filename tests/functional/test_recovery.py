@@ -399,3 +399,12 @@ async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_si
     finally:
         await client.disconnect()
         await other.disconnect()
+
+
+def test_sync_server_takes_the_option():
+    sio = fastio.Server(connection_state_recovery={"max_disconnection_duration": 3})
+    try:
+        assert sio.async_server.recovery_options.max_disconnection_duration == 3
+        assert sio.is_recovered("unknown") is False
+    finally:
+        sio.shutdown()
