@@ -10,7 +10,8 @@ Two time-ordered structures, both bounded and pruned as they grow (no timer):
 
 A client that comes back within ``max_disconnection_duration`` with its ``pid`` and the last
 offset it received gets its sid, rooms and data back, and the log entries after its offset that
-were meant for it.  Nothing is done per recipient when a broadcast is logged: the filtering by
+were meant for it (listed when its socket is registered, after any middlewares, so broadcasts
+made while they run are not lost).  Nothing is done per recipient when a broadcast is logged: the filtering by
 rooms happens once, at recovery.  See docs/recovery.md.
 """
 from __future__ import annotations
@@ -206,11 +207,12 @@ class RecoveryStore:
                 break
             del sessions[first.pid]
 
-    def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Session, list[Any]] | None:
-        """The lost session ``pid`` of ``namespace`` and the encoded packets it missed after
-        ``offset`` (in order), or None when it cannot be recovered: unknown or expired pid,
-        another namespace, or packets it may have missed already dropped from the log.  A
-        session is restored at most once."""
+    def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Session, int] | None:
+        """Take the lost session ``pid`` of ``namespace``, with the sequence number after which
+        its client may have missed packets (from ``offset``), or None when it cannot be
+        recovered: unknown or expired pid, another namespace, an offset this store did not
+        issue, or packets it may have missed already dropped from the log.  A session is
+        restored at most once.  ``missed`` then lists the packets."""
         if not isinstance(pid, str):
             return None
         now = self.clock()
@@ -223,15 +225,29 @@ class RecoveryStore:
         if offset is None:
             after = session.last_seq
         else:
-            after = self.parse_offset(offset)  # type: ignore[assignment]
-            if after is None or after >= self.next_seq:
+            parsed = self.parse_offset(offset)
+            if parsed is None or parsed >= self.next_seq:
                 return None
+            after = parsed
+        if not self.has_since(after):
+            return None
+        return session, after
+
+    def has_since(self, after: int) -> bool:
+        """True while every entry after sequence number ``after`` is still in the log."""
         log = self.log
         first = log[0].seq if log else self.next_seq
-        if after + 1 < first:
-            return None  # some packets it may have missed are gone
-        rooms = session.rooms
-        missed = []
+        return after + 1 >= first
+
+    def missed(self, namespace: str, rooms: list[Hashable], after: int) -> list[Any] | None:
+        """The encoded packets of ``namespace`` after sequence number ``after`` that a socket in
+        ``rooms`` (its own sid room included) was sent, in order; None when some of them are no
+        longer in the log."""
+        if not self.has_since(after):
+            return None
+        log = self.log
+        first = log[0].seq if log else self.next_seq
+        out = []
         for i in range(after + 1 - first, len(log)):
             entry = log[i]
             if entry.namespace != namespace:
@@ -242,8 +258,8 @@ class RecoveryStore:
             exclude = entry.exclude
             if exclude is not None and any(r in exclude for r in rooms):
                 continue
-            missed.append(entry.encoded)
-        return session, missed
+            out.append(entry.encoded)
+        return out
 
     def new_pid(self) -> str:
         """A new private session id: 120 random bits, URL-safe."""

@@ -914,23 +914,30 @@ class AsyncServer(HandlerRegistry):
 
     def _accept(self, client: _Client, namespace: str, sid: str, auth: Any,
                 data: dict[str, Any] | None = None,
-                restored: tuple[Session, list[Any]] | None = None) -> None:
+                restored: tuple[Session, int] | None = None) -> None:
         conn = client.conn
         if namespace in client.sockets:
             return
-        if restored is not None and self.manager.get_socket(sid, namespace) is not None:
-            restored = None  # the sid is in use again (never expected): a fresh session instead
-            sid = self.eio.generate_id()
+        store = self.recovery
+        missed: list[Any] | None = None
+        if restored is not None and store is not None:
+            # Listed now, not before the middlewares: what was broadcast meanwhile is included.
+            if self.manager.get_socket(sid, namespace) is None:
+                missed = store.missed(namespace, restored[0].rooms, restored[1])
+            if missed is None:
+                # the sid is in use again, or the log moved past its offset: a fresh session
+                self.logger.info("%s: session %s could not be recovered", conn.sid, sid)
+                restored = None
+                sid = self.eio.generate_id()
         sock = Socket(sid, namespace, conn, client)
         sock.auth = auth
         if data:
             sock.data = data
         sock.issued = time.time()
-        store = self.recovery
         connect_data: dict[str, Any] = {"sid": sid}
         if store is not None:
             if restored is not None:
-                session, missed = restored
+                session = restored[0]
                 sock.pid = session.pid
                 sock.recovered = True
                 if not data and session.data is not None:
@@ -949,7 +956,7 @@ class AsyncServer(HandlerRegistry):
             for room in restored[0].rooms:
                 if room != sid:
                     self.manager.enter_room_now(sid, namespace, room)
-            for enc in restored[1]:
+            for enc in missed or ():
                 conn.send_packet(enc)
         if self.always_connect:
             conn.send_packet(self._encode(CONNECT, namespace, connect_data))

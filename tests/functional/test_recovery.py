@@ -214,6 +214,39 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
         await client.disconnect()
 
 
+async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_lost(make_sio, serve_sio):
+    events = Received()
+    sio, _ = build(make_sio, events, skip_middlewares=False)
+    gate = asyncio.Event()
+    waiting = Received()
+
+    async def middleware(sid, environ, auth):
+        if sio.is_recovered(sid):
+            waiting.add(sid)
+            await gate.wait()
+
+    sio.use(middleware)
+    srv = await serve_sio(sio)
+    got = Received()
+    connected: asyncio.Queue = asyncio.Queue()
+    client = new_client(got, connected)
+    try:
+        await client.connect(srv.url, transports=["websocket"])
+        sid, _, _ = await connected.get()
+        await sio.emit("n", 0, to="room")
+        await got.until(1)
+        break_connection(sio, sid)
+        await sio.emit("n", 1, to="room")
+        await waiting.until(1)  # the client is back, its middleware runs
+        await sio.emit("n", 2, to="room")
+        gate.set()
+        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        assert (sid2, recovered) == (sid, True)
+        assert before_connect == [(0,), (1,), (2,)]
+    finally:
+        await client.disconnect()
+
+
 async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, serve_sio):
     events = Received()
     sio, _ = build(make_sio, events)
@@ -318,14 +351,15 @@ def test_store_replay_filters_by_rooms_and_namespace():
     store.persist("p", "s1", "/", ["s1", "r"], {"d": 1}, None, start)
     assert store.restore("/chat", "p", None) is None  # another namespace's pid
     store.persist("p", "s1", "/", ["s1", "r"], {"d": 1}, None, start)
-    session, missed = store.restore("/", "p", None)  # no offset: from its connection on
-    assert session.sid == "s1" and session.data == {"d": 1}
+    session, after = store.restore("/", "p", None)  # no offset: from its connection on
+    assert session.sid == "s1" and session.data == {"d": 1} and after == start
+    missed = store.missed("/", session.rooms, after)
     assert [entries[id(e)] for e in missed] == ["all", "room", "rooms", "skip-other", "own"]
     assert store.restore("/", "p", None) is None  # once only
     store.persist("p", "s1", "/", ["s1", "r"], None, None, start)
     offset = "%s.%x" % (store.token, start + 3)  # it had "room"
-    _, missed = store.restore("/", "p", offset)
-    assert [entries[id(e)] for e in missed] == ["rooms", "skip-other", "own"]
+    session, after = store.restore("/", "p", offset)
+    assert [entries[id(e)] for e in store.missed("/", session.rooms, after)] == ["rooms", "skip-other", "own"]
     for bad in ("nope", "00000000.1", "%s.zz" % store.token, "%s.%x" % (store.token, store.next_seq), 5):
         store.persist("p", "s1", "/", ["s1"], None, None, start)
         assert store.restore("/", "p", bad) is None, bad
