@@ -228,7 +228,9 @@ class RecoveryStore:
             parsed = self.parse_offset(offset)
             if parsed is None or parsed >= self.next_seq:
                 return None
-            after = parsed
+            # Never from before the socket connected: a client that kept the offset of an
+            # earlier session (socket.io-client does) would get packets that were never its.
+            after = max(parsed, session.last_seq)
         if not self.has_since(after):
             return None
         return session, after

@@ -946,7 +946,8 @@ class AsyncServer(HandlerRegistry):
                     sock.session = session.session
             else:
                 sock.pid = store.new_pid()
-            sock.start_seq = store.next_seq - 1
+            # Where a replay for this socket may start: everything after it was sent on it.
+            sock.start_seq = restored[1] if restored is not None else store.next_seq - 1
             connect_data["pid"] = sock.pid
         client.sockets[namespace] = sock
         self.manager.add_socket(sock)

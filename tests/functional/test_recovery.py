@@ -360,6 +360,12 @@ def test_store_replay_filters_by_rooms_and_namespace():
     offset = "%s.%x" % (store.token, start + 3)  # it had "room"
     session, after = store.restore("/", "p", offset)
     assert [entries[id(e)] for e in store.missed("/", session.rooms, after)] == ["rooms", "skip-other", "own"]
+    # an offset from before the socket connected (a client keeping an earlier session's) counts
+    # from the connection on
+    store.persist("p", "s1", "/", ["s1", "r"], None, None, start + 4)
+    session, after = store.restore("/", "p", "%s.%x" % (store.token, start + 1))
+    assert after == start + 4
+    assert [entries[id(e)] for e in store.missed("/", session.rooms, after)] == ["skip-other", "own"]
     for bad in ("nope", "00000000.1", "%s.zz" % store.token, "%s.%x" % (store.token, store.next_seq), 5):
         store.persist("p", "s1", "/", ["s1"], None, None, start)
         assert store.restore("/", "p", bad) is None, bad
