@@ -43,7 +43,8 @@ def extensions():
     for path in sorted(glob.glob(os.path.join("fastio", "_core", "*.pyx"))):
         mod = path[:-4].replace(os.sep, ".")
         exts.append(
-            Extension(mod, [path], extra_compile_args=cflags, define_macros=macros)
+            Extension(mod, [path], extra_compile_args=cflags, define_macros=macros,
+                      libraries=["z"] if mod.endswith(".wsframe") else [])
         )
     return cythonize(
         exts,

@@ -32,6 +32,7 @@ cdef struct FrameHeader:
     int fin
     int opcode
     int masked
+    int rsv1                        # RFC 7692: the message's first frame is compressed
     unsigned char key[4]
     uint64_t length
     Py_ssize_t header_len
@@ -70,6 +71,10 @@ cdef class FrameReader:
 
     cdef bint _discarded
 
+    # permessage-deflate (RFC 7692) negotiated: RSV1 may mark a compressed message.
+    cdef public bint compression
+    cdef bint _msg_compressed      # the fragmented message in progress is compressed
+
     cpdef list feed(self, data)
     cpdef discard(self)
     cdef int _fail(self, int code, str reason) except -1
@@ -81,6 +86,7 @@ cdef class FrameReader:
     cdef int _account(self) except -1
     cdef void _unaccount(self) noexcept
     cdef int _complete_message(self, list out) except -1
+    cdef bytes _finish_payload(self, int opcode, bint compressed, bytes res)
     cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
                            list out) except -1
     cdef int _begin_payload(self, FrameHeader* h) except -1
@@ -102,6 +108,13 @@ cdef Py_ssize_t frame_size(Py_ssize_t n) noexcept nogil
 cdef Py_ssize_t write_frame_header(unsigned char* o, int opcode, Py_ssize_t n) noexcept nogil
 cdef Py_ssize_t write_frame(unsigned char* o, int opcode, const unsigned char* data,
                             Py_ssize_t n) noexcept nogil
+# permessage-deflate (RFC 7692) with no context takeover on either side: one process-wide zlib
+# stream each way, reset for every message, so a connection holds no compression state.
+# A whole compressed frame (RSV1 set) for an n-byte payload, deflated with a 2**wbits window.
+cdef bytes build_deflated_frame_c(int opcode, const unsigned char* data, Py_ssize_t n, int wbits)
+# The inflated payload of a compressed message; WebSocketError 1009 past ``limit`` bytes, 1007
+# when the data is not a valid deflate stream.
+cdef bytes inflate_message(const unsigned char* data, Py_ssize_t n, Py_ssize_t limit)
 cpdef bytes build_frame(int opcode, object payload, bint fin=*, object mask_key=*)
 cpdef bytes build_close(int code=*, str reason=*)
 cpdef tuple parse_close(bytes payload)

@@ -12,12 +12,30 @@ from cpython.bytes cimport (
 )
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from binascii import b2a_base64
 from hashlib import sha1
+
+cdef extern from "zlib.h":
+    ctypedef struct z_stream:
+        const unsigned char* next_in
+        unsigned int avail_in
+        unsigned char* next_out
+        unsigned int avail_out
+        const char* msg
+    int Z_OK, Z_STREAM_END, Z_BUF_ERROR, Z_NO_FLUSH, Z_SYNC_FLUSH, Z_DEFLATED
+    int Z_DEFAULT_STRATEGY, Z_DEFAULT_COMPRESSION
+    int deflateInit2(z_stream* strm, int level, int method, int windowBits, int memLevel,
+                     int strategy) nogil
+    int deflate(z_stream* strm, int flush) nogil
+    int deflateReset(z_stream* strm) nogil
+    unsigned long deflateBound(z_stream* strm, unsigned long sourceLen) nogil
+    int inflateInit2(z_stream* strm, int windowBits) nogil
+    int inflate(z_stream* strm, int flush) nogil
+    int inflateReset(z_stream* strm) nogil
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
@@ -43,6 +61,12 @@ cdef enum:
     _MIN_ALLOC = 256
     _MAX_CLOSE_REASON = 123     # 125-byte control payload minus the 2-byte code
     _MAX_HEADER = 14
+    # permessage-deflate: zlib's default level and memLevel (Node's ws uses the same), so a
+    # deflate stream at the 2**15 window holds about 256 KiB; there is one per window size in
+    # the process, none per connection.
+    _DEFLATE_MEM_LEVEL = 8
+    _INFLATE_CHUNK_MIN = 4096
+    _UINT_CHUNK = 1 << 30       # zlib's avail_in/avail_out are unsigned int
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -257,17 +281,198 @@ cdef inline Py_ssize_t _grow_capacity(Py_ssize_t cap, Py_ssize_t need,
 
 
 # ---------------------------------------------------------------------------
+# permessage-deflate (RFC 7692)
+
+cdef z_stream _deflaters[16]        # by window bits, 9..15; created on first use
+cdef bint _deflater_ready[16]
+cdef z_stream _inflater
+cdef bint _inflater_ready = False
+cdef unsigned char _TAIL[4]
+_TAIL[0] = 0
+_TAIL[1] = 0
+_TAIL[2] = 0xFF
+_TAIL[3] = 0xFF
+cdef int _deflate_level = Z_DEFAULT_COMPRESSION
+
+
+def set_deflate_level(int level):
+    global _deflate_level
+    cdef int k
+    if not -1 <= level <= 9:
+        raise ValueError("the deflate level must be -1 (zlib's default) or 0..9")
+    _deflate_level = level
+    for k in range(16):
+        # Streams made with the old level are remade on next use (their memory stays: a few).
+        _deflater_ready[k] = False
+
+
+cdef z_stream* _deflater(int wbits) except NULL:
+    cdef z_stream* z
+    if wbits < 9 or wbits > 15:
+        raise ValueError("window bits must be 9..15")
+    z = &_deflaters[wbits]
+    if not _deflater_ready[wbits]:
+        memset(z, 0, sizeof(z_stream))
+        # Negative window bits: a raw deflate stream, no zlib header or trailer.
+        if deflateInit2(z, _deflate_level, Z_DEFLATED, -wbits, _DEFLATE_MEM_LEVEL,
+                        Z_DEFAULT_STRATEGY) != Z_OK:
+            raise MemoryError("deflateInit2 failed")
+        _deflater_ready[wbits] = True
+    else:
+        deflateReset(z)
+    return z
+
+
+cdef bytes build_deflated_frame_c(int opcode, const unsigned char* data, Py_ssize_t n, int wbits):
+    cdef z_stream* z = _deflater(wbits)
+    cdef Py_ssize_t cap, hl, out_n, pos = 0, take
+    cdef unsigned char* buf
+    cdef bytes out
+    cdef int rc
+    # What a sync flush can need, plus room for the frame header in front.
+    cap = <Py_ssize_t>deflateBound(z, <unsigned long>n) + 16
+    buf = <unsigned char*>malloc(cap + _MAX_HEADER)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        z.next_out = buf + _MAX_HEADER
+        z.avail_out = <unsigned int>cap if cap < _UINT_CHUNK else _UINT_CHUNK
+        while True:
+            take = n - pos
+            if take > _UINT_CHUNK:
+                take = _UINT_CHUNK
+            z.next_in = data + pos
+            z.avail_in = <unsigned int>take
+            pos += take
+            with nogil:
+                rc = deflate(z, Z_SYNC_FLUSH if pos == n else Z_NO_FLUSH)
+            if rc != Z_OK:
+                raise MemoryError("deflate failed")
+            if pos == n:
+                break
+        out_n = (z.next_out - buf) - _MAX_HEADER
+        # RFC 7692 7.2.1: a sync flush ends with 00 00 FF FF, which the sender leaves off.
+        if out_n >= 4 and memcmp(z.next_out - 4, _TAIL, 4) == 0:
+            out_n -= 4
+        hl = _header_size(out_n, False)
+        _write_header(buf + _MAX_HEADER - hl, <unsigned char>(0xC0 | opcode), out_n, NULL)
+        out = PyBytes_FromStringAndSize(<char*>buf + _MAX_HEADER - hl, hl + out_n)
+    finally:
+        free(buf)
+    return out
+
+
+cdef bytes inflate_message(const unsigned char* data, Py_ssize_t n, Py_ssize_t limit):
+    global _inflater_ready
+    cdef z_stream* z = &_inflater
+    cdef unsigned char* buf = NULL
+    cdef unsigned char* nb
+    cdef Py_ssize_t cap, used = 0, stop
+    cdef int rc, step
+    cdef bytes out
+    if not _inflater_ready:
+        memset(z, 0, sizeof(z_stream))
+        # The largest window: it reads a stream deflated with any smaller one.
+        if inflateInit2(z, -15) != Z_OK:
+            raise MemoryError("inflateInit2 failed")
+        _inflater_ready = True
+    else:
+        inflateReset(z)
+    # Output may grow to limit + 1 bytes: one byte past the limit proves the message too big,
+    # so a small frame that inflates to gigabytes costs no more than the limit.
+    stop = limit + 1 if limit < PY_SSIZE_T_MAX else limit
+    cap = n * 4 if n < stop // 4 else stop
+    if cap < _INFLATE_CHUNK_MIN:
+        cap = _INFLATE_CHUNK_MIN if stop > _INFLATE_CHUNK_MIN else stop
+    buf = <unsigned char*>malloc(cap if cap > 0 else 1)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        # Two steps: the message, then the 00 00 FF FF the sender removed (RFC 7692 7.2.2).
+        for step in range(2):
+            if step == 0:
+                z.next_in = data
+                z.avail_in = <unsigned int>n
+            else:
+                z.next_in = _TAIL
+                z.avail_in = 4
+            while True:
+                if used == cap:
+                    if cap >= stop:
+                        raise WebSocketError(CLOSE_TOO_BIG, "message too big")
+                    cap = _grow_capacity(cap, cap + 1, stop)
+                    nb = <unsigned char*>realloc(buf, cap)
+                    if nb == NULL:
+                        raise MemoryError()
+                    buf = nb
+                z.next_out = buf + used
+                z.avail_out = <unsigned int>(cap - used) if cap - used < _UINT_CHUNK else _UINT_CHUNK
+                with nogil:
+                    rc = inflate(z, Z_SYNC_FLUSH)
+                used = z.next_out - buf
+                if used > limit:
+                    raise WebSocketError(CLOSE_TOO_BIG, "message too big")
+                if rc == Z_STREAM_END:
+                    # A final block: nothing after it may follow in this message.
+                    if z.avail_in and step == 0:
+                        raise WebSocketError(CLOSE_INVALID_DATA, "invalid compressed data")
+                    break
+                if rc == Z_BUF_ERROR and z.avail_in == 0:
+                    break
+                if rc != Z_OK:
+                    raise WebSocketError(CLOSE_INVALID_DATA, "invalid compressed data")
+                if z.avail_in == 0 and z.avail_out != 0:
+                    break
+            if rc == Z_STREAM_END:
+                break
+        out = PyBytes_FromStringAndSize(<char*>buf, used)
+    finally:
+        free(buf)
+    return out
+
+
+def deflate_frame(int opcode, object payload, int wbits=15):
+    cdef const unsigned char* data
+    cdef Py_ssize_t n
+    cdef Py_buffer view
+    if opcode != OP_TEXT and opcode != OP_BINARY:
+        raise ValueError("only data frames are compressed")
+    if PyUnicode_Check(payload):
+        data = <const unsigned char*>PyUnicode_AsUTF8AndSize(payload, &n)
+        return build_deflated_frame_c(opcode, data, n, wbits)
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        return build_deflated_frame_c(opcode, <const unsigned char*>view.buf, view.len, wbits)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def inflate_payload(object payload, Py_ssize_t limit=DEFAULT_MAX_MESSAGE):
+    cdef Py_buffer view
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        return inflate_message(<const unsigned char*>view.buf, view.len, limit)
+    finally:
+        PyBuffer_Release(&view)
+
+
+# ---------------------------------------------------------------------------
 # Reader
 
 
 @cython.final
 cdef class FrameReader:
 
-    def __init__(self, Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE, bint require_mask=True):
+    def __init__(self, Py_ssize_t max_message_size=DEFAULT_MAX_MESSAGE, bint require_mask=True,
+                 bint compression=False):
         if max_message_size < 0:
             raise ValueError("max_message_size must be >= 0")
         self.max_message_size = max_message_size
         self.require_mask = require_mask
+        self.compression = compression
+        self._msg_compressed = False
         self._release_buffers()
         self._hlen = 0
         self._need = 0
@@ -394,9 +599,13 @@ cdef class FrameReader:
             return 0
         b0 = p[0]
         b1 = p[1]
-        if b0 & 0x70:
-            self._fail(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         opcode = b0 & 0x0F
+        if b0 & 0x70:
+            # RFC 7692 6: with permessage-deflate, RSV1 marks the first frame of a compressed
+            # data message; never a continuation or a control frame.
+            if (b0 & 0x30 or not self.compression or opcode == OP_CONT
+                    or opcode >= OP_CLOSE):
+                self._fail(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         len7 = b1 & 0x7F
         if opcode >= OP_CLOSE:
             if opcode > OP_PONG:
@@ -450,6 +659,7 @@ cdef class FrameReader:
         h.fin = b0 >> 7
         h.opcode = opcode
         h.masked = b1 >> 7
+        h.rsv1 = (b0 >> 6) & 1
         if h.masked:
             memcpy(h.key, p + off, 4)
         h.length = length
@@ -480,9 +690,12 @@ cdef class FrameReader:
     cdef int _complete_message(self, list out) except -1:
         cdef int opcode = self._msg_opcode
         cdef bytes res
-        if opcode == OP_TEXT and not validate_utf8(self._msg, self._msg_len):
-            self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
-        res = PyBytes_FromStringAndSize(<char*>self._msg, self._msg_len)
+        if self._msg_compressed:
+            res = self._finish_payload(opcode, True, None)
+        else:
+            if opcode == OP_TEXT and not validate_utf8(self._msg, self._msg_len):
+                self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
+            res = PyBytes_FromStringAndSize(<char*>self._msg, self._msg_len)
         self._msg_opcode = 0
         self._msg_len = 0
         if self._msg_cap > _SHRINK_ABOVE:
@@ -491,6 +704,26 @@ cdef class FrameReader:
             self._msg_cap = 0
         out.append((opcode, res))
         return 0
+
+    cdef bytes _finish_payload(self, int opcode, bint compressed, bytes res):
+        # A complete compressed message (``res``, or the reassembly buffer when None): inflate
+        # it within max_message_size, then check text as UTF-8.
+        cdef const unsigned char* p
+        cdef Py_ssize_t n
+        if res is None:
+            p = self._msg
+            n = self._msg_len
+        else:
+            p = <const unsigned char*>PyBytes_AS_STRING(res)
+            n = PyBytes_GET_SIZE(res)
+        try:
+            res = inflate_message(p, n, self.max_message_size)
+        except WebSocketError as exc:
+            self._fail(exc.args[0], exc.args[1])
+        if opcode == OP_TEXT and not validate_utf8(
+                <const unsigned char*>PyBytes_AS_STRING(res), PyBytes_GET_SIZE(res)):
+            self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
+        return res
 
     cdef int _handle_frame(self, FrameHeader* h, const unsigned char* payload,
                            list out) except -1:
@@ -502,6 +735,7 @@ cdef class FrameReader:
         if opcode == OP_CONT or not h.fin:
             if opcode != OP_CONT:
                 self._msg_opcode = opcode
+                self._msg_compressed = h.rsv1
                 self._msg_len = 0
             if n:
                 self._msg_reserve(n)
@@ -521,8 +755,10 @@ cdef class FrameReader:
                 unmask_copy(dst, payload, n, h.key)
             else:
                 memcpy(dst, payload, n)
-            if opcode == OP_TEXT and not validate_utf8(dst, n):
+            if opcode == OP_TEXT and not h.rsv1 and not validate_utf8(dst, n):
                 self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
+        if h.rsv1:
+            res = self._finish_payload(opcode, True, res)
         out.append((opcode, res))
         return 0
 
@@ -535,6 +771,7 @@ cdef class FrameReader:
             # unfragmented frame is handled as a one-fragment message.
             if h.opcode != OP_CONT:
                 self._msg_opcode = h.opcode
+                self._msg_compressed = h.rsv1
                 self._msg_len = 0
             self._dest = None
             self._dptr = NULL
@@ -581,7 +818,9 @@ cdef class FrameReader:
             res = <bytes>self._dest
             self._dest = None
             opcode = self._cur.opcode
-            if opcode == OP_TEXT and not validate_utf8(
+            if self._cur.rsv1:
+                res = self._finish_payload(opcode, True, res)
+            elif opcode == OP_TEXT and not validate_utf8(
                     <const unsigned char*>PyBytes_AS_STRING(res), self._got):
                 self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
             out.append((opcode, res))
