@@ -23,6 +23,10 @@ cdef class WSTransport:
     # The frame reader of a transport that frames here (None otherwise): the heartbeat sweep
     # reads its partial_since.
     cdef FrameReader reader
+    # permessage-deflate negotiated on this transport: the window bits its messages are
+    # deflated with (0: not negotiated), and the smallest message that gets compressed.
+    cdef public int deflate_wbits
+    cdef public Py_ssize_t deflate_threshold
     cpdef ws_write(self, bytes data)
     cpdef ws_send_messages(self, list messages)
     cpdef ws_writelines(self, list parts)
@@ -76,6 +80,7 @@ cdef class Conn:
     cdef int _queue_ws(self, object msg, Py_ssize_t size) except -1
     cdef int _queue_poll(self, bytes item) except -1
     cdef int _queue_text(self, bytes pkt) except -1
+    cdef bytes _data_frame(self, int opcode, bytes payload)
     cdef int _write_ws(self, list items, Py_ssize_t nbytes) except -1
     cdef bytes _take_poll(self)
     cdef int send_encoded(self, Encoded enc) except -1

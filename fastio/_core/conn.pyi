@@ -24,6 +24,13 @@ class WSTransport:
     ws_messages: bool
     """True when the transport sends whole messages (``ws_send_messages``) rather than frames
     (``ws_write``, ``ws_writelines``).  Read once, when a ``Conn`` attaches the transport."""
+    deflate_wbits: int
+    """The window bits a negotiated permessage-deflate compresses with (9..15), 0 when the
+    WebSocket did not negotiate it: a session then sends its text and binary frames of
+    ``deflate_threshold`` bytes or more compressed (RSV1 set), unless the packet asked not to
+    be (``Encoded.no_compress``)."""
+    deflate_threshold: int
+    """The smallest payload, in bytes, compressed when ``deflate_wbits`` is set."""
     def ws_write(self, data: bytes) -> None:
         """Write already-framed bytes to the peer."""
     def ws_send_messages(self, messages: list[str | bytes]) -> None:

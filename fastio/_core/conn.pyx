@@ -7,7 +7,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from fastio._core.wsframe cimport (
-    build_frame_c, OP_TEXT, OP_BINARY, OP_PONG, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION,
+    build_frame_c, build_deflated_frame_c, OP_TEXT, OP_BINARY, OP_PONG, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION,
 )
 from fastio._core.packet cimport Encoded
 from fastio._core.eio cimport (
@@ -46,6 +46,13 @@ cdef bytes _PING_PKT = b"2"
 cdef bytes _NOOP_PKT = b"6"
 # The type byte of a binary MESSAGE on an Engine.IO v3 WebSocket.
 cdef bytes _V3_BINARY_TYPE = b"\x04"
+
+# The frames of the last Encoded compressed for a WebSocket: a broadcast hands the same
+# Encoded to its recipients one after another, so it is deflated once, not once per recipient
+# (every session deflates without context takeover, so its frames fit them all).
+cdef Encoded _dz_enc = None
+cdef int _dz_wbits = 0
+cdef list _dz_frames = None
 
 
 cdef class WSTransport:
@@ -187,10 +194,20 @@ cdef class Conn:
             self._mark()
         return 0
 
+    cdef bytes _data_frame(self, int opcode, bytes payload):
+        # A text or binary frame for this session's WebSocket, compressed when it negotiated
+        # permessage-deflate and the payload reaches its threshold.
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(payload)
+        cdef WSTransport ws = self.ws
+        if ws.deflate_wbits and n >= ws.deflate_threshold:
+            return build_deflated_frame_c(opcode, <const unsigned char*>PyBytes_AS_STRING(payload), n,
+                                          ws.deflate_wbits)
+        return build_frame_c(opcode, <const unsigned char*>PyBytes_AS_STRING(payload), n)
+
     cdef int _queue_text(self, bytes pkt) except -1:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(pkt)
         if self.out == OUT_FRAMES:
-            return self._queue_ws(build_frame_c(OP_TEXT, <const unsigned char*>PyBytes_AS_STRING(pkt), n), n)
+            return self._queue_ws(self._data_frame(OP_TEXT, pkt), n)
         if self.out == OUT_MESSAGES:
             return self._queue_ws(pkt.decode("utf-8"), n)
         return self._queue_poll(pkt)
@@ -211,10 +228,25 @@ cdef class Conn:
         return 0
 
     cdef int send_encoded(self, Encoded enc) except -1:
+        global _dz_enc, _dz_wbits, _dz_frames
         cdef bytes item
+        cdef list frames
         if self.state != ST_OPEN:
             return 0
         if self.out == OUT_FRAMES:
+            if self.ws.deflate_wbits and not enc.no_compress:
+                if _dz_enc is enc and _dz_wbits == self.ws.deflate_wbits:
+                    frames = _dz_frames
+                else:
+                    frames = [self._data_frame(OP_BINARY if enc.binary else OP_TEXT, enc.message)]
+                    for item in enc.attachments:
+                        frames.append(self._data_frame(OP_BINARY, item))
+                    _dz_enc = enc
+                    _dz_wbits = self.ws.deflate_wbits
+                    _dz_frames = frames
+                for item in frames:
+                    self._queue_ws(item, PyBytes_GET_SIZE(item))
+                return 0
             if not enc.attachments and not enc.binary:
                 item = enc.ws_frames()
                 return self._queue_ws(item, PyBytes_GET_SIZE(item))
@@ -263,7 +295,7 @@ cdef class Conn:
             b = _V3_BINARY_TYPE + b
             n += 1
         if self.out == OUT_FRAMES:
-            self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b), n), n)
+            self._queue_ws(self._data_frame(OP_BINARY, b), n)
         elif self.out == OUT_MESSAGES:
             self._queue_ws(b, n)
         else:

@@ -52,6 +52,7 @@ cdef class Encoded:
     cdef readonly bytes message      # b"4" + text: the Engine.IO MESSAGE packet
     cdef readonly list attachments   # list[bytes]
     cdef readonly bint binary        # a binary Engine.IO message (msgpack): ``message`` is its payload
+    cdef public bint no_compress     # Node's compress(false): never permessage-deflate these frames
     cdef bytes _text
     cdef str _message_str
     cdef bytes _frames

@@ -118,6 +118,9 @@ class Encoded:
     @property
     def binary(self) -> bool:
         """True for one binary Engine.IO message whose payload is ``message`` (``encoded_binary``)."""
+    no_compress: bool
+    """Set for Node's ``compress(False)``: the packet's WebSocket frames are never
+    permessage-deflate compressed, whatever the connection negotiated (False by default)."""
     def ws_parts(self) -> list[bytes]:
         """The bytes of ``ws_frames()`` as a list of parts to write in order, where each
         attachment of 16 KiB or more is its own part, the attachment object itself: writing

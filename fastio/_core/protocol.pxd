@@ -39,6 +39,9 @@ cdef class Limits:
     cdef public double upgrade_timeout
     cdef public double close_timeout
     cdef public bint shutting_down
+    # permessage-deflate: offered WebSockets negotiate it; messages from this size compressed.
+    cdef public bint websocket_compression
+    cdef public Py_ssize_t compression_threshold
 
 
 cdef class HttpProtocol(WSTransport):

@@ -33,10 +33,17 @@ class Limits:
     """Seconds a closing connection may take to send what is left before it is aborted: 5."""
     shutting_down: bool
     """Set while the server shuts down: closes wait for the shutdown deadline instead."""
+    websocket_compression: bool
+    """Whether a WebSocket upgrade that offers permessage-deflate gets it (False; the native
+    server sets the engine's ``websocket_compression``)."""
+    compression_threshold: int
+    """The smallest data message, in bytes, sent compressed on such a WebSocket (1,024, as
+    Node's ``perMessageDeflate.threshold``)."""
     def __init__(self, max_header_size: int = 65536, max_write_buffer: int = 16777216,
                  headers_timeout: float = 60.0, request_timeout: float = 300.0,
                  keep_alive_timeout: float = 5.0, upgrade_timeout: float = 10.0,
-                 close_timeout: float = 5.0) -> None: ...
+                 close_timeout: float = 5.0, websocket_compression: bool = False,
+                 compression_threshold: int = 1024) -> None: ...
     def shortest_timeout(self) -> float:
         """The shortest enabled timeout (0.0 if none is)."""
 

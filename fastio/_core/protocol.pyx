@@ -23,7 +23,9 @@ import time
 import httptools
 from asyncio import get_running_loop
 
-from fastio._core.wsframe import WebSocketError, accept_key, build_close, parse_close
+from fastio._core.wsframe import (
+    WebSocketError, accept_key, build_close, negotiate_deflate, parse_close,
+)
 
 cdef object _HttpParserUpgrade = httptools.HttpParserUpgrade
 cdef object _HttpParserError = httptools.HttpParserError
@@ -140,11 +142,22 @@ cdef class Request:
     def accept_websocket(self, Conn conn, bint probe, list extra_headers=None):
         cdef bytes key = self.header(b"sec-websocket-key")
         cdef list parts
+        cdef tuple h
+        cdef object deflate = None
+        cdef Limits limits = self.proto.limits
         if self.responded:
             return None
         self.responded = True
         parts = [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
                  b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n"]
+        if limits.websocket_compression:
+            # Every Sec-WebSocket-Extensions line, in order, is one list of offers.
+            deflate = negotiate_deflate(b",".join([h[1] for h in self.headers
+                                                   if h[0] == b"sec-websocket-extensions"]) or None)
+            if deflate is not None:
+                parts.append(b"Sec-WebSocket-Extensions: " + deflate[0].encode() + b"\r\n")
+                self.proto.deflate_wbits = deflate[1]
+                self.proto.deflate_threshold = limits.compression_threshold
         if extra_headers:
             for k, v in extra_headers:
                 parts.append(_b(k) + b": " + _b(v) + b"\r\n")
@@ -159,7 +172,10 @@ cdef class Limits:
     def __init__(self, Py_ssize_t max_header_size=DEFAULT_MAX_HEADER,
                  Py_ssize_t max_write_buffer=DEFAULT_MAX_WRITE_BUFFER, double headers_timeout=60.0,
                  double request_timeout=300.0, double keep_alive_timeout=5.0,
-                 double upgrade_timeout=10.0, double close_timeout=5.0):
+                 double upgrade_timeout=10.0, double close_timeout=5.0,
+                 bint websocket_compression=False, Py_ssize_t compression_threshold=1024):
+        self.websocket_compression = websocket_compression
+        self.compression_threshold = compression_threshold
         self.max_header_size = max_header_size
         self.max_write_buffer = max_write_buffer
         self.headers_timeout = headers_timeout
@@ -596,7 +612,7 @@ cdef class HttpProtocol(WSTransport):
         self.parser = None
         self.inbuf = None
         self.upgrade_seen = False
-        self.reader = FrameReader(self.max_message, True)
+        self.reader = FrameReader(self.max_message, True, self.deflate_wbits != 0)
         self.conn = conn
         self.probing = probe
         # A new session's socket is watched by its heartbeat; a probe has upgrade_timeout to

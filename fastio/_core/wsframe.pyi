@@ -69,7 +69,14 @@ class FrameReader:
     require_mask: bool
     """Whether frames must be masked, i.e. whether this is the server side (read-only)."""
 
-    def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True) -> None: ...
+    compression: bool
+    """permessage-deflate was negotiated: a data message whose first frame has RSV1 set is
+    inflated (at most ``max_message_size`` bytes, else close code 1009) before it is
+    returned.  Without it any reserved bit fails with 1002; RSV1 on a continuation or a
+    control frame always does."""
+
+    def __init__(self, max_message_size: int = 1_000_000, require_mask: bool = True,
+                 compression: bool = False) -> None: ...
     partial_since: float
     """When the frame or fragmented message now incomplete began to arrive (the
     ``time.monotonic()`` clock), 0.0 when the reader is between messages (read-only).  The
@@ -134,3 +141,34 @@ def accept_key(key: str | bytes) -> str:
     ``base64(sha1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))``; a ``str``
     key is encoded as Latin-1, the way HTTP header bytes map to text.
     """
+
+# -- permessage-deflate (RFC 7692) ----------------------------------------------------------
+
+def negotiate_deflate(header: str | bytes | None) -> tuple[str, int] | None:
+    """The server's answer to a ``Sec-WebSocket-Extensions`` request header: ``(value of the
+    response header, window bits the server deflates with)`` for the first acceptable
+    ``permessage-deflate`` offer, None when there is none.
+
+    The answer always carries ``server_no_context_takeover`` and
+    ``client_no_context_takeover``: every message is compressed and inflated on its own, so a
+    connection holds no zlib state (one process-wide stream each way does the work) and a
+    broadcast is compressed once for all its recipients.  An offer is declined (the next one
+    is tried) when it has an unknown, repeated or malformed parameter, or asks for
+    ``server_max_window_bits`` outside 9..15; a ``server_max_window_bits`` it asks for is
+    echoed and used; ``client_max_window_bits`` is accepted and left out of the answer."""
+
+def deflate_frame(opcode: int, payload: bytes | bytearray | memoryview | str, wbits: int = 15) -> bytes:
+    """One unmasked frame with RSV1 set: ``payload`` deflated on its own (no context
+    takeover, a ``2**wbits`` window, wbits 9..15) with its trailing ``00 00 FF FF`` removed
+    (RFC 7692 7.2.1).  Only ``OP_TEXT`` and ``OP_BINARY``: control frames are never
+    compressed."""
+
+def inflate_payload(payload: bytes | bytearray | memoryview, limit: int = 1_000_000) -> bytes:
+    """Inflate the payload of one compressed message (the ``00 00 FF FF`` tail is added
+    here).  Never produces more than ``limit`` bytes: past it ``WebSocketError`` 1009 is
+    raised, so a small frame that would inflate to gigabytes costs at most ``limit``; invalid
+    deflate data raises 1007."""
+
+def set_deflate_level(level: int) -> None:
+    """The zlib level (-1 for zlib's default, 6, or 0..9) outgoing messages are deflated
+    with, process-wide."""

@@ -1019,3 +1019,75 @@ def accept_key(key):
     else:
         key = bytes(key)
     return b2a_base64(sha1(key + _GUID).digest(), newline=False).decode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# permessage-deflate negotiation (RFC 7692 5 and 7.1), on the server
+
+
+cdef tuple _offer_params(str offer):
+    # "permessage-deflate; a; b=1; c=\"2\"" -> ("permessage-deflate", {"a": True, ...});
+    # None for a malformed or repeated parameter (RFC 7692 7: the offer is declined).
+    cdef list parts = offer.split(";")
+    cdef dict params = {}
+    cdef str part, name, value
+    for part in parts[1:]:
+        part = part.strip()
+        if not part:
+            return None
+        if "=" in part:
+            name, value = part.split("=", 1)
+            name = name.strip().lower()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1]
+            if name in params or not value:
+                return None
+            params[name] = value
+        else:
+            name = part.lower()
+            if name in params:
+                return None
+            params[name] = True
+    return (parts[0].strip().lower(), params)
+
+
+def negotiate_deflate(object header):
+    cdef tuple parsed
+    cdef dict params
+    cdef str offer, name
+    cdef object v
+    cdef int wbits
+    cdef list answer
+    if header is None:
+        return None
+    if isinstance(header, (bytes, bytearray)):
+        header = bytes(header).decode("latin-1")
+    for offer in header.split(","):
+        parsed = _offer_params(offer)
+        if parsed is None or parsed[0] != "permessage-deflate":
+            continue
+        params = parsed[1]
+        wbits = 15
+        answer = ["permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"]
+        for name, v in params.items():
+            if name == "server_no_context_takeover" or name == "client_no_context_takeover":
+                if v is not True:
+                    break
+            elif name == "server_max_window_bits":
+                # zlib has no raw deflate with a 256-byte window: an offer asking for 8 is
+                # declined, as RFC 7692 7.1.2.1 lets a server do.
+                if v is True or not v.isdigit() or not 9 <= int(v) <= 15:
+                    break
+                wbits = int(v)
+                answer.append("server_max_window_bits=%d" % wbits)
+            elif name == "client_max_window_bits":
+                # The client may use any window: fastio inflates with the largest, and a
+                # client without context takeover needs nothing more from the answer.
+                if v is not True and (not v.isdigit() or not 8 <= int(v) <= 15):
+                    break
+            else:
+                break           # an unknown parameter: decline this offer
+        else:
+            return ("; ".join(answer), wbits)
+    return None

@@ -134,6 +134,10 @@ class AsyncServer(AsyncioHelpers):
 
     ``allow_eio3`` (off by default, as Node's ``allowEIO3``) also accepts Engine.IO v3 clients
     (``EIO=3``: socket.io-client 2.x); docs/eio3.md says what changes for them.
+
+    ``websocket_compression`` (default False, as Node's ``perMessageDeflate``) lets the native
+    server's WebSockets negotiate permessage-deflate; messages of ``compression_threshold``
+    bytes or more are then compressed (docs/compression.md).
     """
 
     class reason:
@@ -166,6 +170,7 @@ class AsyncServer(AsyncioHelpers):
         allow_upgrades: bool = True,
         http_compression: bool = True,
         compression_threshold: int = 1024,
+        websocket_compression: bool = False,
         cookie: str | dict[str, Any] | None = None,
         cors_allowed_origins: str | list[str] | Callable[..., bool] | None = None,
         cors_credentials: bool = True,
@@ -198,6 +203,7 @@ class AsyncServer(AsyncioHelpers):
         self.allow_upgrades = allow_upgrades
         self.http_compression = http_compression
         self.compression_threshold = compression_threshold
+        self.websocket_compression = bool(websocket_compression)
         self.cookie = cookie
         self.cors_allowed_origins = cors_allowed_origins
         self.cors_credentials = cors_credentials

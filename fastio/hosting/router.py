@@ -37,6 +37,9 @@ class Router:
             limits = Limits()
         # A connection's unread responses count against the sessions' write budget.
         limits.max_write_buffer = getattr(self.engine, "max_write_buffer", limits.max_write_buffer)
+        # permessage-deflate is the engine's option, negotiated by each native WebSocket.
+        limits.websocket_compression = bool(getattr(self.engine, "websocket_compression", False))
+        limits.compression_threshold = int(getattr(self.engine, "compression_threshold", 1024))
         self.limits = limits
         self._sweeper: asyncio.Task[None] | None = None
         self._idle: asyncio.Event | None = None
