@@ -660,6 +660,8 @@ class AsyncManager:
             store.record(namespace, to, exclude, skip, enc)
         else:
             enc = self.encode(EVENT, namespace, args)
+        if not flags.compress:
+            enc.no_compress = True
         n = self.room_table.broadcast(namespace, to, exclude, skip, enc, flags.volatile, reached)
         self._report(namespace, reached, args)
         return n  # type: ignore[no-any-return]
@@ -679,8 +681,10 @@ class AsyncManager:
         if ack_id is None:
             ack_id = next(_ack_ids)
         reached: list[str] = []
-        self.room_table.broadcast(namespace, to, exclude, None, self.encode(EVENT, namespace, args, ack_id),
-                                  flags.volatile, reached)
+        enc = self.encode(EVENT, namespace, args, ack_id)
+        if not flags.compress:
+            enc.no_compress = True
+        self.room_table.broadcast(namespace, to, exclude, None, enc, flags.volatile, reached)
         if reached:
             self.broadcast_acks[ack_id] = (namespace, set(reached), on_answer)
         if namespace in self.outgoing_namespaces:

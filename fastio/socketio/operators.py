@@ -105,7 +105,8 @@ class BroadcastOperator:
         return self._with(flags=replace(self.flags, local=True))
 
     def compress(self, flag: bool) -> BroadcastOperator:
-        """Set Node's compress flag (a hint: fastio sends WebSocket messages uncompressed)."""
+        """Set Node's compress flag: with ``compress(False)`` the packet goes uncompressed even
+        on a WebSocket that negotiated permessage-deflate (docs/compression.md)."""
         return self._with(flags=replace(self.flags, compress=bool(flag)))
 
     def timeout(self, seconds: float) -> BroadcastOperator:
