@@ -1039,7 +1039,7 @@ cdef tuple _offer_params(str offer):
             name, value = part.split("=", 1)
             name = name.strip().lower()
             value = value.strip()
-            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
                 value = value[1:-1]
             if name in params or not value:
                 return None
