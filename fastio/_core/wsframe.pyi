@@ -172,3 +172,8 @@ def inflate_payload(payload: bytes | bytearray | memoryview, limit: int = 1_000_
 def set_deflate_level(level: int) -> None:
     """The zlib level (-1 for zlib's default, 6, or 0..9) outgoing messages are deflated
     with, process-wide."""
+
+def deflate_payload(payload: bytes | bytearray | memoryview | str, wbits: int = 15) -> bytes:
+    """``payload`` deflated as one permessage-deflate message (no context takeover, a
+    ``2**wbits`` window, the trailing ``00 00 FF FF`` removed), without a frame header: for a
+    WebSocket library that builds its own frames with RSV1 set."""

@@ -1091,3 +1091,10 @@ def negotiate_deflate(object header):
         else:
             return ("; ".join(answer), wbits)
     return None
+
+
+def deflate_payload(object payload, int wbits=15):
+    # The frame builder's deflate, without the frame: for a client library that frames itself.
+    cdef bytes frame = deflate_frame(OP_BINARY, payload, wbits)
+    cdef int len7 = (<const unsigned char*>PyBytes_AS_STRING(frame))[1] & 0x7F
+    return frame[2 if len7 < 126 else (4 if len7 == 126 else 10):]

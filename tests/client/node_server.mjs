@@ -7,6 +7,7 @@
 //   transports     server-side allowed transports
 //   tls            {"key": path, "cert": path}: serve HTTPS / WSS
 //   parser         "msgpack" for socket.io-msgpack-parser
+//   perMessageDeflate  socket.io's option (true or ws's object), off when absent
 //   lifetimeMs     the process exits by itself after this long (default 120 s)
 // stdout: one JSON object per line with an "event" key:
 //   {"event":"listening","port":N} once ready, then connect / upgrade / disconnect / note.
@@ -64,6 +65,7 @@ const options = {
   transports: cfg.transports ?? ["polling", "websocket"],
 };
 if (cfg.parser === "msgpack") options.parser = msgpackParser;
+if (cfg.perMessageDeflate) options.perMessageDeflate = cfg.perMessageDeflate;
 if (cfg.recovery) {
   options.connectionStateRecovery = { maxDisconnectionDuration: 60000, skipMiddlewares: true };
 }
