@@ -47,12 +47,12 @@ cdef bytes _NOOP_PKT = b"6"
 # The type byte of a binary MESSAGE on an Engine.IO v3 WebSocket.
 cdef bytes _V3_BINARY_TYPE = b"\x04"
 
-# The frames of the last Encoded compressed for a WebSocket: a broadcast hands the same
-# Encoded to its recipients one after another, so it is deflated once, not once per recipient
-# (every session deflates without context takeover, so its frames fit them all).
+# The frames of the last Encoded compressed for a WebSocket, by window bits: a broadcast hands
+# the same Encoded to its recipients one after another, so it is deflated once per window size
+# (nearly always one), not once per recipient (every session deflates without context
+# takeover, so the frames fit them all).  It keeps that one packet alive until the next.
 cdef Encoded _dz_enc = None
-cdef int _dz_wbits = 0
-cdef list _dz_frames = None
+cdef list _dz_frames = [None] * 16
 
 
 cdef class WSTransport:
@@ -228,22 +228,25 @@ cdef class Conn:
         return 0
 
     cdef int send_encoded(self, Encoded enc) except -1:
-        global _dz_enc, _dz_wbits, _dz_frames
+        global _dz_enc
         cdef bytes item
         cdef list frames
+        cdef int wbits, k
         if self.state != ST_OPEN:
             return 0
         if self.out == OUT_FRAMES:
-            if self.ws.deflate_wbits and not enc.no_compress:
-                if _dz_enc is enc and _dz_wbits == self.ws.deflate_wbits:
-                    frames = _dz_frames
-                else:
+            wbits = self.ws.deflate_wbits
+            if wbits and not enc.no_compress:
+                if _dz_enc is not enc:
+                    _dz_enc = enc
+                    for k in range(16):
+                        _dz_frames[k] = None
+                frames = _dz_frames[wbits & 15]
+                if frames is None:
                     frames = [self._data_frame(OP_BINARY if enc.binary else OP_TEXT, enc.message)]
                     for item in enc.attachments:
                         frames.append(self._data_frame(OP_BINARY, item))
-                    _dz_enc = enc
-                    _dz_wbits = self.ws.deflate_wbits
-                    _dz_frames = frames
+                    _dz_frames[wbits & 15] = frames
                 for item in frames:
                     self._queue_ws(item, PyBytes_GET_SIZE(item))
                 return 0

@@ -146,3 +146,22 @@ async def test_broadcast_compressed_once_for_all(env):
         ev = await proc.expect("event", ev="everyone")
         assert ev["args"] == [BIG]
         assert ev["rx"] < 2000
+
+
+@pytest.mark.parametrize("mode", ["websocket", "upgrade"])
+async def test_socketio_client_binary_and_text(node_ready, mode):
+    """socket.io-client (engine.io-client offers perMessageDeflate with its 1,024-byte
+    threshold), straight to WebSocket and upgraded from polling: a big event with a binary
+    attachment both ways, acknowledged."""
+    from test_socketio_client import Env as SioEnv, to_wire, unb64
+
+    env = SioEnv()
+    await env.start(websocket_compression=True)
+    try:
+        proc, _ = await env.connected(mode)
+        data = {"text": "t" * 50_000, "blob": bytes(range(256)) * 200, "small": "s"}
+        await proc.send("emit", name="nested", args=[to_wire(data)], ack=True, id="n1")
+        ack = await proc.expect("ack", id="n1")
+        assert unb64(ack["args"]) == [data]
+    finally:
+        await env.stop()
