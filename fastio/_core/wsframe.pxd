@@ -74,6 +74,9 @@ cdef class FrameReader:
     # permessage-deflate (RFC 7692) negotiated: RSV1 may mark a compressed message.
     cdef public bint compression
     cdef bint _msg_compressed      # the fragmented message in progress is compressed
+    # Inflated bytes of the messages returned by the feed under way, taken from the partial
+    # budget until it returns: a read of small compressed frames cannot add up to more.
+    cdef Py_ssize_t _inflated
 
     cpdef list feed(self, data)
     cpdef discard(self)

@@ -568,11 +568,16 @@ cdef class FrameReader:
         if n == 0:
             return 0
         try:
-            if self._hlen > 0 or self._need > 0:
-                pos = self._feed_pending(p, n, out)
-            if pos < n:
-                self._feed_direct(p + pos, n - pos, out)
-            self._account()
+            try:
+                if self._hlen > 0 or self._need > 0:
+                    pos = self._feed_pending(p, n, out)
+                if pos < n:
+                    self._feed_direct(p + pos, n - pos, out)
+                self._account()
+            finally:
+                if self._inflated:
+                    partial_give(self._inflated)
+                    self._inflated = 0
         except WebSocketError:
             raise
         except BaseException:
@@ -720,6 +725,10 @@ cdef class FrameReader:
             res = inflate_message(p, n, self.max_message_size)
         except WebSocketError as exc:
             self._fail(exc.args[0], exc.args[1])
+        n = PyBytes_GET_SIZE(res)
+        if not partial_take(n):
+            self._fail(CLOSE_POLICY_VIOLATION, "server busy: too much inflated message data")
+        self._inflated += n
         if opcode == OP_TEXT and not validate_utf8(
                 <const unsigned char*>PyBytes_AS_STRING(res), PyBytes_GET_SIZE(res)):
             self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")

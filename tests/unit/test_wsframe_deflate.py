@@ -18,7 +18,9 @@ from fastio._core.wsframe import (
     deflate_frame,
     inflate_payload,
     negotiate_deflate,
+    partial_budget,
     partial_bytes,
+    set_partial_budget,
 )
 
 HYP = settings(derandomize=True, database=None, deadline=None, max_examples=100,
@@ -221,3 +223,23 @@ def test_reader_echoes_server_frames():
 ])
 def test_negotiate(header, expected):
     assert negotiate_deflate(header) == expected
+
+
+def test_many_small_bombs_in_one_read_meet_the_partial_budget():
+    # Each frame inflates to just under the message limit; together, in one read, they would
+    # hold 100 times that: the process-wide partial budget refuses them with 1008.
+    one = client_frame(OP_BINARY, deflated(b"\0" * 900_000))
+    old = partial_budget()
+    set_partial_budget(4_000_000)
+    try:
+        reader = FrameReader(1_000_000, True, compression=True)
+        with pytest.raises(WebSocketError) as e:
+            reader.feed(one * 100)
+        assert e.value.code == 1008
+        assert partial_bytes() == 0
+        # Under the budget, the same frames pass (and give their share back).
+        reader = FrameReader(1_000_000, True, compression=True)
+        assert len(reader.feed(one * 4)) == 4
+        assert partial_bytes() == 0
+    finally:
+        set_partial_budget(old)
