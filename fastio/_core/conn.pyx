@@ -236,7 +236,9 @@ cdef class Conn:
             return 0
         if self.out == OUT_FRAMES:
             wbits = self.ws.deflate_wbits
-            if wbits and not enc.no_compress:
+            # (v3 binary messages carry a type byte per connection: _send_encoded_v3, which
+            # compresses each of them on its own.)
+            if wbits and not enc.no_compress and not (self.eio3 and (enc.binary or enc.attachments)):
                 if _dz_enc is not enc:
                     _dz_enc = enc
                     for k in range(16):

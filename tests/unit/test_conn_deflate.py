@@ -125,3 +125,16 @@ def test_no_compress_flag(loop):
     conn.send_packet(enc)
     flush(loop)
     assert frames(ws.written[0]) == [(False, OP_TEXT, enc.message)]
+
+
+def test_engineio_v3_binary_keeps_its_type_byte(loop):
+    # A v3 session's binary messages start with the type byte 4: compressed one by one, never
+    # the broadcast's shared frames.
+    ws = FramedWS(15)
+    conn = session(loop, Flusher(loop), ws)
+    conn.eio3 = True
+    enc = encode(BINARY_EVENT, "/", ["pic", b"\x07" * 3000])
+    conn.send_packet(enc)
+    flush(loop)
+    got = frames(b"".join(ws.written))
+    assert got == [(False, OP_TEXT, enc.message), (True, OP_BINARY, b"\x04" + b"\x07" * 3000)]
