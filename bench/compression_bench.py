@@ -142,6 +142,24 @@ def fanout(compressed: bool, size: int):
     return one, wire_bytes
 
 
+def malloc_bytes() -> int | None:
+    """Bytes the C allocator has handed out (glibc's mallinfo2), None where unavailable."""
+    try:
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+    except (OSError, AttributeError):
+        return None
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -167,12 +185,18 @@ def main() -> None:
         platform.python_version(), platform.machine(), os.cpu_count() or 0, zlib.ZLIB_RUNTIME_VERSION,
         git_revision(), " ".join("%.1f" % x for x in os.getloadavg())))
 
-    before = rss_kib()
-    for wbits in range(9, 16):
-        deflate_frame(OP_TEXT, b"x" * 2000, wbits)
+    before, before_rss = malloc_bytes(), rss_kib()
+    deflate_frame(OP_TEXT, b"x" * 2000, 15)
     wsframe.inflate_payload(python_deflate(b"y" * 2000))
-    print("\nmemory: deflate streams for window bits 9..15 and the inflate stream: +%d KiB RSS "
-          "(process-wide; per connection: 0)" % (rss_kib() - before))
+    after = malloc_bytes()
+    for wbits in range(9, 15):
+        deflate_frame(OP_TEXT, b"x" * 2000, wbits)
+    every = malloc_bytes()
+    if before is not None and after is not None and every is not None:
+        print("\nmemory (malloc'd): the 2**15 deflate stream and the inflate stream %d KiB; all seven "
+              "window sizes %d KiB; process-wide, 0 per connection" % (
+                  (after - before) // 1024, (every - before) // 1024))
+    print("memory (RSS growth, pages touched): %d KiB" % (rss_kib() - before_rss))
 
     print("\n%-28s %10s %10s %10s %9s" % ("outgoing frame", "plain us", "fastio us", "py-zlib us", "wire"))
     for size in (1024, 16 * 1024, 256 * 1024):
