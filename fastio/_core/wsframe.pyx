@@ -32,6 +32,7 @@ cdef extern from "zlib.h":
                      int strategy) nogil
     int deflate(z_stream* strm, int flush) nogil
     int deflateReset(z_stream* strm) nogil
+    int deflateEnd(z_stream* strm) nogil
     unsigned long deflateBound(z_stream* strm, unsigned long sourceLen) nogil
     int inflateInit2(z_stream* strm, int windowBits) nogil
     int inflate(z_stream* strm, int flush) nogil
@@ -302,8 +303,10 @@ def set_deflate_level(int level):
         raise ValueError("the deflate level must be -1 (zlib's default) or 0..9")
     _deflate_level = level
     for k in range(16):
-        # Streams made with the old level are remade on next use (their memory stays: a few).
-        _deflater_ready[k] = False
+        # Streams made with the old level are freed and remade on next use.
+        if _deflater_ready[k]:
+            deflateEnd(&_deflaters[k])
+            _deflater_ready[k] = False
 
 
 cdef z_stream* _deflater(int wbits) except NULL:
@@ -346,10 +349,13 @@ cdef bytes build_deflated_frame_c(int opcode, const unsigned char* data, Py_ssiz
             pos += take
             with nogil:
                 rc = deflate(z, Z_SYNC_FLUSH if pos == n else Z_NO_FLUSH)
-            if rc != Z_OK:
+            if rc != Z_OK and not (rc == Z_BUF_ERROR and take == 0):
                 raise MemoryError("deflate failed")
             if pos == n:
                 break
+        if z.avail_in != 0 or z.avail_out == 0:
+            # deflateBound leaves room for the flush: not reached, but never send a cut stream.
+            raise MemoryError("deflate output larger than its bound")
         out_n = (z.next_out - buf) - _MAX_HEADER
         # RFC 7692 7.2.1: a sync flush ends with 00 00 FF FF, which the sender leaves off.
         if out_n >= 4 and memcmp(z.next_out - 4, _TAIL, 4) == 0:

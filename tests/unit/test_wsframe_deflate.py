@@ -20,6 +20,7 @@ from fastio._core.wsframe import (
     negotiate_deflate,
     partial_budget,
     partial_bytes,
+    set_deflate_level,
     set_partial_budget,
 )
 
@@ -243,3 +244,18 @@ def test_many_small_bombs_in_one_read_meet_the_partial_budget():
         assert partial_bytes() == 0
     finally:
         set_partial_budget(old)
+
+
+def test_deflate_level():
+    data = (b"level test " * 500)
+    try:
+        set_deflate_level(0)                    # stored blocks: no smaller than the input
+        assert len(deflate_frame(OP_TEXT, data)) > len(data)
+        set_deflate_level(9)
+        assert len(deflate_frame(OP_TEXT, data)) < len(data) // 10
+        with pytest.raises(ValueError):
+            set_deflate_level(10)
+    finally:
+        set_deflate_level(-1)
+    first, payload = frame_parts(deflate_frame(OP_TEXT, data))
+    assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == data
