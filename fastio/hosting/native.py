@@ -135,6 +135,8 @@ class HTTPServer:
             logger.warning("%d connection(s) still open %.1f s after shutdown; aborting them",
                            len(router.connections), self.shutdown_timeout)
             router.abort_all()
+            # an aborted transport reports connection_lost on a later loop iteration
+            await router.wait_closed(1.0)
         try:
             await asyncio.wait_for(self._server.wait_closed(), 5)
         except asyncio.TimeoutError:

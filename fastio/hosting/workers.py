@@ -313,6 +313,7 @@ class _WorkerServer:
             logger.warning("worker %d: %d connection(s) still open %.1f s after shutdown; aborting them",
                            self.index, len(router.connections), self.shutdown_timeout)
             router.abort_all()
+            await router.wait_closed(1.0)
         if isinstance(self.other_app, AsgiHost):
             await self.other_app.shutdown()
 
