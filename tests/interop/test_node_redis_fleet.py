@@ -1,0 +1,195 @@
+"""A fastio server and a Node socket.io server (``@socket.io/redis-adapter`` 8.3.0) in one Redis
+fleet, with ``AsyncNodeRedisManager``; ``@socket.io/redis-emitter`` 5.1.0 publishes to it too.
+
+tests/interop/node/redis_fleet.mjs runs the Node server, a socket.io-client on each server and
+the emitter.  Redis must run at 127.0.0.1:6379 (REDIS_URL overrides); each test uses its own
+random key, so tests never see each other's traffic.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+from typing import Any, AsyncIterator
+
+import pytest
+
+import fastio
+from nodeproc import NodeProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class Fleet:
+    def __init__(self, sio: fastio.AsyncServer, mgr: fastio.AsyncNodeRedisManager, node: NodeProcess,
+                 ready: dict[str, Any]) -> None:
+        self.sio = sio
+        self.mgr = mgr
+        self.node = node
+        self.node_id: str = ready["nodeId"]
+        self.py_id: str = ready["pyId"]
+        self._ids = 0
+
+    async def command(self, cmd: str, reply: str = "done", **fields: Any) -> dict[str, Any]:
+        self._ids += 1
+        await self.node.send(cmd, id=self._ids, **fields)
+        return await self.node.expect(reply, id=self._ids)
+
+    async def received(self, who: str, ev: str, timeout: float = 10) -> dict[str, Any]:
+        """The first event ``ev`` that client ``who`` got (waiting for it if needed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            hits = self.node.seen("recv", who=who, ev=ev)
+            if hits:
+                return hits[0]
+            await self.node.expect("recv", timeout=max(0.01, deadline - loop.time()))
+
+    def not_received(self, who: str, ev: str) -> bool:
+        return not self.node.seen("recv", who=who, ev=ev)
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[Fleet]:
+    key = "fleet-" + secrets.token_hex(6)
+    mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=key, requests_timeout=3)
+    sio = fastio.AsyncServer(client_manager=mgr)
+
+    @sio.event
+    async def connect(sid: str, environ: Any, auth: Any) -> None:
+        for room in (auth or {}).get("rooms") or ():
+            await sio.enter_room(sid, room)
+        sio.manager.get_socket(sid, "/").data["who"] = "py"
+
+    @sio.on_server_side("sse")
+    def sse(arg: Any) -> str:
+        seen_sse.append(arg)
+        return f"py-ack:{arg}"
+
+    seen_sse: list[Any] = []
+    sio.seen_sse = seen_sse  # type: ignore[attr-defined]
+    server = await fastio.serve(sio, host="127.0.0.1", port=0)
+    try:
+        await mgr.ready("/")
+        async with NodeProcess("redis_fleet.mjs", {"key": key, "redisUrl": REDIS_URL,
+                                                   "fastioUrl": f"http://127.0.0.1:{server.port}",
+                                                   "timeoutMs": 50000}) as node:
+            ready = await node.expect("ready", timeout=20)
+            yield Fleet(sio, mgr, node, ready)
+    finally:
+        await server.close()
+        await mgr.aclose()
+
+
+async def settle(fleet: Fleet) -> None:
+    """One round trip through Redis both ways: what was published before has been received."""
+    await fleet.command("emit", ev="mark", args=[])
+    await fleet.received("py", "mark")
+    await fleet.sio.emit("mark2")
+    await fleet.received("node", "mark2")
+
+
+async def test_emit_from_node_reaches_both(fleet: Fleet) -> None:
+    await fleet.command("emit", ev="all", args=["x", {"k": 1}])
+    await fleet.command("emit", to="pyonly", ev="room", args=[1])
+    await fleet.command("emit", to="r1", **{"except": "pyonly"}, ev="exc", args=[2])
+    await fleet.command("emit", ev="bin", args=[{"b64": base64.b64encode(b"\x01\x02\x03").decode()}])
+    for who in ("node", "py"):
+        assert (await fleet.received(who, "all"))["args"] == ["x", {"k": 1}]
+        assert (await fleet.received(who, "bin"))["args"] == [{"b64": "AQID"}]
+    assert (await fleet.received("py", "room"))["args"] == [1]
+    assert (await fleet.received("node", "exc"))["args"] == [2]
+    await settle(fleet)
+    assert fleet.not_received("node", "room")
+    assert fleet.not_received("py", "exc")
+
+
+async def test_emit_from_fastio_reaches_both(fleet: Fleet) -> None:
+    await fleet.sio.emit("all", {"a": [1, 2]})
+    await fleet.sio.to("nodeonly").emit("room", "n")
+    await fleet.sio.to("r1").except_("nodeonly").emit("exc", 3)
+    await fleet.sio.emit("bin", b"\x00\xff")
+    await fleet.sio.to("r1").volatile.emit("vol", 1)
+    await fleet.sio.local.emit("loc", 1)
+    for who in ("node", "py"):
+        assert (await fleet.received(who, "all"))["args"] == [{"a": [1, 2]}]
+        assert (await fleet.received(who, "bin"))["args"] == [{"b64": "AP8="}]
+    assert (await fleet.received("node", "room"))["args"] == ["n"]
+    assert (await fleet.received("py", "exc"))["args"] == [3]
+    assert (await fleet.received("py", "loc"))["args"] == [1]
+    assert (await fleet.received("py", "vol"))["args"] == [1]  # volatile: Node may drop it while writing
+    await settle(fleet)
+    assert fleet.not_received("py", "room")
+    assert fleet.not_received("node", "exc")
+    assert fleet.not_received("node", "loc")
+
+
+async def test_fetch_sockets_both_ways(fleet: Fleet) -> None:
+    fetched = (await fleet.command("fetch", "fetched", to="r1"))["sockets"]
+    by_id = {s["id"]: s for s in fetched}
+    assert set(by_id) == {fleet.node_id, fleet.py_id}
+    assert set(by_id[fleet.py_id]["rooms"]) == {fleet.py_id, "r1", "pyonly"}
+    assert by_id[fleet.py_id]["data"] == {"who": "py"}
+    assert by_id[fleet.py_id]["auth"] == {"rooms": ["r1", "pyonly"]}
+    sockets = await fleet.sio.in_("r1").fetch_sockets()
+    assert {s.sid for s in sockets} == {fleet.node_id, fleet.py_id}
+    remote = next(s for s in sockets if s.sid == fleet.node_id)
+    assert remote.rooms == {fleet.node_id, "r1", "nodeonly"} and remote.data == {"who": "node"}
+    assert {s.sid for s in await fleet.sio.in_("pyonly").fetch_sockets()} == {fleet.py_id}
+    rooms = set((await fleet.command("allRooms", "allRooms"))["rooms"])
+    assert {"pyonly", "nodeonly", "r1", fleet.py_id} <= rooms
+
+
+async def test_server_side_emit_with_ack_both_ways(fleet: Fleet) -> None:
+    replies = (await fleet.command("sseAck", "sseAck", ev="sse", args=["from-node"]))["replies"]
+    assert replies == ["py-ack:from-node"]
+    assert await fleet.sio.server_side_emit_with_ack("sse", "from-py", timeout=3) == ["node-ack:from-py"]
+    assert (await fleet.node.expect("sse"))["arg"] == "from-py"
+    await fleet.sio.server_side_emit("sse", "plain")
+    assert (await fleet.node.expect("sse"))["arg"] == "plain"
+    await fleet.command("sse", ev="sse", args=["no-ack"])
+    await settle(fleet)
+    assert fleet.sio.seen_sse == ["from-node", "no-ack"]  # type: ignore[attr-defined]
+
+
+async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
+    replies = (await fleet.command("ack", "acked", to="r1", ev="ackme", args=["p"]))["replies"]
+    assert replies == ["node-ack", "py-ack"]
+    answers = await fleet.sio.to("r1").timeout(3).emit_with_ack("ackme", "q")
+    assert sorted(answers) == ["node-ack", "py-ack"]
+    answers = await fleet.sio.to("nodeonly").timeout(3).emit_with_ack("ackme", "q")
+    assert answers == ["node-ack"]
+
+
+async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
+    await fleet.command("socketsJoin", to="r1", room="joined-by-node")
+    await settle(fleet)
+    assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
+    await fleet.sio.in_("r1").sockets_join("joined-by-py")
+    await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
+    assert (await fleet.received("node", "jp"))["args"] == []
+    assert (await fleet.received("py", "jp"))["args"] == []
+    await fleet.sio.in_("r1").sockets_leave("joined-by-py")
+    await fleet.command("emit", to="joined-by-py", ev="jp2", args=[])
+    await settle(fleet)
+    assert fleet.not_received("node", "jp2") and fleet.not_received("py", "jp2")
+
+
+async def test_emitter_reaches_fastio_clients(fleet: Fleet) -> None:
+    await fleet.command("emitter", op="emit", ev="e-all", args=[1, "two"])
+    await fleet.command("emitter", op="emit", to="pyonly", ev="e-room", args=[{"b64": "AQ=="}])
+    await fleet.command("emitter", op="join", to="pyonly", room="e-joined")
+    await settle(fleet)
+    assert (await fleet.received("py", "e-all"))["args"] == [1, "two"]
+    assert (await fleet.received("node", "e-all"))["args"] == [1, "two"]
+    assert (await fleet.received("py", "e-room"))["args"] == [{"b64": "AQ=="}]
+    assert "e-joined" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
+    await fleet.command("emitter", op="leave", to="pyonly", room="e-joined")
+    await settle(fleet)
+    assert "e-joined" not in fleet.sio.manager.get_rooms(fleet.py_id, "/")
+    await fleet.command("emitter", op="disconnect", to="pyonly")
+    await fleet.node.expect("disconnected", who="py")
+    assert fleet.not_received("node", "e-room")
