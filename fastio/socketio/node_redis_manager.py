@@ -113,7 +113,7 @@ class AsyncNodeRedisManager(AsyncManager):
                  redis_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         try:
-            import msgpack
+            import msgpack  # type: ignore[import-untyped]
             import orjson
             from redis import asyncio as aioredis
         except ImportError:
@@ -193,8 +193,9 @@ class AsyncNodeRedisManager(AsyncManager):
                 asyncio.get_running_loop().create_task(self._subscribe(pubsub, ns))
         return ns
 
-    def _register(self, sock: Socket) -> None:
-        super()._register(sock)
+    def add_socket(self, sock: Socket) -> None:
+        """Register a socket; its namespace joins the fleet if it has not yet."""
+        super().add_socket(sock)
         if sock.namespace not in self.namespaces:
             self._join(sock.namespace)
 

@@ -55,7 +55,8 @@ class Fleet:
 @pytest.fixture
 async def fleet() -> AsyncIterator[Fleet]:
     key = "fleet-" + secrets.token_hex(6)
-    mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=key, requests_timeout=3)
+    mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=key, requests_timeout=3,
+                                       redis_options={"client_name": key})
     sio = fastio.AsyncServer(client_manager=mgr)
 
     @sio.event
@@ -193,3 +194,77 @@ async def test_emitter_reaches_fastio_clients(fleet: Fleet) -> None:
     await fleet.command("emitter", op="disconnect", to="pyonly")
     await fleet.node.expect("disconnected", who="py")
     assert fleet.not_received("node", "e-room")
+
+
+class GatedRedis:
+    """Stands in for the publishing connection: every publish waits until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self.gate.wait()
+        self.sent.append(channel)
+
+    def pipeline(self, transaction: bool = False) -> "GatedPipeline":
+        return GatedPipeline(self)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class GatedPipeline:
+    def __init__(self, redis: GatedRedis) -> None:
+        self.redis = redis
+        self.channels: list[str] = []
+
+    def publish(self, channel: str, payload: bytes) -> None:
+        self.channels.append(channel)
+
+    async def execute(self) -> None:
+        await self.redis.gate.wait()
+        self.redis.sent.extend(self.channels)
+
+
+async def test_publish_queue_is_bounded() -> None:
+    from fastio.socketio.operators import BroadcastFlags
+
+    mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key="q-" + secrets.token_hex(4), queue_size=2)
+    real, mgr.redis = mgr.redis, GatedRedis()
+    try:
+        mgr.emit_now("a", None, "/")          # taken by the writer, which then waits on Redis
+        await asyncio.sleep(0)
+        mgr.emit_now("b", None, "/")
+        mgr.emit_now("c", None, "/")          # the queue is full now
+        mgr.emit_now("d", None, "/")          # sio.emit cannot wait: dropped and counted
+        assert mgr.dropped == 1
+        waiting = asyncio.ensure_future(mgr.broadcast("/", ["e"], ["r"], None, BroadcastFlags()))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done()             # an awaited emit waits for room (backpressure)
+        mgr.redis.gate.set()
+        await asyncio.wait_for(waiting, 5)
+        assert len(mgr.redis.sent) == 4 and mgr.redis.sent[-1].endswith("#/#r#")
+    finally:
+        await real.aclose()
+
+
+async def test_resubscribes_after_losing_redis(fleet: Fleet) -> None:
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        # The manager's subscriber connection (named after the fleet's key) is killed by Redis.
+        subscribers = [c for c in await admin.client_list(_type="pubsub") if c.get("name") == fleet.mgr.key]
+        assert len(subscribers) == 1
+        await admin.client_kill_filter(_id=subscribers[0]["id"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while fleet.mgr.namespaces["/"].subscribed.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # no event tells the connection is gone before the listener sees it
+        await asyncio.wait_for(fleet.mgr.ready("/"), 10)
+        await fleet.command("emit", ev="after", args=[1])
+        assert (await fleet.received("py", "after"))["args"] == [1]
+    finally:
+        await admin.aclose()
