@@ -248,6 +248,14 @@ class AsyncManager:
         # Emits stay in this process and nobody overrides them: emit_now fans out directly.
         self._local_fanout = not self._emit_hook and _definer(cls, "_emit") is AsyncManager
 
+    # True while a cluster manager's publish queue is full: ``AsyncServer.emit`` then awaits
+    # ``publish_room()`` before emitting (backpressure).  Never true for this manager.
+    publish_full = False
+
+    async def publish_room(self) -> None:
+        """Wait until a message can be queued for the other servers (a cluster manager with a
+        bounded publish queue overrides this); returns at once here."""
+
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""
         self.server = server

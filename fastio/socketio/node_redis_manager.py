@@ -10,8 +10,8 @@ acknowledgements, and ``@socket.io/redis-emitter`` reaches fastio's clients.
     mgr = fastio.AsyncNodeRedisManager("redis://127.0.0.1:6379/0", key="socket.io")
     sio = fastio.AsyncServer(client_manager=mgr)
 
-Publishing goes through one bounded queue drained by one writer task (see ``queue_size``): an
-operator emit (``sio.to(room).emit``) or any other awaited operation waits while the queue is full.
+Publishing goes through one bounded queue drained by one writer task (see ``queue_size``):
+``sio.emit``, the operators and every other awaited operation wait while the queue is full.
 ``redis`` (redis-py) and ``msgpack`` are needed only when this manager is used.
 """
 from __future__ import annotations
@@ -98,10 +98,10 @@ class AsyncNodeRedisManager(AsyncManager):
     :param key: the adapter's ``key`` option shared by the fleet (Node's default ``"socket.io"``).
     :param requests_timeout: seconds to wait for the other servers' replies to ``fetch_sockets``
                              and ``server_side_emit_with_ack`` (Node's ``requestsTimeout``, 5 s).
-    :param queue_size: the most messages waiting to be published; an awaited operation waits
-                       while the queue is full (backpressure).  ``sio.emit`` cannot wait (it is
-                       synchronous underneath): when the queue is full its publish is dropped,
-                       counted in ``dropped`` and logged.
+    :param queue_size: the most messages waiting to be published.  ``sio.emit`` and the
+                       operators wait while the queue is full (backpressure); a synchronous
+                       caller that cannot wait (``emit_now``, replies to other servers) has its
+                       publish dropped when the queue is full, counted in ``dropped`` and logged.
     :param logger: a ``logging.Logger`` for the manager's messages (default: the server's).
     :param redis_options: extra keyword arguments for ``redis.asyncio.Redis.from_url()``.
     """
@@ -439,11 +439,24 @@ class AsyncNodeRedisManager(AsyncManager):
             self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
         return True
 
-    async def _publish(self, channel: str, payload: bytes) -> None:
-        """Queue one message and wait until Redis took it; waits first while the queue is full."""
+    @property
+    def publish_full(self) -> bool:  # type: ignore[override]
+        """True while the publish queue holds ``queue_size`` messages."""
+        return len(self._outbox) >= self.queue_size
+
+    async def publish_room(self) -> None:
+        """Wait until the publish queue has room for one more message."""
         if len(self._outbox) >= self.queue_size:
             async with self._room_free:
                 await self._room_free.wait_for(lambda: len(self._outbox) < self.queue_size)
+
+    def queue_snapshot(self) -> list[str]:
+        """The channels of the messages waiting to be published, in order."""
+        return [channel for channel, _, _ in self._outbox]
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        """Queue one message and wait until Redis took it; waits first while the queue is full."""
+        await self.publish_room()
         done = asyncio.get_running_loop().create_future()
         self._send(channel, payload, done)
         await done

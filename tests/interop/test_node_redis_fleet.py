@@ -238,14 +238,20 @@ async def test_publish_queue_is_bounded() -> None:
         mgr.emit_now("b", None, "/")
         mgr.emit_now("c", None, "/")          # the queue is full now
         mgr.emit_now("d", None, "/")          # sio.emit cannot wait: dropped and counted
-        assert mgr.dropped == 1
+        assert mgr.dropped == 1 and len(mgr.queue_snapshot()) == 2
         waiting = asyncio.ensure_future(mgr.broadcast("/", ["e"], ["r"], None, BroadcastFlags()))
+        sio = fastio.AsyncServer(client_manager=mgr)
+        emitting = asyncio.ensure_future(sio.emit("f", to="s"))
         for _ in range(5):
             await asyncio.sleep(0)
-        assert not waiting.done()             # an awaited emit waits for room (backpressure)
+        # Awaited emits wait for room (backpressure): nothing more was queued.
+        assert not waiting.done() and not emitting.done() and len(mgr.queue_snapshot()) == 2
         mgr.redis.gate.set()
-        await asyncio.wait_for(waiting, 5)
-        assert len(mgr.redis.sent) == 4 and mgr.redis.sent[-1].endswith("#/#r#")
+        await asyncio.wait_for(asyncio.gather(waiting, emitting), 5)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sorted(mgr.redis.sent[-2:]) == [f"{mgr.key}#/#r#", f"{mgr.key}#/#s#"]
+        assert len(mgr.redis.sent) == 5 and mgr.dropped == 1
     finally:
         await real.aclose()
 
