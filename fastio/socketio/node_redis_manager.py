@@ -499,16 +499,43 @@ class AsyncNodeRedisManager(AsyncManager):
     def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
               callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
         """``sio.emit``: deliver here, then publish the broadcast (unless ``ignore_queue``)."""
-        n = self.emit_local(event, data, namespace, room, skip_sid, callback)
-        if ignore_queue or callback is not None:
-            return n  # an acknowledgement can only come back from a client of this process
         if isinstance(room, str) and self.is_connected(room, namespace):
+            return self.emit_local(event, data, namespace, room, skip_sid, callback)
+        if callback is not None and not ignore_queue:
+            if isinstance(room, str) and not self.room_table.members(namespace, room):
+                # Nobody here: the client (or room) is on another server of the fleet.
+                self._emit_with_callback(self._join(namespace), event_args(event, data), room, callback)
+                return 0
+            # An acknowledgement from this process's clients only.
+            return self.emit_local(event, data, namespace, room, skip_sid, callback)
+        n = self.emit_local(event, data, namespace, room, skip_sid, callback)
+        if ignore_queue:
             return n
         ns = self._join(namespace)
         to = _room_list(room)
         self._send(*self._broadcast_message(ns, event_args(event, data), to, _room_list(skip_sid),
                                             BroadcastFlags()))
         return n
+
+    def _emit_with_callback(self, ns: _Namespace, args: list[Any], sid: str, callback: Callable[..., Any]) -> None:
+        # A client of another server: a BROADCAST request to its sid room, as Node's
+        # RemoteSocket.emit with an acknowledgement; the first answer runs the callback (with the
+        # answer's first argument, all that the protocol carries).
+        request_id = secrets.token_hex(8)
+
+        def on_answer(answer: Any) -> None:
+            if self._ack_requests.pop(request_id, None) is not None:
+                result = callback(answer)
+                if asyncio.iscoroutine(result):
+                    self._spawn(result)
+
+        self._ack_requests[request_id] = (lambda n: None, on_answer)
+        self._later(self.requests_timeout, lambda: self._ack_requests.pop(request_id, None))
+        request = {"uid": ns.uid, "requestId": request_id, "type": BROADCAST,
+                   "packet": {"type": _EVENT, "data": args, "nsp": ns.name},
+                   "opts": {"rooms": [sid], "except": [], "flags": {
+                       "timeout": int(self.requests_timeout * 1000), "expectSingleResponse": True}}}
+        self._send(ns.request, self._packb(request, use_bin_type=True))
 
     def _broadcast_message(self, ns: _Namespace, args: list[Any], to: list[Any], exclude: list[Any],
                            flags: BroadcastFlags) -> tuple[str, bytes]:

@@ -95,6 +95,12 @@ async def test_broadcasts_rooms_and_requests_between_fastio_servers(pair: Pair) 
     assert await sio0.server_side_emit_with_ack("sse", "q", timeout=2) == ["1:q"]
     assert pair.sse == [(1, "q")]  # not the sender's own handler
 
+    # An emit with a callback (and call) to a client of the other server.
+    assert await sio0.call("ask", to=pair.clients[1].get_sid(), timeout=2) == "answer-1"
+    got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    await sio1.emit("ask", to=pair.clients[0].get_sid(), callback=got.set_result)
+    assert await asyncio.wait_for(got, 5) == "answer-0"
+
     answers = await sio0.to("r").timeout(2).emit_with_ack("ask")
     assert sorted(answers) == ["answer-0", "answer-1"]
 

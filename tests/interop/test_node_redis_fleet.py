@@ -38,15 +38,20 @@ class Fleet:
         await self.node.send(cmd, id=self._ids, **fields)
         return await self.node.expect(reply, id=self._ids)
 
-    async def received(self, who: str, ev: str, timeout: float = 10) -> dict[str, Any]:
-        """The first event ``ev`` that client ``who`` got (waiting for it if needed)."""
+    async def seen(self, name: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        """The first event ``name`` with ``fields`` the script printed, whenever it came (events
+        of the two clients interleave, so the order of ``expect`` cannot be relied on)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            hits = self.node.seen("recv", who=who, ev=ev)
+            hits = self.node.seen(name, **fields)
             if hits:
                 return hits[0]
-            await self.node.expect("recv", timeout=max(0.01, deadline - loop.time()))
+            await self.node.expect(name, timeout=max(0.01, deadline - loop.time()))
+
+    async def received(self, who: str, ev: str, timeout: float = 10) -> dict[str, Any]:
+        """The first event ``ev`` that client ``who`` got (waiting for it if needed)."""
+        return await self.seen("recv", timeout, who=who, ev=ev)
 
     def not_received(self, who: str, ev: str) -> bool:
         return not self.node.seen("recv", who=who, ev=ev)
@@ -148,9 +153,9 @@ async def test_server_side_emit_with_ack_both_ways(fleet: Fleet) -> None:
     replies = (await fleet.command("sseAck", "sseAck", ev="sse", args=["from-node"]))["replies"]
     assert replies == ["py-ack:from-node"]
     assert await fleet.sio.server_side_emit_with_ack("sse", "from-py", timeout=3) == ["node-ack:from-py"]
-    assert (await fleet.node.expect("sse"))["arg"] == "from-py"
+    assert await fleet.seen("sse", arg="from-py")
     await fleet.sio.server_side_emit("sse", "plain")
-    assert (await fleet.node.expect("sse"))["arg"] == "plain"
+    assert await fleet.seen("sse", arg="plain")
     await fleet.command("sse", ev="sse", args=["no-ack"])
     await settle(fleet)
     assert fleet.sio.seen_sse == ["from-node", "no-ack"]  # type: ignore[attr-defined]
@@ -163,6 +168,8 @@ async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
     assert sorted(answers) == ["node-ack", "py-ack"]
     answers = await fleet.sio.to("nodeonly").timeout(3).emit_with_ack("ackme", "q")
     assert answers == ["node-ack"]
+    # An emit with a callback to a client of the Node server (a BROADCAST request to its sid).
+    assert await fleet.sio.call("ackme", "c", to=fleet.node_id, timeout=3) == "node-ack"
 
 
 async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
@@ -192,7 +199,7 @@ async def test_emitter_reaches_fastio_clients(fleet: Fleet) -> None:
     await settle(fleet)
     assert "e-joined" not in fleet.sio.manager.get_rooms(fleet.py_id, "/")
     await fleet.command("emitter", op="disconnect", to="pyonly")
-    await fleet.node.expect("disconnected", who="py")
+    assert (await fleet.seen("disconnected", who="py"))["reason"] == "io server disconnect"
     assert fleet.not_received("node", "e-room")
 
 

@@ -116,6 +116,9 @@ async function main(cfg) {
         else if (c.op === "join") t.socketsJoin(c.room);
         else if (c.op === "leave") t.socketsLeave(c.room);
         else if (c.op === "disconnect") t.disconnectSockets(true);
+        // The emitter publishes without waiting: a PING on its connection returns after Redis
+        // has handled (and delivered) what it published before.
+        await emitterClient.ping();
         emit("done", { id: c.id });
         break;
       }
