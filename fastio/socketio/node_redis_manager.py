@@ -551,12 +551,14 @@ class AsyncNodeRedisManager(AsyncManager):
 
     async def broadcast(self, namespace: str, args: list[Any], to: list[Hashable] | None,
                         exclude: list[Hashable] | None, flags: BroadcastFlags) -> None:
-        """Deliver here and publish to the fleet (``flags.local``: here only)."""
+        """Deliver here and queue for the fleet (``flags.local``: here only); waits while the
+        publish queue is full, not for Redis (as Node's adapter does not)."""
         self.broadcast_local(namespace, args, to, exclude, flags)
         if flags.local:
             return
-        await self._publish(*self._broadcast_message(self._join(namespace), args, _room_list(to),
-                                                     _room_list(exclude), flags))
+        message = self._broadcast_message(self._join(namespace), args, _room_list(to), _room_list(exclude), flags)
+        await self.publish_room()
+        self._send(*message)
 
     async def server_count(self) -> int:
         """How many servers of the fleet listen on ``/`` (PUBSUB NUMSUB of its request channel,
