@@ -32,6 +32,11 @@ __all__ = ["AsyncNodeRedisManager"]
 SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH, SERVER_SIDE_EMIT, \
     BROADCAST, BROADCAST_CLIENT_COUNT, BROADCAST_ACK = range(10)
 _EVENT, _BINARY_EVENT = 2, 5
+# Message types of the sharded adapter (socket.io-adapter's ClusterAdapter).
+_C_BROADCAST, _SOCKETS_JOIN, _SOCKETS_LEAVE, _DISCONNECT_SOCKETS, _FETCH_SOCKETS, _FETCH_SOCKETS_RESPONSE, \
+    _SERVER_SIDE_EMIT, _SERVER_SIDE_EMIT_RESPONSE, _BROADCAST_CLIENT_COUNT, _BROADCAST_ACK = range(3, 13)
+_CLUSTER_TYPE = {REMOTE_JOIN: _SOCKETS_JOIN, REMOTE_LEAVE: _SOCKETS_LEAVE, REMOTE_DISCONNECT: _DISCONNECT_SOCKETS,
+                 REMOTE_FETCH: _FETCH_SOCKETS, SERVER_SIDE_EMIT: _SERVER_SIDE_EMIT}
 _BRACE = 0x7B
 
 
@@ -58,7 +63,7 @@ class _Namespace:
     """One namespace's identity in the fleet: its uid and its channels."""
 
     __slots__ = ("name", "uid", "broadcast_prefix", "pattern", "request", "response", "own_response",
-                 "subscribed", "pending")
+                 "subscribed", "pending", "main", "own", "room_channels")
 
     def __init__(self, key: str, name: str) -> None:
         self.name = name
@@ -69,6 +74,11 @@ class _Namespace:
         self.request = f"{key}-request#{name}#"
         self.response = f"{key}-response#{name}#"
         self.own_response = f"{key}-response#{name}#{self.uid}#"
+        # The sharded adapter's channels: every message, this node's responses, and the
+        # single-room broadcast channels subscribed for the rooms with members here.
+        self.main = f"{key}#{name}#"
+        self.own = f"{key}#{name}#{self.uid}#"
+        self.room_channels: set[str] = set()
         self.subscribed = asyncio.Event()
         self.pending: set[str] = set()
 
@@ -104,13 +114,19 @@ class AsyncNodeRedisManager(AsyncManager):
                        publish dropped when the queue is full, counted in ``dropped`` and logged.
     :param logger: a ``logging.Logger`` for the manager's messages (default: the server's).
     :param redis_options: extra keyword arguments for ``redis.asyncio.Redis.from_url()``.
+    :param sharded: speak the sharded adapter's protocol (``createShardedAdapter``, Redis 7
+                    SSUBSCRIBE/SPUBLISH) instead of the classic one; ``key`` is then its
+                    ``channelPrefix``.  One Redis server, not a Redis Cluster.
+    :param subscription_mode: the sharded adapter's ``subscriptionMode``: ``"dynamic"`` (the
+                              default), ``"dynamic-private"`` or ``"static"``; the fleet must agree.
     """
 
     name = "node-redis"
 
     def __init__(self, url: str = "redis://localhost:6379/0", key: str = "socket.io",
                  requests_timeout: float = 5.0, queue_size: int = 1024, logger: logging.Logger | None = None,
-                 redis_options: dict[str, Any] | None = None) -> None:
+                 redis_options: dict[str, Any] | None = None, sharded: bool = False,
+                 subscription_mode: str = "dynamic") -> None:
         super().__init__()
         try:
             import msgpack  # type: ignore[import-untyped]
@@ -121,6 +137,12 @@ class AsyncNodeRedisManager(AsyncManager):
                 from None
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
+        if subscription_mode not in ("dynamic", "dynamic-private", "static"):
+            raise ValueError('subscription_mode must be "dynamic", "dynamic-private" or "static"')
+        self.sharded = sharded
+        self.subscription_mode = subscription_mode
+        # Room channels are subscribed per local room (sharded, dynamic modes).
+        self._room_subscriptions = sharded and subscription_mode != "static"
         self._packb = msgpack.packb
         self._unpackb = msgpack.unpackb
         self._orjson = orjson
@@ -144,6 +166,7 @@ class AsyncNodeRedisManager(AsyncManager):
         self._ack_requests: dict[str, tuple[Callable[[int], None], Callable[[Any], None]]] = {}
         self._ack_request_of: dict[int, str] = {}
         self._timers: set[asyncio.TimerHandle] = set()
+        self._sweeping = False
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -202,6 +225,12 @@ class AsyncNodeRedisManager(AsyncManager):
     # -- subscribing and receiving -----------------------------------------------------------------
 
     async def _subscribe(self, pubsub: Any, ns: _Namespace) -> None:
+        if self.sharded:
+            ns.pending = {ns.main, ns.own}
+            await pubsub.ssubscribe(ns.main, ns.own)
+            if ns.room_channels:
+                await pubsub.ssubscribe(*ns.room_channels)
+            return
         ns.pending = {ns.pattern, ns.request, ns.response, ns.own_response}
         await pubsub.psubscribe(ns.pattern)
         await pubsub.subscribe(ns.request, ns.response, ns.own_response)
@@ -237,7 +266,7 @@ class AsyncNodeRedisManager(AsyncManager):
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind in ("subscribe", "psubscribe"):
+        if kind in ("subscribe", "psubscribe", "ssubscribe"):
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             for ns in self.namespaces.values():
@@ -247,7 +276,9 @@ class AsyncNodeRedisManager(AsyncManager):
                         ns.subscribed.set()
             return
         try:
-            if kind == "pmessage":
+            if kind == "smessage":
+                self._on_sharded(message["channel"], message["data"])
+            elif kind == "pmessage":
                 self._on_broadcast(message["channel"], message["data"])
             elif kind == "message":
                 channel = message["channel"]
@@ -269,10 +300,15 @@ class AsyncNodeRedisManager(AsyncManager):
         return self._unpackb(data, raw=False, timestamp=3, strict_map_key=False)
 
     def _has_room(self, namespace: str, room: str) -> bool:
-        if self.room_table.members(namespace, room):
+        # Read from the table's own dict (no copy of the members): a named room with members,
+        # or a sid (its own room).
+        rooms = self.room_table.get(namespace)
+        if not rooms:
+            return False
+        if rooms.get(room) or room in rooms[None]:
             return True
         if room.lstrip("-").isdigit():
-            return bool(self.room_table.members(namespace, int(room)))
+            return bool(rooms.get(int(room)))
         return False
 
     def _on_broadcast(self, channel: bytes, data: bytes) -> None:
@@ -298,6 +334,101 @@ class AsyncNodeRedisManager(AsyncManager):
         flags = opts.get("flags") or {}
         self.broadcast_local(ns.name, args, opts.get("rooms") or None, opts.get("except") or None,
                              BroadcastFlags(volatile=bool(flags.get("volatile"))))
+
+    def _on_sharded(self, channel: bytes, data: bytes) -> None:
+        for ns in self.namespaces.values():
+            if channel.startswith(ns.broadcast_prefix):
+                break
+        else:
+            return
+        name = channel.decode("utf-8", "replace")
+        if name == ns.own:
+            self._on_cluster_response(self._decode(data))
+            return
+        if name != ns.main and not self._has_room(ns.name, name[len(ns.main):-1]):
+            return  # a room channel of a room with nobody here (any more): dropped before decoding
+        message = self._decode(data)
+        if not isinstance(message, dict):
+            return
+        uid = message.get("uid")
+        nsp = message.get("nsp")
+        if uid == ns.uid or (nsp is not None and nsp != ns.name):
+            return
+        kind = message.get("type")
+        body = message.get("data")
+        body = body if isinstance(body, dict) else {}
+        if kind in (_FETCH_SOCKETS_RESPONSE, _SERVER_SIDE_EMIT_RESPONSE, _BROADCAST_CLIENT_COUNT, _BROADCAST_ACK):
+            self._on_cluster_response(message)
+            return
+        opts = body.get("opts")
+        opts = opts if isinstance(opts, dict) else {}
+        to, exclude = opts.get("rooms") or None, opts.get("except") or None
+        if kind == _C_BROADCAST:
+            if body.get("requestId") is not None:
+                if body["requestId"] not in self._ack_requests:
+                    self._broadcast_with_ack_request(ns, body, uid)
+                return
+            packet = body.get("packet")
+            args = packet.get("data") if isinstance(packet, dict) else None
+            if isinstance(args, list) and args and packet.get("type", _EVENT) in (_EVENT, _BINARY_EVENT):
+                flags = opts.get("flags") or {}
+                self.broadcast_local(ns.name, args, to, exclude, BroadcastFlags(volatile=bool(flags.get("volatile"))))
+        elif kind in (_SOCKETS_JOIN, _SOCKETS_LEAVE):
+            self._apply_rooms(ns.name, to, exclude, _room_list(body.get("rooms")), kind == _SOCKETS_JOIN)
+        elif kind == _DISCONNECT_SOCKETS:
+            self._spawn(AsyncManager.disconnect_sockets(self, ns.name, to, exclude, BroadcastFlags(),
+                                                        bool(body.get("close"))))
+        elif kind == _FETCH_SOCKETS:
+            request_id = body.get("requestId")
+            if request_id is not None:
+                socks = self.select_local(ns.name, to, exclude)
+                self._cluster_reply(ns, uid, _FETCH_SOCKETS_RESPONSE, {
+                    "requestId": request_id, "sockets": [self._socket_json(s) for s in socks]})
+        elif kind == _SERVER_SIDE_EMIT:
+            args = body.get("packet")
+            if isinstance(args, list) and args and self.server is not None:
+                self._spawn(self._server_side_event(ns, args, body.get("requestId"), uid))
+
+    def _on_cluster_response(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
+            return
+        body = message["data"]
+        request_id = body.get("requestId")
+        kind = message.get("type")
+        ack_request = self._ack_requests.get(request_id)  # type: ignore[arg-type]
+        if ack_request is not None:
+            if kind == _BROADCAST_CLIENT_COUNT:
+                ack_request[0](int(body.get("clientCount") or 0))
+            elif kind == _BROADCAST_ACK:
+                ack_request[1](body.get("packet"))
+            return
+        pending = self._requests.get(request_id)  # type: ignore[arg-type]
+        if pending is None:
+            return
+        if kind == _SERVER_SIDE_EMIT_RESPONSE:
+            pending.results.append(body.get("packet"))
+        elif kind == _FETCH_SOCKETS_RESPONSE:
+            pending.results.extend(body.get("sockets") or ())
+        else:
+            return
+        pending.add()
+
+    def _cluster_encode(self, message: dict[str, Any]) -> bytes:
+        # The sharded adapter's rule: JSON, unless the data holds binary (then msgpack).
+        try:
+            return self._orjson.dumps(message, option=self._orjson.OPT_NON_STR_KEYS)  # type: ignore[no-any-return]
+        except TypeError:
+            pass
+        try:
+            return self._packb(message, use_bin_type=True)  # type: ignore[no-any-return]
+        except TypeError:
+            return self._dumps(message)
+
+    def _cluster_reply(self, ns: _Namespace, requester: Any, kind: int, body: dict[str, Any]) -> None:
+        if not isinstance(requester, str):
+            return  # the (unreleased) sharded emitter never waits for replies
+        self._send(f"{self.key}#{ns.name}#{requester}#",
+                   self._cluster_encode({"type": kind, "data": body, "uid": ns.uid, "nsp": ns.name}))
 
     def _on_request(self, ns: _Namespace, data: bytes) -> None:
         request = self._decode(data)
@@ -399,14 +530,20 @@ class AsyncNodeRedisManager(AsyncManager):
                 else:
                     self.basic_leave_room(sock.sid, namespace, room)
 
-    async def _server_side_event(self, ns: _Namespace, args: list[Any], request_id: Any) -> None:
+    async def _server_side_event(self, ns: _Namespace, args: list[Any], request_id: Any,
+                                 requester: Any = None) -> None:
         result = await self.server.trigger_server_side_event(ns.name, args[0], list(args[1:]))
-        if request_id is not None:
+        if request_id is None:
+            return
+        if self.sharded:
+            self._cluster_reply(ns, requester, _SERVER_SIDE_EMIT_RESPONSE, {"requestId": request_id,
+                                                                             "packet": result})
+        else:
             # Always on the shared response channel, as Node's adapter does.
             self._send(ns.response, self._dumps({"type": SERVER_SIDE_EMIT, "requestId": request_id,
                                                  "data": result}))
 
-    def _broadcast_with_ack_request(self, ns: _Namespace, request: dict[str, Any]) -> None:
+    def _broadcast_with_ack_request(self, ns: _Namespace, request: dict[str, Any], requester: Any = None) -> None:
         packet = request.get("packet") or {}
         opts = request.get("opts") or {}
         args = packet.get("data") if isinstance(packet, dict) else None
@@ -415,12 +552,18 @@ class AsyncNodeRedisManager(AsyncManager):
         request_id = request["requestId"]
 
         def on_answer(answer: Any) -> None:
-            self._send(ns.response, self._packb({"type": BROADCAST_ACK, "requestId": request_id,
-                                                 "packet": answer}, use_bin_type=True))
+            if self.sharded:
+                self._cluster_reply(ns, requester, _BROADCAST_ACK, {"requestId": request_id, "packet": answer})
+            else:
+                self._send(ns.response, self._packb({"type": BROADCAST_ACK, "requestId": request_id,
+                                                     "packet": answer}, use_bin_type=True))
 
         ack_id, n = self.broadcast_with_ack_local(ns.name, args, opts.get("rooms") or None,
                                                   opts.get("except") or None, BroadcastFlags(), on_answer)
-        self._respond(ns, {"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": n})
+        if self.sharded:
+            self._cluster_reply(ns, requester, _BROADCAST_CLIENT_COUNT, {"requestId": request_id, "clientCount": n})
+        else:
+            self._respond(ns, {"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": n})
         timeout = (opts.get("flags") or {}).get("timeout")
         if n:
             self._later(float(timeout) / 1000 if timeout else self.requests_timeout,
@@ -471,11 +614,17 @@ class AsyncNodeRedisManager(AsyncManager):
             for attempt in (1, 2):
                 try:
                     if len(batch) == 1:
-                        await self.redis.publish(batch[0][0], batch[0][1])
+                        if self.sharded:
+                            await self.redis.spublish(batch[0][0], batch[0][1])
+                        else:
+                            await self.redis.publish(batch[0][0], batch[0][1])
                     else:
                         pipe = self.redis.pipeline(transaction=False)
                         for channel, payload, _ in batch:
-                            pipe.publish(channel, payload)
+                            if self.sharded:
+                                pipe.spublish(channel, payload)
+                            else:
+                                pipe.publish(channel, payload)
                         await pipe.execute()
                     error = None
                     break
@@ -518,8 +667,8 @@ class AsyncNodeRedisManager(AsyncManager):
         return n
 
     def _emit_with_callback(self, ns: _Namespace, args: list[Any], sid: str, callback: Callable[..., Any]) -> None:
-        # A client of another server: a BROADCAST request to its sid room, as Node's
-        # RemoteSocket.emit with an acknowledgement; the first answer runs the callback (with the
+        # A client of another server: a broadcast with an acknowledgement to its sid room, as
+        # Node's RemoteSocket.emit with an ack; the first answer runs the callback (with the
         # answer's first argument, all that the protocol carries).
         request_id = secrets.token_hex(8)
 
@@ -531,11 +680,8 @@ class AsyncNodeRedisManager(AsyncManager):
 
         self._ack_requests[request_id] = (lambda n: None, on_answer)
         self._later(self.requests_timeout, lambda: self._ack_requests.pop(request_id, None))
-        request = {"uid": ns.uid, "requestId": request_id, "type": BROADCAST,
-                   "packet": {"type": _EVENT, "data": args, "nsp": ns.name},
-                   "opts": {"rooms": [sid], "except": [], "flags": {
-                       "timeout": int(self.requests_timeout * 1000), "expectSingleResponse": True}}}
-        self._send(ns.request, self._packb(request, use_bin_type=True))
+        self._send(*self._ack_broadcast_message(ns, args, [sid], [], request_id, {
+            "timeout": int(self.requests_timeout * 1000), "expectSingleResponse": True}))
 
     def _broadcast_message(self, ns: _Namespace, args: list[Any], to: list[Any], exclude: list[Any],
                            flags: BroadcastFlags) -> tuple[str, bytes]:
@@ -544,10 +690,67 @@ class AsyncNodeRedisManager(AsyncManager):
             wire_flags["volatile"] = True
         if not flags.compress:
             wire_flags["compress"] = False
+        if self.sharded:
+            channel = ns.main
+            if len(to) == 1 and self._room_subscriptions:
+                room = to[0]
+                # Node's dynamic mode keeps what looks like a socket id (20 characters) on the
+                # main channel; dynamic-private does not.
+                if self.subscription_mode == "dynamic-private" or not (isinstance(room, str) and len(room) == 20):
+                    channel = f"{ns.main}{room}#"
+            return channel, self._cluster_encode({
+                "type": _C_BROADCAST, "data": {"packet": {"type": _EVENT, "data": args},
+                                               "opts": {"rooms": to, "except": exclude, "flags": wire_flags}},
+                "uid": ns.uid, "nsp": ns.name})
         payload = self._packb([ns.uid, {"type": _EVENT, "data": args, "nsp": ns.name},
                                {"rooms": to, "except": exclude, "flags": wire_flags}], use_bin_type=True)
-        channel = f"{self.key}#{ns.name}#{to[0]}#" if len(to) == 1 else f"{self.key}#{ns.name}#"
+        channel = f"{ns.main}{to[0]}#" if len(to) == 1 else ns.main
         return channel, payload
+
+    def _ack_broadcast_message(self, ns: _Namespace, args: list[Any], to: list[Any], exclude: list[Any],
+                               request_id: str, flags: dict[str, Any]) -> tuple[str, bytes]:
+        opts = {"rooms": to, "except": exclude, "flags": flags}
+        if self.sharded:
+            return ns.main, self._cluster_encode({
+                "type": _C_BROADCAST, "data": {"packet": {"type": _EVENT, "data": args}, "opts": opts,
+                                               "requestId": request_id},
+                "uid": ns.uid, "nsp": ns.name})
+        return ns.request, self._packb({"uid": ns.uid, "requestId": request_id, "type": BROADCAST,
+                                        "packet": {"type": _EVENT, "data": args, "nsp": ns.name}, "opts": opts},
+                                       use_bin_type=True)
+
+    def _operation_message(self, ns: _Namespace, kind: int, to: Any, exclude: Any,
+                           request_id: str | None = None, **fields: Any) -> tuple[str, bytes]:
+        """A request of the classic kind ``kind`` (REMOTE_JOIN, ..., SERVER_SIDE_EMIT) in the
+        fleet's protocol.  ``fields``: ``rooms`` (join/leave), ``close`` (disconnect), ``args``
+        (server-side emit)."""
+        if self.sharded:
+            data: dict[str, Any] = {}
+            if kind != SERVER_SIDE_EMIT:
+                data["opts"] = {"rooms": _room_list(to), "except": _room_list(exclude), "flags": {}}
+            if "rooms" in fields:
+                data["rooms"] = fields["rooms"]
+            if "close" in fields:
+                data["close"] = fields["close"]
+            if "args" in fields:
+                data["packet"] = fields["args"]
+            if request_id is not None:
+                data["requestId"] = request_id
+            return ns.main, self._cluster_encode({"type": _CLUSTER_TYPE[kind], "data": data, "uid": ns.uid,
+                                                  "nsp": ns.name})
+        body: dict[str, Any] = {"uid": ns.uid}
+        if request_id is not None:
+            body["requestId"] = request_id
+        body["type"] = kind
+        if kind != SERVER_SIDE_EMIT:
+            body["opts"] = {"rooms": _room_list(to), "except": _room_list(exclude)}
+        if "rooms" in fields:
+            body["rooms"] = fields["rooms"]
+        if "close" in fields:
+            body["close"] = fields["close"]
+        if "args" in fields:
+            body["data"] = fields["args"]
+        return ns.request, self._dumps(body)
 
     async def broadcast(self, namespace: str, args: list[Any], to: list[Hashable] | None,
                         exclude: list[Hashable] | None, flags: BroadcastFlags) -> None:
@@ -561,31 +764,35 @@ class AsyncNodeRedisManager(AsyncManager):
         self._send(*message)
 
     async def server_count(self) -> int:
-        """How many servers of the fleet listen on ``/`` (PUBSUB NUMSUB of its request channel,
-        this one included)."""
+        """How many servers of the fleet listen on ``/``, this one included (PUBSUB NUMSUB of
+        its request channel; SHARDNUMSUB of its main channel when sharded)."""
         return await self._count(self._join("/"))
 
     async def _count(self, ns: _Namespace) -> int:
-        reply = await self.redis.pubsub_numsub(ns.request)
+        if self.sharded:
+            reply = await self.redis.pubsub_shardnumsub(ns.main)
+        else:
+            reply = await self.redis.pubsub_numsub(ns.request)
         return int(reply[0][1]) if reply else 0
 
-    async def _request(self, ns: _Namespace, kind: int, body: dict[str, Any], expected: int,
-                       timeout: float | None) -> _Request:
+    async def _ask(self, ns: _Namespace, kind: int, expected: int, timeout: float | None, to: Any = None,
+                   exclude: Any = None, **fields: Any) -> _Request:
+        """Publish a request and wait for ``expected`` replies (``asyncio.TimeoutError`` after
+        ``timeout``, default ``requests_timeout``; the replies so far stay in ``results``)."""
         request_id = secrets.token_hex(8)
         pending = _Request(kind, expected, [])
         self._requests[request_id] = pending
         try:
-            await self._publish(ns.request, self._dumps({"uid": ns.uid, "requestId": request_id, "type": kind,
-                                                         **body}))
-            if expected > 0:
-                await asyncio.wait_for(asyncio.shield(pending.done), timeout or self.requests_timeout)
+            await self._publish(*self._operation_message(ns, kind, to, exclude, request_id, **fields))
+            await asyncio.wait_for(asyncio.shield(pending.done), timeout or self.requests_timeout)
         finally:
             del self._requests[request_id]
         return pending
 
     async def fetch_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
                             flags: BroadcastFlags) -> list[RemoteSocket]:
-        """The selected sockets of every server of the fleet (``flags.local``: of this one)."""
+        """The selected sockets of every server of the fleet (``flags.local``: of this one);
+        ``asyncio.TimeoutError`` when a server does not answer in time."""
         local = await super().fetch_sockets(namespace, to, exclude, flags)
         if flags.local:
             return local
@@ -594,9 +801,7 @@ class AsyncNodeRedisManager(AsyncManager):
         if servers <= 1:
             return local
         try:
-            pending = await self._request(ns, REMOTE_FETCH, {"opts": {"rooms": _room_list(to),
-                                                                      "except": _room_list(exclude)}},
-                                          servers - 1, flags.timeout)
+            pending = await self._ask(ns, REMOTE_FETCH, servers - 1, flags.timeout, to, exclude)
         except asyncio.TimeoutError:
             raise asyncio.TimeoutError("timeout reached while waiting for fetch_sockets response") from None
         for remote in pending.results:
@@ -605,37 +810,34 @@ class AsyncNodeRedisManager(AsyncManager):
                                           remote.get("data") or {}, remote.get("handshake") or {}))
         return local
 
-    async def _publish_request(self, namespace: str, body: dict[str, Any]) -> None:
-        ns = self._join(namespace)
-        await self._publish(ns.request, self._dumps({"uid": ns.uid, **body}))
-
     async def add_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
                           flags: BroadcastFlags, rooms: list[Hashable]) -> None:
         """The selected sockets of every server join ``rooms`` (applied here, then published)."""
         self._apply_rooms(namespace, to, exclude, rooms, True)
         if not flags.local:
-            await self._publish_request(namespace, {"type": REMOTE_JOIN, "opts": {
-                "rooms": _room_list(to), "except": _room_list(exclude)}, "rooms": list(rooms)})
+            await self._publish(*self._operation_message(self._join(namespace), REMOTE_JOIN, to, exclude,
+                                                         rooms=list(rooms)))
 
     async def del_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
                           flags: BroadcastFlags, rooms: list[Hashable]) -> None:
         """The selected sockets of every server leave ``rooms`` (applied here, then published)."""
         self._apply_rooms(namespace, to, exclude, rooms, False)
         if not flags.local:
-            await self._publish_request(namespace, {"type": REMOTE_LEAVE, "opts": {
-                "rooms": _room_list(to), "except": _room_list(exclude)}, "rooms": list(rooms)})
+            await self._publish(*self._operation_message(self._join(namespace), REMOTE_LEAVE, to, exclude,
+                                                         rooms=list(rooms)))
 
     async def disconnect_sockets(self, namespace: str, to: list[Hashable] | None,
                                  exclude: list[Hashable] | None, flags: BroadcastFlags, close: bool) -> None:
-        """The selected sockets of every server are disconnected (here first, then published)."""
+        """The selected sockets of every server are disconnected (published, then here)."""
         if not flags.local:
-            await self._publish_request(namespace, {"type": REMOTE_DISCONNECT, "opts": {
-                "rooms": _room_list(to), "except": _room_list(exclude)}, "close": close})
+            await self._publish(*self._operation_message(self._join(namespace), REMOTE_DISCONNECT, to, exclude,
+                                                         close=close))
         await super().disconnect_sockets(namespace, to, exclude, flags, close)
 
     async def server_side_emit(self, namespace: str, args: list[Any]) -> None:
         """The event ``args`` goes to the other servers' server-side handlers."""
-        await self._publish_request(namespace, {"type": SERVER_SIDE_EMIT, "data": args})
+        await self._publish(*self._operation_message(self._join(namespace), SERVER_SIDE_EMIT, None, None,
+                                                     args=args))
 
     async def server_side_emit_with_ack(self, namespace: str, args: list[Any], timeout: float | None) -> list[Any]:
         """``server_side_emit`` that returns each other server's answer; raises
@@ -648,8 +850,7 @@ class AsyncNodeRedisManager(AsyncManager):
         pending = _Request(SERVER_SIDE_EMIT, servers - 1, [])
         self._requests[request_id] = pending
         try:
-            await self._publish(ns.request, self._dumps({"uid": ns.uid, "requestId": request_id,
-                                                         "type": SERVER_SIDE_EMIT, "data": args}))
+            await self._publish(*self._operation_message(ns, SERVER_SIDE_EMIT, None, None, request_id, args=args))
             await asyncio.wait_for(asyncio.shield(pending.done), timeout or self.requests_timeout)
         except asyncio.TimeoutError:
             raise BroadcastTimeoutError(list(pending.results)) from None
@@ -661,7 +862,8 @@ class AsyncNodeRedisManager(AsyncManager):
                                  exclude: list[Hashable] | None, flags: BroadcastFlags,
                                  client_count: Callable[[int], None], on_answer: Callable[[Any], None]) -> int:
         """Deliver with one shared acknowledgement id here and ask every other server (a
-        BROADCAST request): each reports its client count and forwards its clients' answers."""
+        broadcast with a requestId): each reports its client count and forwards its clients'
+        answers."""
         ack_id = await super().broadcast_with_ack(namespace, args, to, exclude, flags, client_count, on_answer)
         if flags.local:
             return ack_id
@@ -670,11 +872,8 @@ class AsyncNodeRedisManager(AsyncManager):
         self._ack_requests[request_id] = (client_count, on_answer)
         self._ack_request_of[ack_id] = request_id
         timeout = flags.timeout if flags.timeout is not None else self.requests_timeout
-        request = {"uid": ns.uid, "requestId": request_id, "type": BROADCAST,
-                   "packet": {"type": _EVENT, "data": args, "nsp": namespace},
-                   "opts": {"rooms": _room_list(to), "except": _room_list(exclude),
-                            "flags": {"timeout": int(timeout * 1000)}}}
-        await self._publish(ns.request, self._packb(request, use_bin_type=True))
+        await self._publish(*self._ack_broadcast_message(ns, args, _room_list(to), _room_list(exclude), request_id,
+                                                         {"timeout": int(timeout * 1000)}))
         return ack_id
 
     def forget_broadcast_ack(self, ack_id: int) -> None:
