@@ -167,6 +167,8 @@ class AsyncNodeRedisManager(AsyncManager):
         self._ack_request_of: dict[int, str] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._sweeping = False
+        #: seconds between the sweeps that unsubscribe the channels of rooms that emptied
+        self.room_sweep_interval = 5.0
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -219,8 +221,58 @@ class AsyncNodeRedisManager(AsyncManager):
     def add_socket(self, sock: Socket) -> None:
         """Register a socket; its namespace joins the fleet if it has not yet."""
         super().add_socket(sock)
-        if sock.namespace not in self.namespaces:
-            self._join(sock.namespace)
+        ns = self.namespaces.get(sock.namespace) or self._join(sock.namespace)
+        if self._room_subscriptions and (self.subscription_mode == "dynamic-private" or len(sock.sid) != 20):
+            # Its sid room: Node's senders use the room channel for it (dynamic-private, or an
+            # id that does not look like Node's 20 characters).
+            self._room_subscribe(ns, sock.sid)
+
+    def enter_room_now(self, sid: str, namespace: str, room: Any) -> None:
+        """Add ``sid`` to ``room`` (sharded, dynamic modes: and subscribe the room's channel)."""
+        super().enter_room_now(sid, namespace, room)
+        if self._room_subscriptions and room is not None:
+            self._room_subscribe(self.namespaces.get(namespace) or self._join(namespace), room)
+
+    async def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        """Add ``sid`` to ``room`` (sharded, dynamic modes: and subscribe the room's channel)."""
+        await super().enter_room(sid, namespace, room, eio_sid)
+        if self._room_subscriptions and room is not None:
+            self._room_subscribe(self.namespaces.get(namespace) or self._join(namespace), room)
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        """python-socketio's synchronous ``enter_room`` (sharded, dynamic modes: and subscribe
+        the room's channel)."""
+        super().basic_enter_room(sid, namespace, room, eio_sid)
+        if self._room_subscriptions and room is not None:
+            self._room_subscribe(self.namespaces.get(namespace) or self._join(namespace), room)
+
+    def _room_subscribe(self, ns: _Namespace, room: Any) -> None:
+        channel = f"{ns.main}{room}#"
+        if channel in ns.room_channels:
+            return
+        ns.room_channels.add(channel)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            self._spawn(pubsub.ssubscribe(channel))
+        if not self._sweeping:
+            # Channels of rooms that emptied are unsubscribed by one periodic sweep (a message
+            # arriving meanwhile is dropped before decoding, as for any room without members).
+            self._sweeping = True
+            self._later(self.room_sweep_interval, self._sweep_rooms)
+
+    def _sweep_rooms(self) -> None:
+        pubsub = self._pubsub
+        for ns in self.namespaces.values():
+            gone = [channel for channel in ns.room_channels
+                    if not self._has_room(ns.name, channel[len(ns.main):-1])]
+            if gone:
+                ns.room_channels.difference_update(gone)
+                if pubsub is not None:
+                    self._spawn(pubsub.sunsubscribe(*gone))
+        if any(ns.room_channels for ns in self.namespaces.values()):
+            self._later(self.room_sweep_interval, self._sweep_rooms)
+        else:
+            self._sweeping = False
 
     # -- subscribing and receiving -----------------------------------------------------------------
 

@@ -31,12 +31,18 @@ class Pair:
         self.sse: list[Any] = []
 
 
+MODES = {"classic": {}, "sharded": {"sharded": True},
+         "sharded-private": {"sharded": True, "subscription_mode": "dynamic-private"},
+         "sharded-static": {"sharded": True, "subscription_mode": "static"}}
+
+
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
     p = Pair()
+    options = MODES[getattr(request, "param", "classic")]
     try:
         for index in range(2):
-            mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=p.key, requests_timeout=2)
+            mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=p.key, requests_timeout=2, **options)
             sio = fastio.AsyncServer(client_manager=mgr)
 
             @sio.event
@@ -73,6 +79,7 @@ async def next_event(inbox: asyncio.Queue[Any]) -> Any:
     return await asyncio.wait_for(inbox.get(), 10)
 
 
+@pytest.mark.parametrize("pair", list(MODES), indirect=True)
 async def test_broadcasts_rooms_and_requests_between_fastio_servers(pair: Pair) -> None:
     (sio0, _), (sio1, _) = pair.servers
     await sio0.to("b").emit("to-b", b"\x01", {"x": 1})
@@ -132,6 +139,44 @@ async def test_room_message_dropped_before_decoding(pair: Pair, caplog: pytest.L
         assert [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         await publisher.aclose()
+
+
+async def test_sharded_room_channels_follow_the_rooms() -> None:
+    key = "rooms-" + secrets.token_hex(6)
+    mgr = fastio.AsyncNodeRedisManager(REDIS_URL, key=key, sharded=True)
+    mgr.room_sweep_interval = 0.05
+    sio = fastio.AsyncServer(client_manager=mgr)
+
+    @sio.event
+    async def connect(sid: str, environ: Any, auth: Any) -> None:
+        await sio.enter_room(sid, "lobby")
+
+    srv = await fastio.serve(sio, "127.0.0.1", 0)
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    c = pysio.AsyncClient(reconnection=False)
+    try:
+        await mgr.ready("/")
+        await c.connect(srv.url, transports=["websocket"])
+        channel = f"{key}#/#lobby#"
+
+        async def subscribers() -> int:
+            return int((await admin.pubsub_shardnumsub(channel))[0][1])
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while await subscribers() != 1 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert await subscribers() == 1  # subscribed when the room got its first member
+        await sio.leave_room(c.get_sid(), "lobby")
+        deadline = loop.time() + 5
+        while await subscribers() != 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert await subscribers() == 0  # unsubscribed by the sweep once empty
+    finally:
+        await c.disconnect()
+        await srv.close()
+        await mgr.aclose()
+        await admin.aclose()
 
 
 async def test_server_side_emit_with_ack_times_out_with_partial_answers(pair: Pair) -> None:

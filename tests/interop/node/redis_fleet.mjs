@@ -2,7 +2,8 @@
 // it, a socket.io-client on the fastio server of the same fleet, and @socket.io/redis-emitter.
 // Used by tests/interop/test_node_redis_fleet.py.
 //
-// Config (argv[2], JSON): {"key": K, "redisUrl": U, "fastioUrl": F, "timeoutMs": N}.
+// Config (argv[2], JSON): {"key": K, "redisUrl": U, "fastioUrl": F, "timeoutMs": N,
+//   "sharded": subscriptionMode (optional: createShardedAdapter with channelPrefix K)}.
 // Prints "ready" {nodeId, pyId} once both clients are connected; every event a client gets is
 // printed as "recv" {who: "node"|"py", ev, args} (binary as {b64}).  Clients join the rooms of
 // their auth.rooms and answer "ackme" with "<who>-ack".  Commands: see the handler below.
@@ -10,7 +11,7 @@
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { io as connect } from "socket.io-client";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish, isBinary, toBase64 }
@@ -33,7 +34,10 @@ async function main(cfg) {
   const emitterClient = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
   const http = createServer();
-  const io = new Server(http, { adapter: createAdapter(pub, sub, { key: cfg.key, requestsTimeout: 3000 }) });
+  const adapter = cfg.sharded
+    ? createShardedAdapter(pub, sub, { channelPrefix: cfg.key, subscriptionMode: cfg.sharded })
+    : createAdapter(pub, sub, { key: cfg.key, requestsTimeout: 3000 });
+  const io = new Server(http, { adapter });
   const emitter = new Emitter(emitterClient, { key: cfg.key });
   io.on("connection", (socket) => {
     const rooms = (socket.handshake.auth || {}).rooms;
