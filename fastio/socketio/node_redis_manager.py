@@ -20,6 +20,7 @@ import asyncio
 import collections
 import logging
 import secrets
+from functools import partial
 from typing import Any, Callable, Hashable
 
 from fastio.socketio.manager import AsyncManager, Socket, event_args, handshake
@@ -421,7 +422,9 @@ class AsyncNodeRedisManager(AsyncManager):
                     self._broadcast_with_ack_request(ns, body, uid)
                 return
             packet = body.get("packet")
-            args = packet.get("data") if isinstance(packet, dict) else None
+            if not isinstance(packet, dict):
+                return
+            args = packet.get("data")
             if isinstance(args, list) and args and packet.get("type", _EVENT) in (_EVENT, _BINARY_EVENT):
                 flags = opts.get("flags") or {}
                 self.broadcast_local(ns.name, args, to, exclude, BroadcastFlags(volatile=bool(flags.get("volatile"))))
@@ -731,7 +734,7 @@ class AsyncNodeRedisManager(AsyncManager):
                     self._spawn(result)
 
         self._ack_requests[request_id] = (lambda n: None, on_answer)
-        self._later(self.requests_timeout, lambda: self._ack_requests.pop(request_id, None))
+        self._later(self.requests_timeout, partial(self._forget_request, request_id))
         self._send(*self._ack_broadcast_message(ns, args, [sid], [], request_id, {
             "timeout": int(self.requests_timeout * 1000), "expectSingleResponse": True}))
 
@@ -936,6 +939,9 @@ class AsyncNodeRedisManager(AsyncManager):
             self._ack_requests.pop(request_id, None)
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _forget_request(self, request_id: str) -> None:
+        self._ack_requests.pop(request_id, None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
