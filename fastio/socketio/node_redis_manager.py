@@ -153,7 +153,6 @@ class AsyncNodeRedisManager(AsyncManager):
         self.queue_size = queue_size
         self.logger = logger
         self.redis_options = dict(redis_options or {})
-        self._aioredis = aioredis
         self.redis: Any = aioredis.Redis.from_url(url, **self.redis_options)
         self.namespaces: dict[str, _Namespace] = {}
         self.dropped = 0
@@ -216,7 +215,7 @@ class AsyncNodeRedisManager(AsyncManager):
             ns = self.namespaces[name] = _Namespace(self.key, name)
             pubsub = self._pubsub
             if pubsub is not None:
-                asyncio.get_running_loop().create_task(self._subscribe(pubsub, ns))
+                self._spawn(self._subscribe(pubsub, ns))
         return ns
 
     def add_socket(self, sock: Socket) -> None:

@@ -95,9 +95,20 @@ async def test_broadcasts_rooms_and_requests_between_fastio_servers(pair: Pair) 
     assert sids == {pair.clients[0].get_sid(), pair.clients[1].get_sid()}
 
     await sio0.in_("b").sockets_join("joined")
-    await sio1.to("joined").emit("j")  # published after the join request, received in order
+    # The other server applies the join when the request arrives (and, in the dynamic sharded
+    # modes, then subscribes the room's channel): wait for both before emitting to the room.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while {s.sid for s in await sio0.in_("joined").fetch_sockets()} != {pair.clients[1].get_sid()}:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+    mgr1 = sio1.manager
+    if mgr1.sharded and mgr1.subscription_mode != "static":
+        while not int((await mgr1.redis.pubsub_shardnumsub(f"{pair.key}#/#joined#"))[0][1]):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+    await sio0.to("joined").emit("j")
     assert await next_event(pair.inboxes[1]) == ("j", [])
-    assert {s.sid for s in await sio0.in_("joined").fetch_sockets()} == {pair.clients[1].get_sid()}
 
     assert await sio0.server_side_emit_with_ack("sse", "q", timeout=2) == ["1:q"]
     assert pair.sse == [(1, "q")]  # not the sender's own handler

@@ -97,6 +97,13 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
             deadline = loop.time() + 10
             while await mgr.server_count() < 2 and loop.time() < deadline:
                 await asyncio.sleep(0.01)
+            if options.get("sharded"):
+                # ... nor for the room channels of its client's rooms (fastio's are checked too).
+                for room, count in (("r1", 2), ("nodeonly", 1), ("pyonly", 1)):
+                    channel = f"{key}#/#{room}#"
+                    while (int((await mgr.redis.pubsub_shardnumsub(channel))[0][1]) < count
+                           and loop.time() < deadline):
+                        await asyncio.sleep(0.01)
             fleet = Fleet(sio, mgr, node, ready)
             fleet.mode = request.param
             yield fleet
@@ -188,15 +195,35 @@ async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
     assert await fleet.sio.call("ackme", "c", to=fleet.node_id, timeout=3) == "node-ack"
 
 
+async def node_sees(fleet: Fleet, room: str, expected: set[str]) -> None:
+    """Wait until Node's fetchSockets of ``room`` finds ``expected`` (a room operation published
+    by fastio is applied by the Node server when it arrives there)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while {s["id"] for s in (await fleet.command("fetch", "fetched", to=room))["sockets"]} != expected:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+
+
 async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
     await fleet.command("socketsJoin", to="r1", room="joined-by-node")
     await settle(fleet)
     assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
     await fleet.sio.in_("r1").sockets_join("joined-by-py")
+    await node_sees(fleet, "joined-by-py", {fleet.node_id, fleet.py_id})
+    if fleet.mode != "classic":
+        # Both servers subscribe the room's channel when it gets members (Node without waiting).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        channel = f"{fleet.mgr.key}#/#joined-by-py#"
+        while int((await fleet.mgr.redis.pubsub_shardnumsub(channel))[0][1]) < 2:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
     await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
     assert (await fleet.received("node", "jp"))["args"] == []
     assert (await fleet.received("py", "jp"))["args"] == []
     await fleet.sio.in_("r1").sockets_leave("joined-by-py")
+    await node_sees(fleet, "joined-by-py", set())
     await fleet.command("emit", to="joined-by-py", ev="jp2", args=[])
     await settle(fleet)
     assert fleet.not_received("node", "jp2") and fleet.not_received("py", "jp2")
