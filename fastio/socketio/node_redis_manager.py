@@ -1,8 +1,11 @@
 """A client manager that joins a fleet of Node socket.io servers using ``@socket.io/redis-adapter``.
 
-It speaks the classic (PUBLISH/SUBSCRIBE) protocol of ``@socket.io/redis-adapter`` 8.x, as written
-up in docs/protocols/redis-adapter.md: per namespace it PSUBSCRIBEs ``<key>#<nsp>#*`` (broadcasts,
-msgpack ``[uid, packet, opts]``) and SUBSCRIBEs ``<key>-request#<nsp>#`` and the response channels.
+It speaks the protocols of ``@socket.io/redis-adapter`` 8.x, as written up in
+docs/protocols/redis-adapter.md.  Classic (``createAdapter``, PUBLISH/SUBSCRIBE): per namespace it
+PSUBSCRIBEs ``<key>#<nsp>#*`` (broadcasts, msgpack ``[uid, packet, opts]``) and SUBSCRIBEs
+``<key>-request#<nsp>#`` and the response channels.  Sharded (``createShardedAdapter``,
+``sharded=True``, SSUBSCRIBE/SPUBLISH): socket.io-adapter's ClusterAdapter messages on
+``<key>#<nsp>#``, its own response channel and, in the dynamic modes, one channel per local room.
 So Node servers and fastio servers on one Redis share broadcasts, rooms, ``fetch_sockets``,
 ``sockets_join``/``sockets_leave``/``disconnect_sockets``, server-side events and broadcast
 acknowledgements, and ``@socket.io/redis-emitter`` reaches fastio's clients.
