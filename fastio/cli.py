@@ -162,6 +162,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+# ``fastio run`` options passed to ``fastio.run`` as connection limits when given.
+_LIMIT_ARGS = (
+    ("max_header_size", int, "bytes of a request line and headers; 431 past it (default 65536)"),
+    ("headers_timeout", float, "seconds for a request's head to arrive (default 60)"),
+    ("request_timeout", float, "seconds for a whole request, or for a peer to read its responses (default 300)"),
+    ("keep_alive_timeout", float, "seconds an idle keep-alive connection stays open (default 5)"),
+    ("upgrade_timeout", float, "seconds for a WebSocket upgrade to complete (default 10)"),
+    ("close_timeout", float, "seconds a closing connection may take to read what is left (default 5)"),
+    ("shutdown_timeout", float, "seconds a graceful stop lets clients read what is queued (default 10)"),
+)
+
+
+def _limit_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name, _, _ in _LIMIT_ARGS if getattr(args, name) is not None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastio`` console script."""
     parser = argparse.ArgumentParser(prog="fastio", description="fastio Socket.IO server")
@@ -174,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
     run_p.add_argument("--workers", type=int, default=1,
                        help="worker processes behind the port (sticky long-polling; one with --reload)")
+    limits = run_p.add_argument_group("connection limits and timeouts (docs/reliability.md)")
+    for name, kind, text in _LIMIT_ARGS:
+        limits.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     demo_p = sub.add_parser("demo", help="run the chat demo")
     _add_bench_parser(sub)
     for p in (run_p, demo_p):
@@ -189,11 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("fastio: --reload runs a single worker; --workers ignored", file=sys.stderr, flush=True)
         child_args = ["run", args.app, "--host", args.host, "--port", str(args.port), "--log-level", args.log_level,
                       "--wsgi-threads", str(args.wsgi_threads)]
+        for name, value in _limit_values(args).items():
+            child_args += ["--" + name.replace("_", "-"), str(value)]
         return _run_with_reload(child_args)
     if args.command == "run":
         from fastio.hosting.native import run
         run(load_app(args.app), args.host, args.port, log_level=args.log_level, workers=args.workers,
-            wsgi_threads=args.wsgi_threads)
+            wsgi_threads=args.wsgi_threads, **_limit_values(args))
     elif args.command == "demo":
         from fastio.demo import main as demo_main
         demo_main(args.host, args.port, args.log_level)

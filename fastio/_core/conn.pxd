@@ -60,6 +60,9 @@ cdef class Conn:
     cdef bint dirty
     cdef readonly bint dropping     # past max_buffer: queue nothing more until the close
     cdef readonly bint close_queued # closed with a close packet waiting for the next poll
+    # An Engine.IO v3 client: it pings (the server answers), and its WebSocket binary messages
+    # carry the packet type as their first byte.
+    cdef public bint eio3
     # When a partial message held for this session (a Socket.IO packet waiting for its
     # attachments) must be complete (time.monotonic(); 0.0: none).  The sweep closes the
     # session past it; the WebSocket frame reader's own partial data is checked there too.
@@ -76,6 +79,7 @@ cdef class Conn:
     cdef int _write_ws(self, list items, Py_ssize_t nbytes) except -1
     cdef bytes _take_poll(self)
     cdef int send_encoded(self, Encoded enc) except -1
+    cdef int _send_encoded_v3(self, Encoded enc) except -1
     cpdef send_eio(self, bytes pkt)
     cpdef send_binary(self, object data)
     cpdef send_pong(self, bytes payload)

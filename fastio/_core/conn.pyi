@@ -80,6 +80,11 @@ class Conn:
     close_queued: bool
     """True when the session was closed with a close packet queued for the client's next long
     poll (``close(reason, notify_peer=True)`` on a polling session with no poll waiting)."""
+    eio3: bool
+    """True for an Engine.IO v3 client (set by the engine at the handshake): it sends the pings
+    and the session answers them, each moving ``pong_deadline`` to now plus the interval and
+    the timeout (the sweep never pings it); a pong from it is a protocol error; a binary message
+    on its WebSocket carries the packet type (``0x04``) as its first byte, both ways."""
     def __init__(self, sid: str, handler: EngineCallbacks, flusher: Flusher, max_buffer: int = ...) -> None: ...
     @property
     def ws(self) -> WSTransport | None:

@@ -44,6 +44,8 @@ cdef bytes _UPGRADE_PKT = b"5"
 cdef bytes _CLOSE_PKT = b"1"
 cdef bytes _PING_PKT = b"2"
 cdef bytes _NOOP_PKT = b"6"
+# The type byte of a binary MESSAGE on an Engine.IO v3 WebSocket.
+cdef bytes _V3_BINARY_TYPE = b"\x04"
 
 
 cdef class WSTransport:
@@ -216,9 +218,13 @@ cdef class Conn:
             if not enc.attachments and not enc.binary:
                 item = enc.ws_frames()
                 return self._queue_ws(item, PyBytes_GET_SIZE(item))
+            if self.eio3:
+                return self._send_encoded_v3(enc)
             for item in enc.ws_parts():
                 self._queue_ws(item, PyBytes_GET_SIZE(item))
         elif self.out == OUT_MESSAGES:
+            if self.eio3 and (enc.binary or enc.attachments):
+                return self._send_encoded_v3(enc)
             if enc.binary:
                 return self._queue_ws(enc.message, PyBytes_GET_SIZE(enc.message))
             self._queue_ws(enc.message_str(), PyBytes_GET_SIZE(enc.message))
@@ -227,6 +233,18 @@ cdef class Conn:
         else:
             for item in enc.poll_items():
                 self._queue_poll(item)
+        return 0
+
+    cdef int _send_encoded_v3(self, Encoded enc) except -1:
+        # Binary over an Engine.IO v3 WebSocket: each binary message gets its own frame, with
+        # the type byte in front, so the shared frames of the broadcast do not fit.
+        cdef bytes item
+        if enc.binary:
+            self.send_binary(enc.message)
+            return 0
+        self._queue_text(enc.message)
+        for item in enc.attachments:
+            self.send_binary(item)
         return 0
 
     def send_packet(self, Encoded enc):
@@ -241,6 +259,9 @@ cdef class Conn:
         cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
         if self.state != ST_OPEN:
             return
+        if self.eio3 and self.out != OUT_POLL:
+            b = _V3_BINARY_TYPE + b
+            n += 1
         if self.out == OUT_FRAMES:
             self._queue_ws(build_frame_c(OP_BINARY, <const unsigned char*>PyBytes_AS_STRING(b), n), n)
         elif self.out == OUT_MESSAGES:
@@ -271,6 +292,9 @@ cdef class Conn:
                 # Nothing an application does may escape into the transport's read callback.
                 self.handler.message_error(self, exc)
         elif ptype == PONG:
+            if self.eio3:
+                self.handler.protocol_error(self, "invalid heartbeat direction")
+                return
             self.pong_deadline = 0.0
             self.next_ping = _monotonic() + self.handler.heartbeat_interval
         elif ptype == CLOSE:
@@ -284,6 +308,10 @@ cdef class Conn:
         elif ptype == NOOP:
             pass
         elif ptype == PING:  # from an older peer: answer it
+            if self.eio3:
+                # Engine.IO v3: the client pings; the next ping is due within the interval
+                # plus the timeout (the sweep closes the session past this deadline).
+                self.pong_deadline = _monotonic() + self.handler.heartbeat_interval + self.handler.ping_timeout
             self.send_eio(b"3" + data)
         else:
             self.handler.protocol_error(self, "unexpected packet type %d" % ptype)

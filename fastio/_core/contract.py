@@ -34,6 +34,10 @@ class EngineCallbacks(Protocol):
     heartbeat_interval: float
     """Seconds between the server's pings (the ping interval plus its grace period)."""
 
+    ping_timeout: float
+    """Seconds a client has to answer a ping; an Engine.IO v3 client (``Conn.eio3``), which
+    sends the pings, must send the next one within ``heartbeat_interval + ping_timeout``."""
+
     def answer_poll(self, conn: Conn, req: Request, body: bytes) -> None:
         """Send ``body`` (an encoded payload) as the response to the waiting long poll ``req``."""
 

@@ -17,7 +17,12 @@ Differences worth knowing:
   and ``'transport error'`` when the connection broke.
 - Connection state recovery (Node's ``connectionStateRecovery``): the ``pid`` and the
   offset the server appends to events are kept, sent back on reconnection, and the offset is
-  not passed to handlers.
+  not passed to handlers.  ``recovered`` (and ``is_recovered(namespace)``) tell whether the
+  last connection got the previous session back (same sid, rooms, missed events replayed
+  before the ``connect`` handler runs).  Caveat: while recovery is on, the last argument of an
+  event without acknowledgement is taken as the offset when it is a string, so a *volatile*
+  broadcast (which carries no offset) whose last argument is a string loses that argument,
+  as the JavaScript client records it as its offset.
 """
 from __future__ import annotations
 
@@ -177,6 +182,7 @@ class AsyncClient(HandlerRegistry):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pids: dict[str, str] = {}
         self._offsets: dict[str, str] = {}
+        self._recovered: set[str] = set()
         #: set by the blocking Client: where plain-function handlers run
         self._handler_executor: Any = None
 
@@ -208,6 +214,17 @@ class AsyncClient(HandlerRegistry):
     def transport(self) -> str | None:
         """``'polling'`` or ``'websocket'``."""
         return self.eio.transport()
+
+    def is_recovered(self, namespace: str | None = None) -> bool:
+        """True when the connection to ``namespace`` got its previous session back (connection
+        state recovery: same sid, rooms restored, missed events replayed), as the JavaScript
+        client's ``socket.recovered``."""
+        return (namespace or "/") in self._recovered
+
+    @property
+    def recovered(self) -> bool:
+        """True when every namespace of the current connection was recovered."""
+        return bool(self.namespaces) and all(n in self._recovered for n in self.namespaces)
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -321,6 +338,7 @@ class AsyncClient(HandlerRegistry):
         await self._close_connection()
         self._pids.clear()
         self._offsets.clear()
+        self._recovered.clear()
         if self._reconnect_task is None:
             self._done.set()
 
@@ -463,6 +481,10 @@ class AsyncClient(HandlerRegistry):
             return
         info = data if isinstance(data, dict) else {}
         pid = info.get("pid")
+        if isinstance(pid, str) and self._pids.get(namespace) == pid:
+            self._recovered.add(namespace)
+        else:
+            self._recovered.discard(namespace)
         if isinstance(pid, str):
             if self._pids.get(namespace) != pid:
                 self._offsets.pop(namespace, None)

@@ -25,6 +25,7 @@ from fastio._core.wsframe import DEFAULT_PARTIAL_BUDGET, set_partial_budget
 from fastio.base import frameworks
 from fastio.base.handlers import fit_args, positional_capacity, registrar
 from fastio.base.util import AsyncioHelpers, SessionContext, make_logger, start_eagerly, then
+from fastio.engineio.eio3 import decode_payload_v3, encode_payload_v3
 from fastio.engineio.environ import request_environ
 
 __all__ = ["AsyncServer"]
@@ -130,6 +131,9 @@ class AsyncServer(AsyncioHelpers):
     ``max_partial_buffer``, the bytes of such incomplete messages held across all connections
     of the process, past which new partial data closes its connection (WebSocket close code
     1008).  docs/reliability.md lists every limit.
+
+    ``allow_eio3`` (off by default, as Node's ``allowEIO3``) also accepts Engine.IO v3 clients
+    (``EIO=3``: socket.io-client 2.x); docs/eio3.md says what changes for them.
     """
 
     class reason:
@@ -177,6 +181,7 @@ class AsyncServer(AsyncioHelpers):
         allow_request: Callable[[dict[str, Any]], Any] | None = None,
         on_initial_headers: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
         on_headers: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
+        allow_eio3: bool = False,
         **kwargs: Any,
     ) -> None:
         if async_mode not in (None, "asgi", "aiohttp", "fastio", "native"):
@@ -215,6 +220,9 @@ class AsyncServer(AsyncioHelpers):
         self.allow_request = allow_request
         self.on_initial_headers = on_initial_headers
         self.on_headers = on_headers
+        self.allow_eio3 = bool(allow_eio3)
+        # The v3 sessions whose client asked for base64 (b64=1): no binary payloads for them.
+        self._eio3_text_only: set[str] = set()
         self.json = json
         self.logger = make_logger("fastio.engineio", logger)
         self.handlers: dict[str, Callable[..., Any]] = {}
@@ -232,6 +240,9 @@ class AsyncServer(AsyncioHelpers):
         self._upgrade_task: asyncio.Task[None] | None = None
         self.message_sink: Callable[[Conn, bytes, bool], Any] = self._dispatch_message
         self.close_sink: Callable[[Conn, str], Any] | None = None
+        # Where an Engine.IO v3 session's messages go, when the layer above reads them
+        # differently (Socket.IO v4); otherwise to message_sink like any other.
+        self.eio3_message_sink: Callable[[Conn, bytes, bool], Any] | None = None
         # Values the compiled connection reads.
         self.heartbeat_interval = self.ping_interval + self.ping_interval_grace_period
 
@@ -396,7 +407,7 @@ class AsyncServer(AsyncioHelpers):
             self._error(req, BAD_REQUEST, "Not an accepted origin.", status=400)
             return
         query = _parse_query(req.query_string)
-        if query.get("EIO") != "4":
+        if query.get("EIO") != "4" and not (self.allow_eio3 and query.get("EIO") == "3"):
             self._error(req, UNSUPPORTED_PROTOCOL_VERSION)
             return
         transport = query.get("transport")
@@ -423,7 +434,7 @@ class AsyncServer(AsyncioHelpers):
         if conn is None:
             drained = self._draining.pop(sid, None)
             if drained is not None and method == "GET" and transport == "polling":
-                self._poll_response(req, drained[0].take_poll() or _CLOSE_PACKET)
+                self._poll_response(req, drained[0].take_poll() or _CLOSE_PACKET, None, drained[0])
                 return
             self._error(req, UNKNOWN_SID)
             return
@@ -481,6 +492,15 @@ class AsyncServer(AsyncioHelpers):
         conn.on_message = self.message_sink
         conn.environ = self.request_environ(req)
         conn.next_ping = time.monotonic() + self.heartbeat_interval
+        query = _parse_query(req.query_string)
+        if query.get("EIO") == "3":
+            # Engine.IO v3: the client pings; the sweep never pings it and closes it when no
+            # ping came within the interval plus the timeout (Node's resetPingTimeout).
+            conn.eio3 = True
+            conn.pong_deadline = conn.next_ping + self.ping_timeout
+            conn.on_message = self._eio3_message
+            if query.get("b64"):
+                self._eio3_text_only.add(sid)
         upgrades = ["websocket"] if (self.allow_upgrades and transport == "polling"
                                      and "websocket" in self.transports) else []
         conn.send_eio(encode_packet(OPEN, orjson.dumps({
@@ -491,7 +511,7 @@ class AsyncServer(AsyncioHelpers):
             "maxPayload": self.max_http_buffer_size,
         })))
         self.sockets[sid] = conn
-        if conn.next_ping < self._hb_due:
+        if (conn.pong_deadline or conn.next_ping) < self._hb_due:
             self._wake_heartbeat()
         result = self._trigger("connect", sid, conn.environ)
 
@@ -518,7 +538,7 @@ class AsyncServer(AsyncioHelpers):
                 headers = self._cors_headers(req) + self._cookie_headers(sid)
                 if self.on_initial_headers is not None:
                     headers = self._hooked_headers(req, headers, self.on_initial_headers)
-                self._poll_response(req, conn.take_poll() or _NOOP_PACKET, headers)
+                self._poll_response(req, conn.take_poll() or _NOOP_PACKET, headers, conn)
 
         def failed(exc: BaseException) -> None:
             self.logger.error("connect handler failed", exc_info=exc)
@@ -559,10 +579,10 @@ class AsyncServer(AsyncioHelpers):
                 return
             data = conn.take_poll()
             if data is not None:
-                self._poll_response(req, data)
+                self._poll_response(req, data, None, conn)
             elif conn in self._upgrading:
                 # The client has seen "3probe": end this poll at once, the upgrade is under way.
-                self._poll_response(req, _NOOP_PACKET)
+                self._poll_response(req, _NOOP_PACKET, None, conn)
             else:
                 def aborted(r: Any, conn: Conn = conn) -> None:
                     if conn.poll_waiter is r:
@@ -577,7 +597,7 @@ class AsyncServer(AsyncioHelpers):
                 conn.close(self.reason.TRANSPORT_ERROR, False)
                 return
             try:
-                packets = decode_payload(req.body, 0)
+                packets = decode_payload(req.body, 0) if not conn.eio3 else decode_payload_v3(req.body)
             except ValueError as exc:
                 self.logger.info("%s: bad polling payload: %s", conn.sid, exc)
                 self._error(req, BAD_REQUEST, "Bad request: %s" % exc)
@@ -627,10 +647,16 @@ class AsyncServer(AsyncioHelpers):
         body = orjson.dumps({"code": code, "message": message})
         self._respond(req, status, self._cors_headers(req) + [("Content-Type", "application/json")], body)
 
-    def _poll_response(self, req: Any, body: bytes, headers: list[Any] | None = None) -> None:
+    def _poll_response(self, req: Any, body: bytes, headers: list[Any] | None = None,
+                       conn: Conn | None = None) -> None:
         if headers is None:
             headers = self._cors_headers(req)
-        headers = headers + [("Content-Type", "text/plain; charset=UTF-8")]
+        content_type = "text/plain; charset=UTF-8"
+        if conn is not None and conn.eio3:
+            body, binary = encode_payload_v3(body, conn.sid not in self._eio3_text_only)
+            if binary:
+                content_type = "application/octet-stream"
+        headers = headers + [("Content-Type", content_type)]
         if self.http_compression and len(body) >= self.compression_threshold:
             accept = (req.header(b"accept-encoding") or b"").decode("latin-1")
             encodings = [e.split(";")[0].strip() for e in accept.split(",")]
@@ -654,7 +680,7 @@ class AsyncServer(AsyncioHelpers):
     def answer_poll(self, conn: Conn, req: Any, body: bytes) -> None:
         """Send ``body`` (an encoded payload) as the response to ``conn``'s long poll ``req``."""
         req.on_abort = None
-        self._poll_response(req, body)
+        self._poll_response(req, body, None, conn)
 
     def _cookie_headers(self, sid: str) -> list[tuple[str, str]]:
         if not self.cookie:
@@ -740,6 +766,8 @@ class AsyncServer(AsyncioHelpers):
         """The core closed ``conn``: forget it, tell the layer above, fire ``disconnect``."""
         sid = conn.sid
         self.sockets.pop(sid, None)
+        if conn.eio3:
+            self._eio3_text_only.discard(sid)
         if conn.close_queued and conn.pending:
             # The close packet waits for the client's next poll.
             self._draining[sid] = (conn, time.monotonic() + self.ping_timeout)
@@ -777,6 +805,17 @@ class AsyncServer(AsyncioHelpers):
         else:
             text = data
         self._trigger("message", conn.sid, text)
+
+    def _eio3_message(self, conn: Conn, data: bytes, binary: bool) -> Any:
+        # An Engine.IO v3 WebSocket binary message starts with its packet type (4); the polling
+        # decoder has already taken it off.
+        if binary and conn.upgraded:
+            if data[:1] != b"\x04":
+                self.protocol_error(conn, "a binary packet that is not a message")
+                return None
+            data = data[1:]
+        sink = self.eio3_message_sink or self.message_sink
+        return sink(conn, data, binary)
 
     def probe_started(self, conn: Conn) -> None:
         """A WebSocket probe answered: until the upgrade completes, keep answering polls.

@@ -170,8 +170,7 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
     ``WSGIApp`` wrapping one) takes a WSGI application instead and serves from its own event loop
     thread (``run_native``), the WSGI app in a pool of ``wsgi_threads`` threads.
     ``workers`` > 1: that many processes behind the port, long-polling sessions kept on their
-    worker (see ``fastio.hosting.workers``; asyncio servers only); workers apply the default
-    limits (``limits`` not yet).
+    worker (see ``fastio.hosting.workers``; asyncio servers only), each with the same limits.
     """
     if app is not None:
         other_app = app
@@ -191,12 +190,10 @@ def run(sio: Any, host: str = "127.0.0.1", port: int = 5000, *, app: Any = None,
         run_native(host, port, app=other_app, wsgi_threads=wsgi_threads)
         return
     if workers > 1:
-        if limits:
-            logger.warning("workers apply the default connection limits and timeouts, not: %s",
-                           ", ".join(sorted(limits)))
         from fastio.hosting.workers import run_workers
         served, other_app = _split_app(sio, other_app)
-        run_workers(served, host, port, workers, other_app=other_app)
+        run_workers(served, host, port, workers, other_app=other_app, limits=_limits(limits),
+                    shutdown_timeout=shutdown_timeout)
         return
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

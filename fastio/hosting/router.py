@@ -49,10 +49,12 @@ class Router:
 
     # -- deadlines ----------------------------------------------------------------------------------
 
-    def start_sweeper(self) -> None:
-        """Start the one task that ends connections past their deadline (idempotent)."""
+    def start_sweeper(self, until_idle: bool = False) -> None:
+        """Start the one task that ends connections past their deadline (idempotent).
+        ``until_idle``: the task ends once no connection is open (a host that does not own the
+        loop's lifetime starts it again with the next connection)."""
         if self._sweeper is None or self._sweeper.done():
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(until_idle))
 
     def stop_sweeper(self) -> None:
         """Stop the deadline task."""
@@ -72,7 +74,7 @@ class Router:
             logger.info("%d connection(s) past their deadline closed", len(late))
         return len(late)
 
-    async def _sweep(self) -> None:
+    async def _sweep(self, until_idle: bool = False) -> None:
         # One pass per tick over every open connection (a C loop reading one double each),
         # instead of a timer per connection.  The tick is 1 s, shorter when a timeout is.
         shortest = self.limits.shortest_timeout()
@@ -84,6 +86,8 @@ class Router:
                 self.sweep()
             except Exception:
                 logger.exception("connection sweep failed")
+            if until_idle and not self.connections:
+                return
 
     async def wait_closed(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until no connection is open; True if none is."""

@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote
 
-from fastio._core.protocol import HttpProtocol
+from fastio._core.protocol import HttpProtocol, Limits
 from fastio.engineio.environ import build_environ
 from fastio.hosting.router import Router
 from fastio.hosting.tuning import tune_malloc
@@ -65,6 +65,12 @@ class UvicornWebSocketFactory:
         self._proxy: Any = None
         self.engine = self._router.engine
         self._fallback = fallback
+
+    @property
+    def limits(self) -> Limits:
+        """The connection limits and timeouts of the connections fastio serves under uvicorn
+        (docs/reliability.md); change them before serving."""
+        return self._router.limits
 
     @property
     def connections(self) -> set[Any]:
@@ -122,6 +128,9 @@ class UvicornWebSocketFactory:
         """fastio's protocol for an upgrade under the Engine.IO path that ``switch`` read."""
         self.engine.ensure_started()
         proto = self._router.new_protocol()
+        # Deadlines (a probe that never completes, a closing peer that does not read) need the
+        # sweep; it stops by itself when the last of these connections ends.
+        self._router.start_sweeper(until_idle=True)
         if switch.server_state is not None:
             # uvicorn's graceful shutdown calls shutdown() on what it tracks; the router forgets
             # this entry when the connection ends.

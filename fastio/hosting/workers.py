@@ -44,6 +44,7 @@ import time
 import uuid
 from typing import Any
 
+from fastio._core.protocol import Limits
 from fastio.base.util import new_event_loop
 from fastio.hosting.asgi_host import AsgiHost
 from fastio.hosting.router import Router
@@ -143,8 +144,9 @@ class _WorkerRouter(Router):
     """The worker's router: a request for a session of another worker (a keep-alive connection
     a browser reuses across sessions) hands the connection over to that worker."""
 
-    def __init__(self, app: Any, other_app: Any, index: int, workers: int, chan: socket.socket) -> None:
-        super().__init__(app, other_app)
+    def __init__(self, app: Any, other_app: Any, index: int, workers: int, chan: socket.socket,
+                 limits: Limits | None = None) -> None:
+        super().__init__(app, other_app, limits)
         self.index = index
         self.workers = workers
         self.chan = chan
@@ -192,13 +194,15 @@ class _WorkerServer:
     """A native server without a listening socket: it serves the connections the master passes."""
 
     def __init__(self, app: Any, other_app: Any, index: int, workers: int, host: str, port: int,
-                 chan: socket.socket, bus: socket.socket) -> None:
+                 chan: socket.socket, bus: socket.socket, limits: Limits | None = None,
+                 shutdown_timeout: float = 10.0) -> None:
         self.app = app
+        self.shutdown_timeout = shutdown_timeout
         self.other_app = other_app
         self.index = index
         self.chan = chan
         self.bus = bus
-        self.router = _WorkerRouter(app, other_app, index, workers, chan)
+        self.router = _WorkerRouter(app, other_app, index, workers, chan, limits)
         if host not in ("", "0.0.0.0", "::"):
             self.router.local_addr = (host, port)
         self.engine = self.router.engine
@@ -230,7 +234,7 @@ class _WorkerServer:
         if isinstance(self.other_app, AsgiHost):
             await self.other_app.startup()
         self.engine.ensure_started()
-        self.router.start_sweeper()  # the default connection limits and timeouts
+        self.router.start_sweeper()  # the connection limits and timeouts
         initialize = getattr(self.app, "initialize_manager", None)
         if initialize is not None:
             initialize()
@@ -296,22 +300,26 @@ class _WorkerServer:
             loop.remove_reader(self.chan.fileno())
         except (ValueError, OSError):
             pass
+        router = self.router
+        router.limits.shutting_down = True
+        router.stop_sweeper()
         shutdown = getattr(self.app, "shutdown", None)
         if shutdown is not None:
             await shutdown()
-        for proto in list(self.router.connections):
+        for proto in list(router.connections):
             proto.close_transport()
-        deadline = loop.time() + 5
-        while self.router.connections and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        if self.router.connections:
-            logger.warning("worker %d: connections still open after shutdown", self.index)
+        # Clients that read get what was queued for them; the rest are aborted at the deadline.
+        if not await router.wait_closed(self.shutdown_timeout):
+            logger.warning("worker %d: %d connection(s) still open %.1f s after shutdown; aborting them",
+                           self.index, len(router.connections), self.shutdown_timeout)
+            router.abort_all()
         if isinstance(self.other_app, AsgiHost):
             await self.other_app.shutdown()
 
 
 def _worker_main(app: Any, other_app: Any, index: int, workers: int, host: str, port: int,
-                 chan: socket.socket, bus: socket.socket, cpu: int | None) -> int:
+                 chan: socket.socket, bus: socket.socket, cpu: int | None, limits: Limits | None = None,
+                 shutdown_timeout: float = 10.0) -> int:
     """Run one worker until SIGTERM/SIGINT or until the master goes away."""
     if cpu is not None:
         try:
@@ -320,7 +328,7 @@ def _worker_main(app: Any, other_app: Any, index: int, workers: int, host: str, 
             pass
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    server = _WorkerServer(app, other_app, index, workers, host, port, chan, bus)
+    server = _WorkerServer(app, other_app, index, workers, host, port, chan, bus, limits, shutdown_timeout)
 
     async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -368,8 +376,10 @@ class _Master:
     forking a replacement worker from it is safe)."""
 
     def __init__(self, app: Any, other_app: Any, host: str, port: int, workers: int,
-                 pin: bool) -> None:
+                 pin: bool, limits: Limits | None = None, shutdown_timeout: float = 10.0) -> None:
         self.app = app
+        self.limits = limits
+        self.shutdown_timeout = shutdown_timeout
         self.other_app = other_app
         self.host = host
         self.workers = [_Worker(i) for i in range(workers)]
@@ -416,7 +426,7 @@ class _Master:
                 self._close_in_child(chan_m, bus_m)
                 cpu = self.cpus[w.index % len(self.cpus)] if self.cpus else None
                 rc = _worker_main(self.app, self.other_app, w.index, len(self.workers), self.host, self.port,
-                                  chan_w, bus_w, cpu)
+                                  chan_w, bus_w, cpu, self.limits, self.shutdown_timeout)
             except BaseException:
                 logger.exception("worker %d failed to start", w.index)
             finally:
@@ -814,18 +824,19 @@ class _Master:
 
 
 def run_workers(app: Any, host: str, port: int, workers: int, *, other_app: Any = None,
-                pin_cpus: bool = True) -> None:
+                pin_cpus: bool = True, limits: Limits | None = None, shutdown_timeout: float = 10.0) -> None:
     """Serve ``app`` (a fastio AsyncServer or Engine.IO AsyncServer, not yet started) with
     ``workers`` forked worker processes behind one listening socket, until SIGINT/SIGTERM; then
     stop every worker gracefully and return.
 
     ``other_app`` is a host for every other path (an ``AsgiHost``), as with ``fastio.run``.
     ``pin_cpus``: pin worker ``i`` to the i-th CPU this process may run on (when there are
-    several).  The master prints ``fastio serving on http://host:port`` (the bound port, also
+    several).  ``limits`` (``fastio._core.protocol.Limits``) and ``shutdown_timeout`` apply to
+    every worker's connections as they do to ``fastio.run``'s.  The master prints ``fastio serving on http://host:port`` (the bound port, also
     when ``port`` is 0) once every worker serves.
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if not hasattr(os, "fork"):
         raise RuntimeError("workers need os.fork (POSIX)")
-    _Master(app, other_app, host, port, workers, pin_cpus).run()
+    _Master(app, other_app, host, port, workers, pin_cpus, limits, shutdown_timeout).run()

@@ -38,7 +38,7 @@ class Socket:
     """One client's membership of one namespace (created at CONNECT, not per message)."""
 
     __slots__ = ("sid", "namespace", "conn", "client", "_session", "callbacks", "connected", "auth", "issued",
-                 "_data")
+                 "_data", "pid", "recovered", "start_seq")
 
     def __init__(self, sid: str, namespace: str, conn: Any, client: Any) -> None:
         self.sid = sid
@@ -52,6 +52,11 @@ class Socket:
         self.auth: Any = None
         self.issued = 0.0
         self._data: dict[str, Any] | None = None
+        # Connection state recovery: the private session id (None when recovery is off), whether
+        # this socket took over a lost session, and the packet log's position when it connected.
+        self.pid: str | None = None
+        self.recovered = False
+        self.start_seq = 0
 
     @property
     def data(self) -> dict[str, Any]:
@@ -240,13 +245,17 @@ class AsyncManager:
         self.broadcast_acks: dict[int, tuple[str, set[str], Callable[[Any], None]]] = {}
         # The Admin UI's hooks (fastio.socketio.admin), None unless the server is instrumented.
         self.admin: Any = None
+        # Connection state recovery's packet log and lost sessions (fastio.socketio.recovery), set
+        # by the server when the option is on: then every broadcast is logged, once per emit.
+        self.recovery: Any = None
         cls = type(self)
         self._emit_hook = _defined_outside_fastio(cls, "emit")
         self._connect_hook = _defined_outside_fastio(cls, "connect") or _defined_outside_fastio(cls, "pre_connect")
         self._disconnect_hook = _defined_outside_fastio(cls, "disconnect")
         self._enter_hook = _defined_outside_fastio(cls, "enter_room")
         # Emits stay in this process and nobody overrides them: emit_now fans out directly.
-        self._local_fanout = not self._emit_hook and _definer(cls, "_emit") is AsyncManager
+        self._local_fanout = False
+        self._update_fast_path()
 
     # True while a cluster manager's publish queue is full: ``AsyncServer.emit`` then awaits
     # ``publish_room()`` before emitting (backpressure).  Never true for this manager.
@@ -259,6 +268,16 @@ class AsyncManager:
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""
         self.server = server
+
+    def set_recovery(self, store: Any) -> None:
+        """Log every broadcast in ``store`` (a ``fastio.socketio.recovery.RecoveryStore``), or
+        stop logging with None."""
+        self.recovery = store
+        self._update_fast_path()
+
+    def _update_fast_path(self) -> None:
+        self._local_fanout = (not self._emit_hook and _definer(type(self), "_emit") is AsyncManager
+                              and not self.outgoing_namespaces and self.recovery is None)
 
     def initialize(self) -> None:
         """Called once before the first client connects; subclasses start their work here."""
@@ -532,6 +551,13 @@ class AsyncManager:
         """Deliver to this process's recipients only: one encode, the compiled fan-out."""
         args = event_args(event, data)
         if callback is None:
+            store = self.recovery
+            if store is not None and namespace not in self.outgoing_namespaces:
+                # Logged once with its offset (the last argument); no work per recipient.
+                args.append(store.next_offset())
+                enc = self.encode(EVENT, namespace, args)
+                store.record(namespace, room, None, skip_sid, enc)
+                return self.room_table.fanout(namespace, room, skip_sid, enc)
             if namespace in self.outgoing_namespaces:
                 return self.broadcast_local(namespace, args, room, None, BroadcastFlags(), skip_sid)
             return self.room_table.fanout(namespace, room, skip_sid, self.encode(EVENT, namespace, args))
@@ -618,8 +644,7 @@ class AsyncManager:
             self.outgoing_namespaces.add(namespace)
         else:
             self.outgoing_namespaces.discard(namespace)
-        self._local_fanout = (not self._emit_hook and _definer(type(self), "_emit") is AsyncManager
-                              and not self.outgoing_namespaces)
+        self._update_fast_path()
 
     def _report(self, namespace: str, reached: list[str] | None, args: list[Any]) -> None:
         if reached and self.server is not None:
@@ -631,10 +656,19 @@ class AsyncManager:
         """Send the event ``args`` (``[event, *arguments]``) to this process's sockets of
         ``namespace`` in any of ``to`` (None: all) and in none of ``exclude``: one encode, the
         compiled fan-out (volatile: left out where the transport cannot take it now).  Returns
-        how many were reached."""
+        how many were reached.
+
+        With connection state recovery on, a broadcast that is not volatile carries its offset
+        as its last argument and is logged once, with its rooms (never per recipient)."""
         reached: list[str] | None = [] if namespace in self.outgoing_namespaces else None
-        n = self.room_table.broadcast(namespace, to, exclude, skip, self.encode(EVENT, namespace, args),
-                                      flags.volatile, reached)
+        store = self.recovery
+        if store is not None and not flags.volatile:
+            args = [*args, store.next_offset()]
+            enc = self.encode(EVENT, namespace, args)
+            store.record(namespace, to, exclude, skip, enc)
+        else:
+            enc = self.encode(EVENT, namespace, args)
+        n = self.room_table.broadcast(namespace, to, exclude, skip, enc, flags.volatile, reached)
         self._report(namespace, reached, args)
         return n  # type: ignore[no-any-return]
 

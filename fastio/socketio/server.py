@@ -13,6 +13,7 @@ import logging
 import time
 import types
 from typing import Any, Callable, Iterable, Union
+from urllib.parse import parse_qs
 
 from fastio import exceptions
 from fastio._core.packet import (
@@ -26,6 +27,7 @@ from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
 from fastio.socketio.operators import BroadcastOperator, NamespaceOperator, RoomSpec
 from fastio.socketio.packet_class import packet_class_codec
+from fastio.socketio.recovery import RECOVERABLE_REASONS, RecoveryOptions, RecoveryStore, Session
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncServer", "NamespaceKey"]
@@ -56,6 +58,23 @@ class _Client:
         self.connecting: set[str] | None = None
 
 
+class _V3Connect:
+    """A CONNECT of a Socket.IO v4 client (socket.io-client 2.x): the one to "/" it gets on
+    open without asking, or one it sent, its query still in the namespace."""
+
+    __slots__ = ("namespace", "data")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.data = None
+
+
+def _v3_connect_error(error: dict[str, Any]) -> Any:
+    """A CONNECT_ERROR's payload for a Socket.IO v4 client (socket.io-client 2.x): the error's
+    ``data``, else its message (Node's ``socket._error(err.data || err.message)``)."""
+    return error.get("data") or error.get("message")
+
+
 def _is_parent(key: Any) -> bool:
     """True for a parent of dynamic namespaces (a regex or a callable), False for a name."""
     return not isinstance(key, str) and (hasattr(key, "search") or callable(key))
@@ -83,6 +102,15 @@ class AsyncServer(HandlerRegistry):
                             namespace before it is closed (Node's ``connectTimeout``, 45 s);
                             None turns it off.  One sweep per server, no timer per connection.
     :param max_attachments: most binary attachments one packet may announce (10, as in Node).
+    :param connection_state_recovery: Node's ``connectionStateRecovery``: a dict with
+                                      ``max_disconnection_duration`` (seconds, 120) and
+                                      ``skip_middlewares`` (True), plus fastio's bounds
+                                      ``max_packets``, ``max_bytes``, ``max_sessions``
+                                      (``fastio.socketio.recovery.RecoveryOptions``); True for
+                                      the defaults, None (default) for off.  A client that lost
+                                      its connection and comes back in time gets its sid, rooms,
+                                      data and missed broadcasts back; ``is_recovered(sid)``
+                                      tells.  See docs/recovery.md.
     :param kwargs: Engine.IO options (``ping_interval``, ``cors_allowed_origins``, ...,
                    ``engineio_logger``, and ``socketio_path``, default ``'socket.io'``).
     """
@@ -95,7 +123,7 @@ class AsyncServer(HandlerRegistry):
                  serializer: str | type = "default", json: Any = None, async_handlers: bool = True,
                  always_connect: bool = False, namespaces: list[str] | str | None = None,
                  max_attachments: int = 10, cleanup_empty_child_namespaces: bool = False,
-                 connect_timeout: float | None = 45,
+                 connect_timeout: float | None = 45, connection_state_recovery: Any = None,
                  **kwargs: Any) -> None:
         engineio_logger = kwargs.pop("engineio_logger", None)
         if engineio_logger is not None:
@@ -127,6 +155,7 @@ class AsyncServer(HandlerRegistry):
         self.eio.message_sink = self._on_eio_message
         self.eio.on("connect", self._handle_eio_connect)
         self.eio.close_sink = self._handle_eio_close
+        self.eio.eio3_message_sink = self._on_eio3_message
         self.logger = make_logger("fastio.socketio", logger)
         self.async_handlers = async_handlers
         self.always_connect = always_connect
@@ -137,6 +166,13 @@ class AsyncServer(HandlerRegistry):
         self.manager = client_manager if client_manager is not None else AsyncManager()
         self.manager.set_server(self)
         self.manager.encode = self._encode
+        #: The recovery options (None: off) and the packet log and lost sessions they bound.
+        self.recovery_options = RecoveryOptions.from_option(connection_state_recovery)
+        self.recovery = RecoveryStore(self.recovery_options) if self.recovery_options is not None else None
+        if self.recovery is not None:
+            self.manager.set_recovery(self.recovery)
+        # Lost sessions being restored while their middlewares run, by sid.
+        self._recovering: dict[str, Session] = {}
         self.manager_initialized = False
         self.environ: dict[str, Any] = _EnvironView(self.eio)
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
@@ -292,6 +328,17 @@ class AsyncServer(HandlerRegistry):
         if arriving is None:
             raise KeyError("Session is disconnected")
         return arriving
+
+    def is_recovered(self, sid: str, namespace: str | None = None) -> bool:
+        """True when the socket ``sid`` took over a session lost within
+        ``max_disconnection_duration`` (Node's ``socket.recovered``): it kept its sid, rooms and
+        data, and received the broadcasts it missed.  Usable from the connection middlewares and
+        the connect handler on."""
+        sock = self.manager.get_socket(sid, namespace or "/")
+        if sock is not None:
+            return bool(sock.recovered)
+        session = self._recovering.get(sid)
+        return session is not None and session.namespace == (namespace or "/")
 
     def notify_outgoing(self, namespace: str, sids: list[str], args: list[Any]) -> None:
         """Called by the manager after an emit in ``namespace`` reached ``sids``: the outgoing
@@ -547,9 +594,12 @@ class AsyncServer(HandlerRegistry):
     def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         self.initialize_manager()
         conn = self.eio.sockets[eio_sid]
-        conn.ext = _Client(conn, self._new_decoder())
+        conn.ext = client = _Client(conn, self._new_decoder())
         if self.admin is not None:
             self.admin.client_opened()
+        if conn.eio3:
+            # Socket.IO v4 (Engine.IO v3 clients): the client is in "/" as soon as it opens.
+            self._handle_connect(client, _V3Connect("/"))
         if self.connect_timeout:
             loop = asyncio.get_running_loop()
             # The sid, not the connection: a closed connection is not kept alive until its deadline.
@@ -581,8 +631,9 @@ class AsyncServer(HandlerRegistry):
         client = conn.ext
         if client is None:
             return
+        recoverable = reason in RECOVERABLE_REASONS
         for sock in list(client.sockets.values()):
-            self._drop_socket(sock, reason)
+            self._drop_socket(sock, reason, recoverable)
         conn.ext = None
 
     # -- Socket.IO packets (hot path) ---------------------------------------------------------------
@@ -621,6 +672,21 @@ class AsyncServer(HandlerRegistry):
         else:
             self.logger.warning("%s: unexpected packet type %d", conn.sid, ptype)
             conn.close("parse error", False)
+
+    def _on_eio3_message(self, conn: Any, data: bytes, binary: bool) -> None:
+        # Socket.IO v4 puts a CONNECT's query in its namespace ("0/chat?token=x,"); the packet
+        # decoder drops it, so such a CONNECT is read here.  Everything else is v5's.
+        if not binary and data[:2] == b"0/" and conn.ext is not None:
+            namespace = data[1:].partition(b",")[0]
+            if b"?" in namespace:
+                try:
+                    text = namespace.decode("utf-8")
+                except UnicodeDecodeError:
+                    conn.close("parse error", False)
+                    return
+                self._handle_connect(conn.ext, _V3Connect(text))
+                return
+        self._on_eio_message(conn, data, binary)
 
     def _handle_event(self, client: _Client, pkt: Any, args: list[Any] | None = None) -> None:
         # ``args``: the arguments as the event middlewares left them (then they have run).
@@ -746,10 +812,14 @@ class AsyncServer(HandlerRegistry):
     def _handle_connect(self, client: _Client, pkt: Any) -> None:
         namespace = pkt.namespace
         conn = client.conn
+        auth = pkt.data
+        if conn.eio3 and "?" in namespace:
+            # Socket.IO v4 has no auth payload: the query in the namespace takes its place.
+            namespace, _, qs = namespace.partition("?")
+            auth = {k: v[-1] for k, v in parse_qs(qs).items()}
         if namespace in client.sockets or (client.connecting and namespace in client.connecting):
             self.logger.warning("%s: already connected to %s", conn.sid, namespace)
             return
-        auth = pkt.data
         if (namespace in self.handlers or namespace in self.namespace_handlers or self.namespaces == "*"
                 or namespace in self.namespaces or namespace in self.declared_namespaces
                 or namespace in self.child_namespaces):
@@ -824,28 +894,44 @@ class AsyncServer(HandlerRegistry):
 
     def _admit(self, client: _Client, namespace: str, auth: Any) -> None:
         """Run the connection middlewares, then connect (Node's ``namespace._add``)."""
-        sid = self.eio.generate_id()
+        restored = None
+        if client.conn.eio3:
+            # socket.io-client 2.x makes its socket ids this way itself (as Node's server does);
+            # it has no connection state recovery.
+            sid = client.conn.sid if namespace == "/" else namespace + "#" + client.conn.sid
+        else:
+            if self.recovery is not None and isinstance(auth, dict) and "pid" in auth:
+                restored = self.recovery.restore(namespace, auth.get("pid"), auth.get("offset"))
+                if restored is not None:
+                    self.logger.info("%s: connection state recovered for %s", client.conn.sid, restored[0].sid)
+            sid = restored[0].sid if restored is not None else self.eio.generate_id()
         fns = self.middlewares.get(namespace)
         if fns is None and self.child_namespaces:
             fns = self.middlewares.get(self.child_namespaces.get(namespace))
-        if not fns:
-            self._accept(client, namespace, sid, auth)
+        if not fns or (restored is not None and self.recovery_options.skip_middlewares):  # type: ignore[union-attr]
+            self._accept(client, namespace, sid, auth, restored=restored)
             return
         conn = client.conn
         self._connecting(client, namespace, True)
         # What the middlewares store with socket_data(sid) becomes the socket's data.
         data: dict[str, Any] = {}
+        if restored is not None:
+            if isinstance(restored[0].data, dict):
+                data = restored[0].data
+            self._recovering[sid] = restored[0]
         self._arriving_data[sid] = data
 
         def passed(_: Any) -> None:
             self._connecting(client, namespace, False)
             self._arriving_data.pop(sid, None)
+            self._recovering.pop(sid, None)
             if not conn.closed:
-                self._accept(client, namespace, sid, auth, data)
+                self._accept(client, namespace, sid, auth, data, restored)
 
         def refused(exc: BaseException) -> None:
             self._connecting(client, namespace, False)
             self._arriving_data.pop(sid, None)
+            self._recovering.pop(sid, None)
             if isinstance(exc, exceptions.ConnectionRefusedError):
                 error = dict(exc.error_args)
             elif isinstance(exc, Exception):
@@ -858,7 +944,8 @@ class AsyncServer(HandlerRegistry):
                 raise exc
             self.logger.info("%s: connection to %s refused by middleware: %s", conn.sid, namespace, error)
             if not conn.closed:
-                conn.send_packet(self._encode(CONNECT_ERROR, namespace, error))
+                conn.send_packet(self._encode(CONNECT_ERROR, namespace,
+                                              _v3_connect_error(error) if conn.eio3 else error))
 
         try:
             result = start_eagerly(self._run_middlewares(list(fns), sid, client.environ, auth or None))
@@ -875,20 +962,54 @@ class AsyncServer(HandlerRegistry):
                 await result
 
     def _accept(self, client: _Client, namespace: str, sid: str, auth: Any,
-                data: dict[str, Any] | None = None) -> None:
+                data: dict[str, Any] | None = None,
+                restored: tuple[Session, int] | None = None) -> None:
         conn = client.conn
         if namespace in client.sockets:
             return
+        store = self.recovery
+        missed: list[Any] | None = None
+        if restored is not None and store is not None:
+            # Listed now, not before the middlewares: what was broadcast meanwhile is included.
+            if self.manager.get_socket(sid, namespace) is None:
+                missed = store.missed(namespace, restored[0].rooms, restored[1])
+            if missed is None:
+                # the sid is in use again, or the log moved past its offset: a fresh session
+                self.logger.info("%s: session %s could not be recovered", conn.sid, sid)
+                restored = None
+                sid = self.eio.generate_id()
         sock = Socket(sid, namespace, conn, client)
         sock.auth = auth
         if data:
             sock.data = data
         sock.issued = time.time()
+        connect_data: dict[str, Any] = {"sid": sid}
+        if store is not None:
+            if restored is not None:
+                session = restored[0]
+                sock.pid = session.pid
+                sock.recovered = True
+                if not data and session.data is not None:
+                    sock.data = session.data
+                if session.session is not None:
+                    sock.session = session.session
+            else:
+                sock.pid = store.new_pid()
+            # Where a replay for this socket may start: everything after it was sent on it.
+            sock.start_seq = restored[1] if restored is not None else store.next_seq - 1
+            connect_data["pid"] = sock.pid
         client.sockets[namespace] = sock
         self.manager.add_socket(sock)
         sock.connected = True
+        if restored is not None:
+            # As Node: its rooms back, then the packets it missed, before anything newer.
+            for room in restored[0].rooms:
+                if room != sid:
+                    self.manager.enter_room_now(sid, namespace, room)
+            for enc in missed or ():
+                conn.send_packet(enc)
         if self.always_connect:
-            conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
+            conn.send_packet(self._encode(CONNECT, namespace, None if conn.eio3 else connect_data))
         fail_reason: dict[str, Any] = {"message": "Connection rejected by server"}
 
         def finish(success: Any) -> None:
@@ -898,13 +1019,14 @@ class AsyncServer(HandlerRegistry):
                 if self.always_connect:
                     conn.send_packet(self._encode(DISCONNECT, namespace, fail_reason))
                 else:
-                    conn.send_packet(self._encode(CONNECT_ERROR, namespace, fail_reason))
+                    conn.send_packet(self._encode(CONNECT_ERROR, namespace,
+                                                  _v3_connect_error(fail_reason) if conn.eio3 else fail_reason))
                 self.logger.info("%s: connection to %s refused: %s", conn.sid, namespace, fail_reason)
                 client.sockets.pop(namespace, None)
                 self.manager.remove_socket(sock)
             else:
                 if not self.always_connect:
-                    conn.send_packet(self._encode(CONNECT, namespace, {"sid": sid}))
+                    conn.send_packet(self._encode(CONNECT, namespace, None if conn.eio3 else connect_data))
                 self.logger.info("%s connected to %s", sid, namespace)
                 if self.admin is not None:
                     self.admin.socket_connected(sock)
@@ -932,10 +1054,15 @@ class AsyncServer(HandlerRegistry):
             return
         then(result, finish, failed)
 
-    def _drop_socket(self, sock: Socket, reason: str) -> None:
-        """A socket leaves its namespace: disconnect handler, then forget it."""
+    def _drop_socket(self, sock: Socket, reason: str, recoverable: bool = False) -> None:
+        """A socket leaves its namespace: disconnect handler, then forget it.  ``recoverable``:
+        the connection was lost, not left, so its state is kept for recovery (when on)."""
         if not sock.connected:
             return
+        store = self.recovery
+        if recoverable and store is not None and sock.pid is not None:
+            store.persist(sock.pid, sock.sid, sock.namespace, self.manager.get_rooms(sock.sid, sock.namespace),
+                          sock.data, sock.session, sock.start_seq)
         sock.connected = False
         client = sock.client
         if client.sockets.get(sock.namespace) is sock:

@@ -311,6 +311,11 @@ class Server(HandlerRegistry):
         """'websocket' or 'polling'."""
         return self.async_server.transport(sid, namespace)
 
+    def is_recovered(self, sid: str, namespace: str | None = None) -> bool:
+        """True when the socket ``sid`` took over a lost session (connection state recovery,
+        ``connection_state_recovery=``; see ``AsyncServer.is_recovered``)."""
+        return self.async_server.is_recovered(sid, namespace)
+
     def get_environ(self, sid: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The environ of the client's connection."""
         return self.async_server.get_environ(sid, namespace)

@@ -415,3 +415,27 @@ async def test_browser_pooled_connections_carry_every_session(cluster, node_read
     assert not proc.seen("page_error"), proc.seen("page_error")
     assert set(result["pids"]) == worker_pids(cluster), result
     assert result["acks"] == 40 and result["told"] == 4 and result["errors"] == [], result
+
+
+async def _status_of(port: int, request: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        line = await reader.readline()
+        return int(line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_connection_limits_apply_in_every_worker(fastio_command):
+    """``fastio run --workers 2 --max-header-size 1024``: each worker refuses a head over the limit
+    with 431 (the default limit, 64 KiB, would let it through), and serves a request under it."""
+    srv = await fastio_command("run", APP, "--workers", "2", "--max-header-size", "1024",
+                               "--log-level", "warning")
+    big = (b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nX-Pad: "
+           + b"a" * 2000 + b"\r\n\r\n")
+    small = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
+    # new connections go round-robin, so four of each reach both workers
+    for _ in range(4):
+        assert await _status_of(srv.port, big) == 431
+        assert await _status_of(srv.port, small) == 200
