@@ -4,6 +4,7 @@ Built on ``fastio.engineio``; imports only the layers below it (``_core``, ``bas
 """
 from fastio.socketio.aiopika_manager import AsyncAioPikaManager
 from fastio.socketio.manager import AsyncManager
+from fastio.socketio.node_redis_manager import AsyncNodeRedisManager
 from fastio.socketio.namespace import AsyncNamespace
 from fastio.socketio.operators import BroadcastOperator, BroadcastTimeoutError, NamespaceOperator
 from fastio.socketio.pubsub_manager import AsyncPubSubManager
@@ -12,4 +13,4 @@ from fastio.socketio.remote_socket import RemoteSocket
 from fastio.socketio.server import AsyncServer
 
 __all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncPubSubManager", "AsyncRedisManager",
-           "AsyncAioPikaManager", "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket"]
+           "AsyncNodeRedisManager", "AsyncAioPikaManager", "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket"]

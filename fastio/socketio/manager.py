@@ -257,6 +257,14 @@ class AsyncManager:
         self._local_fanout = False
         self._update_fast_path()
 
+    # True while a cluster manager's publish queue is full: ``AsyncServer.emit`` then awaits
+    # ``publish_room()`` before emitting (backpressure).  Never true for this manager.
+    publish_full = False
+
+    async def publish_room(self) -> None:
+        """Wait until a message can be queued for the other servers (a cluster manager with a
+        bounded publish queue overrides this); returns at once here."""
+
     def set_server(self, server: Any) -> None:
         """Attach to the Socket.IO server."""
         self.server = server

@@ -238,6 +238,8 @@ class AsyncServer(HandlerRegistry):
         """
         if self.admin is not None:
             self.admin.event_sent(event, data, namespace or "/", to if to is not None else room, skip_sid)
+        if self.manager.publish_full and not ignore_queue:
+            await self.manager.publish_room()  # a cluster manager's full publish queue: backpressure
         self.manager.emit_now(event, data, namespace or "/", to if to is not None else room,
                               skip_sid, callback, ignore_queue)
 
