@@ -11,34 +11,9 @@ import pytest
 import socketio as pysio
 
 import fastio
+from pubsub_bus import Bus, BusManager
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Bus:
-    """Every subscriber gets every message."""
-
-    def __init__(self) -> None:
-        self.queues: list[asyncio.Queue[Any]] = []
-
-
-class BusManager(fastio.AsyncPubSubManager):
-    name = "bus"
-
-    def __init__(self, bus: Bus, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bus = bus
-
-    async def _publish(self, data: Any) -> None:
-        body = self.json.dumps(data)
-        for q in self.bus.queues:
-            q.put_nowait(body)
-
-    async def _listen(self):
-        q: asyncio.Queue[Any] = asyncio.Queue()
-        self.bus.queues.append(q)
-        while True:
-            yield await q.get()
 
 
 async def test_operator_emits_cross_processes():

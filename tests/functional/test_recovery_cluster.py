@@ -12,36 +12,11 @@ from typing import Any
 import pytest
 
 import fastio
+from pubsub_bus import Bus, BusManager
 
 pytestmark = pytest.mark.timeout(30)
 
 DELAY = 0.02
-
-
-class Bus:
-    """Every subscriber gets every message."""
-
-    def __init__(self) -> None:
-        self.queues: list[asyncio.Queue[Any]] = []
-
-
-class BusManager(fastio.AsyncPubSubManager):
-    name = "bus"
-
-    def __init__(self, bus: Bus, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bus = bus
-
-    async def _publish(self, data: Any) -> None:
-        body = self.json.dumps(data)
-        for q in self.bus.queues:
-            q.put_nowait(body)
-
-    async def _listen(self):
-        q: asyncio.Queue[Any] = asyncio.Queue()
-        self.bus.queues.append(q)
-        while True:
-            yield await q.get()
 
 
 async def test_recovery_per_process_with_a_pubsub_manager():
