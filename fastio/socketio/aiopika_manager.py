@@ -37,15 +37,22 @@ class AsyncAioPikaManager(AsyncPubSubManager):
     :param write_only: publish only (an emitter outside the server processes).
     :param logger: a ``logging.Logger`` for the manager's messages (default: the server's).
     :param json: a module with ``dumps``/``loads`` for the messages (default: orjson).
+    :param queue_size, requests_timeout, heartbeat_interval, heartbeat_timeout: as for
+        ``AsyncPubSubManager`` (the bounded publish queue, requests to the other fastio
+        processes and how they know each other).
     """
 
     name = "asyncaiopika"
     _signals_subscription = True
 
     def __init__(self, url: str = "amqp://guest:guest@localhost:5672//", channel: str = "socketio",
-                 write_only: bool = False, logger: logging.Logger | None = None, json: Any = None) -> None:
+                 write_only: bool = False, logger: logging.Logger | None = None, json: Any = None, *,
+                 queue_size: int = 1024, requests_timeout: float = 5.0, heartbeat_interval: float = 5.0,
+                 heartbeat_timeout: float = 10.0) -> None:
         self._pika = _aio_pika()
-        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json)
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json, queue_size=queue_size,
+                         requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,
+                         heartbeat_timeout=heartbeat_timeout)
         self.url = url
         self._lock = asyncio.Lock()
         self.publisher_connection: Any = None

@@ -42,14 +42,21 @@ class AsyncLocalManager(AsyncPubSubManager):
     :param write_only: publish only.
     :param logger: a ``logging.Logger`` for the manager's messages.
     :param json: a module with ``dumps``/``loads`` for the messages (default: orjson).
+    :param queue_size, requests_timeout, heartbeat_interval, heartbeat_timeout: as for
+        ``AsyncPubSubManager`` (the bounded publish queue, requests to the other fastio
+        processes and how they know each other).
     """
 
     name = "local"
     _signals_subscription = True
 
     def __init__(self, sock: socket.socket, channel: str = "socketio", write_only: bool = False,
-                 logger: logging.Logger | None = None, json: Any = None) -> None:
-        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json)
+                 logger: logging.Logger | None = None, json: Any = None, *, queue_size: int = 1024,
+                 requests_timeout: float = 5.0, heartbeat_interval: float = 5.0,
+                 heartbeat_timeout: float = 10.0) -> None:
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json, queue_size=queue_size,
+                         requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,
+                         heartbeat_timeout=heartbeat_timeout)
         self.sock = sock
         self._reader: asyncio.StreamReader | None = None
         self._writer_stream: asyncio.StreamWriter | None = None

@@ -83,6 +83,15 @@ class AsyncRedisManager(AsyncPubSubManager):
     :param logger: a ``logging.Logger`` for the manager's messages (default: the server's).
     :param json: a module with ``dumps``/``loads`` for the pub/sub messages (default: orjson).
     :param redis_options: extra keyword arguments for ``Redis.from_url()`` or ``Sentinel()``.
+    :param queue_size: the most messages waiting to be published (1024): emits and operators
+                       wait while it is full; paths that cannot wait drop (``dropped``).
+    :param requests_timeout: seconds to wait for the other fastio processes' replies (5 s).
+    :param heartbeat_interval: seconds between heartbeats to the other fastio processes (5 s).
+    :param heartbeat_timeout: seconds after which a silent fastio process is not waited for (10 s).
+
+    The listener reconnects after a lost connection (backoff 0.1 s doubling up to 5 s) and
+    subscribes again; what was published meanwhile does not reach this process.  Queued
+    messages are sent in batches of up to 256 per round trip (a pipeline).
     """
 
     name = "aioredis"
@@ -90,9 +99,13 @@ class AsyncRedisManager(AsyncPubSubManager):
 
     def __init__(self, url: str = "redis://localhost:6379/0", channel: str = "socketio",
                  write_only: bool = False, logger: logging.Logger | None = None, json: Any = None,
-                 redis_options: dict[str, Any] | None = None) -> None:
+                 redis_options: dict[str, Any] | None = None, *, queue_size: int = 1024,
+                 requests_timeout: float = 5.0, heartbeat_interval: float = 5.0,
+                 heartbeat_timeout: float = 10.0) -> None:
         self._module = _client_module(url)
-        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json)
+        super().__init__(channel=channel, write_only=write_only, logger=logger, json=json, queue_size=queue_size,
+                         requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,
+                         heartbeat_timeout=heartbeat_timeout)
         self.redis_url = url
         self.url = url
         self.redis_options = dict(redis_options or {})
@@ -125,6 +138,37 @@ class AsyncRedisManager(AsyncPubSubManager):
                     raise
                 self._get_logger().error("Cannot publish to redis... retrying: %s", exc)
 
+    async def _publish_batch(self, batch: list[tuple[dict[str, Any], bytes]]) -> list[BaseException | None]:
+        """One PUBLISH, or a pipeline of them for several messages; tried twice (redis-py
+        reconnects on the next command); a batch that fails twice is lost (logged)."""
+        if type(self)._publish is not AsyncRedisManager._publish or \
+                type(self)._publish_encoded is not AsyncRedisManager._publish_encoded:
+            return await super()._publish_batch(batch)  # a subclass's own publishing
+        if len(batch) == 1:
+            try:
+                await self._publish_encoded(*batch[0])
+                return [None]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return [exc]
+        for attempt in (1, 2):
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for _, payload in batch:
+                    pipe.publish(self.channel, payload)
+                await pipe.execute()
+                return [None] * len(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == 2:
+                    self._get_logger().error("Cannot publish to redis... giving up %d message(s): %s",
+                                             len(batch), exc)
+                    return [exc] * len(batch)
+                self._get_logger().error("Cannot publish to redis... retrying: %s", exc)
+        return [None] * len(batch)  # not reached
+
     async def _listen(self) -> AsyncIterator[bytes]:  # type: ignore[override]
         backoff = 0.1
         while True:
@@ -140,6 +184,7 @@ class AsyncRedisManager(AsyncPubSubManager):
                 await pubsub.aclose()
                 raise
             except Exception as exc:
+                self._set_unsubscribed()
                 self._get_logger().error("Cannot receive from redis... retrying in %.1f s: %s", backoff, exc)
                 try:
                     await pubsub.aclose()

@@ -276,7 +276,10 @@ class AsyncServer(HandlerRegistry):
             # With a room, the first answer wins (python-socketio's behaviour): the others'
             # callbacks are dropped rather than kept until those clients disconnect.
             ns = namespace or "/"
-            for member in self.manager.room_table.select(ns, target, None) or [target]:
+            members = list(self.manager.room_table.select(ns, target, None))
+            if isinstance(target, str) and target not in members:
+                members.append(target)  # a pub/sub manager keeps a room's callback under the room
+            for member in members or [target]:
                 self.manager.discard_callback(member, ns, callback)
         return args if len(args) > 1 else args[0] if len(args) == 1 else None
 

@@ -1,6 +1,6 @@
 """Broadcast operators with a pub/sub manager: an operator's emit reaches the other processes
 (``except_`` and ``volatile`` travel as extra keys of python-socketio's emit message), ``local``
-keeps it in this process, and the operations not yet carried between processes say so."""
+keeps it in this process; fetch_sockets reaches the other process."""
 from __future__ import annotations
 
 import asyncio
@@ -62,12 +62,16 @@ async def test_operator_emits_cross_processes():
         assert inboxes["a"] == [("news", [1, {"two": b"\x02"}]), ("local-only", []), ("marker", [])]
         assert inboxes["b"] == [("news", [1, {"two": b"\x02"}]), ("v", []), ("marker", [])]
         assert inboxes["c"] == [("marker", [])]
-        # not carried between processes yet: this process's sockets, and a warning once
-        found = await sio1.in_("r").fetch_sockets()
-        await sio1.in_("r").fetch_sockets()
-        assert [s.sid for s in found] == [clients[0].get_sid()]
-        assert sum("fetch_sockets reaches only this process" in w for w in warnings) == 1
-        assert [s.sid for s in await sio1.local.fetch_sockets()] == [s.sid for s in found]
+        # fetch_sockets reaches the other process once the two know each other (heartbeats);
+        # with local, this process's sockets only
+        deadline = asyncio.get_running_loop().time() + 5
+        while not (sio1.manager.peers and sio2.manager.peers):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        found = await sio1.in_("r").except_("vip").fetch_sockets()
+        assert sorted(s.sid for s in found) == sorted(c.get_sid() for c in clients[:2])
+        assert [s.sid for s in await sio1.local.in_("r").fetch_sockets()] == [clients[0].get_sid()]
+        assert not warnings
     finally:
         for c in clients:
             await c.disconnect()

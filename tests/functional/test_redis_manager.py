@@ -235,12 +235,12 @@ async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
     a.on("q", lambda x: "a:" + x)
     b.on("q", lambda x: "b:" + x)
     try:
-        # an emit with a callback to a room reaches its members in both processes, and every
-        # member's acknowledgement comes back to the emitter
+        # an emit with a callback to a room reaches its members in both processes; the callback
+        # runs once, with the first answer (python-socketio's pub/sub behaviour; the count is
+        # checked in test_pubsub_cluster_ops.py)
         acks = asyncio.Queue()
         await sio1.emit("q", "hi", to="r", callback=lambda ans: acks.put_nowait(ans))
-        got = {await asyncio.wait_for(acks.get(), 5), await asyncio.wait_for(acks.get(), 5)}
-        assert got == {"a:hi", "b:hi"}
+        assert await asyncio.wait_for(acks.get(), 5) in {"a:hi", "b:hi"}
         # rooms and skip_sid given as sets cross too
         await sio1.emit("news", "set", to={"r"}, skip_sid=frozenset({a.get_sid()}))
         assert await asyncio.wait_for(inbox_b.get(), 5) == "set"
