@@ -198,6 +198,21 @@ class BroadcastOperator:
             out += await self.server.manager.fetch_sockets(name, to, exclude, self.flags)
         return out
 
+    async def all_sockets(self) -> set[str]:
+        """The sids of the selected sockets, in every server of the cluster (Node's
+        ``allSockets``); with ``local``, of this server.  ``len()`` of it is a cluster-wide
+        count of a room."""
+        to, exclude = self._target()
+        manager = self.server.manager
+        out: set[str] = set()
+        for name in self._names():
+            ask = getattr(manager, "all_sockets", None)
+            if ask is not None:
+                out |= await ask(name, to, exclude, self.flags)
+            else:
+                out |= {s.sid for s in await manager.fetch_sockets(name, to, exclude, self.flags)}
+        return out
+
     async def sockets_join(self, room: RoomSpec) -> None:
         """Make the selected sockets join ``room`` (one or several)."""
         to, exclude = self._target()
@@ -270,6 +285,26 @@ class NamespaceOperator(BroadcastOperator):
     def on_server_side(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
         """``sio.on_server_side(event, handler, namespace)``."""
         return self.server.on_server_side(event, handler, namespace=self.namespace)
+
+    async def all_rooms(self) -> set[Any]:
+        """The rooms of this namespace with a member in any server of the cluster, sid rooms
+        included (Node's ``adapter.allRooms()``); with ``local``, of this server.  A manager
+        that cannot ask the others answers for this server."""
+        if not isinstance(self.namespace, str):
+            raise ValueError("all_rooms needs a namespace name, not a parent of dynamic namespaces")
+        manager = self.server.manager
+        ask = getattr(manager, "all_rooms", None)
+        if ask is not None and not self.flags.local:
+            return await ask(self.namespace)  # type: ignore[no-any-return]
+        rooms: set[Any] = set(manager.room_table.room_names(self.namespace))
+        rooms.update((manager.sockets.get(self.namespace) or {}).keys())
+        rooms.discard(None)
+        return rooms
+
+    async def server_count(self) -> int:
+        """How many servers share the cluster, this one included (Node's
+        ``adapter.serverCount()``; 1 with the in-memory manager)."""
+        return await self.server.manager.server_count()  # type: ignore[no-any-return]
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
         """``sio.server_side_emit(event, *args, namespace=...)``."""

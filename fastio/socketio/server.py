@@ -443,6 +443,20 @@ class AsyncServer(HandlerRegistry):
         """Every socket of ``'/'`` (Node's ``io.fetchSockets``)."""
         return await BroadcastOperator(self).fetch_sockets()
 
+    async def all_rooms(self, namespace: str = "/") -> set[Any]:
+        """The rooms of ``namespace`` with a member in any server of the cluster (Node's
+        ``adapter.allRooms()``); ``sio.manager.rooms`` holds this process's."""
+        return await self.of(namespace).all_rooms()
+
+    async def all_sockets(self) -> set[str]:
+        """The sids of every socket of ``'/'`` in the cluster (Node's ``allSockets``);
+        ``await sio.in_(room).all_sockets()`` for a room's."""
+        return await BroadcastOperator(self).all_sockets()
+
+    async def server_count(self) -> int:
+        """How many servers the cluster has, this one included (Node's ``serverCount``)."""
+        return await self.manager.server_count()  # type: ignore[no-any-return]
+
     async def sockets_join(self, room: RoomSpec) -> None:
         """Every socket of ``'/'`` joins ``room``."""
         await BroadcastOperator(self).sockets_join(room)
