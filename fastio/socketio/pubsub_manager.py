@@ -635,6 +635,9 @@ class AsyncPubSubManager(AsyncManager):
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], bytes]]) -> list[BaseException | None]:
         """Send several messages in order; returns one error (or None) per message.  By default
         one ``_publish_encoded`` after the other; a backend may send them in one round trip."""
+        return await self._publish_each(batch)
+
+    async def _publish_each(self, batch: list[tuple[dict[str, Any], bytes]]) -> list[BaseException | None]:
         errors: list[BaseException | None] = []
         for message, payload in batch:
             try:

@@ -96,6 +96,13 @@ class AsyncRedisManager(AsyncPubSubManager):
 
     name = "aioredis"
     _signals_subscription = True
+    # Queued messages go in one pipeline, unless a subclass publishes its own way.
+    _pipelined = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_publish" in cls.__dict__ or "_publish_encoded" in cls.__dict__:
+            cls._pipelined = False
 
     def __init__(self, url: str = "redis://localhost:6379/0", channel: str = "socketio",
                  write_only: bool = False, logger: logging.Logger | None = None, json: Any = None,
@@ -141,9 +148,8 @@ class AsyncRedisManager(AsyncPubSubManager):
     async def _publish_batch(self, batch: list[tuple[dict[str, Any], bytes]]) -> list[BaseException | None]:
         """One PUBLISH, or a pipeline of them for several messages; tried twice (redis-py
         reconnects on the next command); a batch that fails twice is lost (logged)."""
-        if type(self)._publish is not AsyncRedisManager._publish or \
-                type(self)._publish_encoded is not AsyncRedisManager._publish_encoded:
-            return await super()._publish_batch(batch)  # a subclass's own publishing
+        if not self._pipelined:
+            return await self._publish_each(batch)  # a subclass's own publishing
         if len(batch) == 1:
             try:
                 await self._publish_encoded(*batch[0])

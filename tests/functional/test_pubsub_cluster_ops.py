@@ -402,3 +402,84 @@ async def test_requests_stop_waiting_for_a_process_that_went_away():
     finally:
         await m1.aclose()
         await m2.aclose()
+
+
+async def test_redis_burst_goes_through_a_small_queue_in_order():
+    """Many emits through a queue of 16: they wait for room, go in pipelines, arrive in order."""
+    channel = "fastio-test-" + uuid.uuid4().hex
+    m1, m2 = _redis(channel, queue_size=16), _redis(channel)
+    (sio1, srv1, _), (sio2, srv2, _) = await _server(m1, 1), await _server(m2, 2)
+    b = await Client("b", ["r"]).connect(srv2.url)
+    try:
+        await asyncio.gather(*(sio1.emit("news", i, to="r") for i in range(300)),
+                             *(sio1.to("r").emit("news", 1000 + i) for i in range(100)))
+        got = [(await asyncio.wait_for(b.inbox.get(), 5))[0] for _ in range(400)]
+        assert [n for n in got if n < 1000] == list(range(300))
+        assert [n for n in got if n >= 1000] == list(range(1000, 1100))
+        assert m1.dropped == 0
+    finally:
+        await b.c.disconnect()
+        await srv1.close()
+        await srv2.close()
+        await m1.aclose()
+        await m2.aclose()
+
+
+async def test_redis_connection_loss_resubscribes():
+    """The listener's connection is killed (on a Redis server of this test's own): the manager
+    subscribes again, announces itself again, and emits and requests work as before."""
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "redis://127.0.0.1:%d/0" % port
+    m1 = m2 = srv1 = srv2 = b = None
+    try:
+        import redis.asyncio as aioredis
+        admin = aioredis.Redis.from_url(url)
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                await admin.ping()
+                break
+            except Exception:
+                assert asyncio.get_running_loop().time() < deadline, "redis-server did not start"
+                await asyncio.sleep(0.05)
+        m1 = fastio.AsyncRedisManager(url, channel="c")
+        m2 = fastio.AsyncRedisManager(url, channel="c")
+        (sio1, srv1, _), (sio2, srv2, _) = await _server(m1, 1), await _server(m2, 2)
+        b = await Client("b", ["r"]).connect(srv2.url)
+        await _until(lambda: m1.peers and m2.peers)
+        # kill every subscriber connection (both listeners)
+        assert await admin.client_kill_filter(_type="pubsub") >= 2
+        await asyncio.wait_for(m2.ready(), 10)
+        # re-subscribed: emits from server 1 reach server 2's client again
+        for _ in range(200):
+            await sio1.emit("news", "again", to="r")
+            try:
+                if await asyncio.wait_for(b.inbox.get(), 0.05) == ("again",):
+                    break
+            except asyncio.TimeoutError:
+                pass
+        else:
+            pytest.fail("no emit came through after the connection loss")
+        assert await sio1.all_sockets() == {b.sid}
+        await admin.aclose()
+    finally:
+        if b is not None:
+            await b.c.disconnect()
+        for srv in (srv1, srv2):
+            if srv is not None:
+                await srv.close()
+        for m in (m1, m2):
+            if m is not None:
+                await m.aclose()
+        proc.terminate()
+        proc.wait(10)
