@@ -162,6 +162,31 @@ async def test_rooms_acks_and_disconnects_cross_workers(cluster, mode):
 
 
 @pytest.mark.timeout(30)
+async def test_operators_cross_workers(cluster):
+    """fetch_sockets, all_sockets, server_side_emit_with_ack and emit_with_ack to a room, asked
+    on each worker, reach the other worker (the workers know each other from heartbeats)."""
+    url = f"http://127.0.0.1:{cluster.port}"
+    peers, mes = await peers_on_both_workers(url, "websocket")
+    try:
+        sids = sorted(me["sid"] for me in mes)
+        other = next(i for i, me in enumerate(mes) if me["pid"] != mes[0]["pid"])
+        for i in (0, other):
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                got = await peers[i].client.call("cluster_ops", timeout=15)
+                if got["servers"] == 2:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, got
+                await asyncio.sleep(0.05)
+            assert got["pid"] == mes[i]["pid"]
+            assert got["sids"] == sids and got["fetched"] == sids
+            assert got["server_side"] == [mes[other if i == 0 else 0]["pid"]]
+            assert got["acks"] == sorted(["answer", p.name, "ack"] for p in peers)
+    finally:
+        await close_all(peers)
+
+
+@pytest.mark.timeout(30)
 @pytest.mark.parametrize("mode", ["polling", "websocket"])
 async def test_killed_worker_restarts_and_clients_reconnect(cluster, mode):
     url = f"http://127.0.0.1:{cluster.port}"

@@ -59,6 +59,17 @@ def build(server: fastio.AsyncServer) -> fastio.AsyncServer:
         return True
 
     @server.event
+    async def cluster_ops(sid):
+        """Node's operators across the workers, from this worker."""
+        return {"pid": os.getpid(), "servers": await server.server_count(),
+                "sids": sorted(await server.all_sockets()),
+                "fetched": sorted(s.sid for s in await server.fetch_sockets()),
+                "server_side": await server.server_side_emit_with_ack("pid"),
+                "acks": sorted(await server.to("all").timeout(5).emit_with_ack("question", "ack"))}
+
+    server.on_server_side("pid", lambda: os.getpid())
+
+    @server.event
     async def crash(sid):
         """End this worker abruptly (the master starts it again)."""
         os._exit(3)
