@@ -126,6 +126,9 @@ SOCKETS_LEAVE = "fastio:sockets_leave"
 DISCONNECT_SOCKETS = "fastio:disconnect_sockets"
 SERVER_SIDE_EMIT = "fastio:server_side_emit"
 BROADCAST_ACK = "fastio:broadcast_ack"
+# Heartbeats and goodbyes (a few per interval) may pass a full queue by this many messages:
+# dropping one would make the others forget this process, or wait for it, under load.
+_CONTROL_OVERDRAFT = 16
 
 
 class _Request:
@@ -245,7 +248,7 @@ class AsyncPubSubManager(AsyncManager):
         """Backends call this once their subscription is active (``ready()`` returns then); it
         announces this process to the other fastio processes, which answer with theirs."""
         self._subscribed.set()
-        self._post({"method": HEARTBEAT, "initial": True})
+        self._post({"method": HEARTBEAT, "initial": True}, _CONTROL_OVERDRAFT)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
@@ -259,7 +262,7 @@ class AsyncPubSubManager(AsyncManager):
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
-            self._post({"method": BYE})
+            self._post({"method": BYE}, _CONTROL_OVERDRAFT)
         if self._writer is not None and not self._writer.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), 5)
@@ -285,7 +288,7 @@ class AsyncPubSubManager(AsyncManager):
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            self._post({"method": HEARTBEAT})
+            self._post({"method": HEARTBEAT}, _CONTROL_OVERDRAFT)
             deadline = time.monotonic() - self.heartbeat_timeout
             for host_id, seen in list(self.peers.items()):
                 if seen < deadline:
@@ -657,19 +660,20 @@ class AsyncPubSubManager(AsyncManager):
             raise TypeError("data published to other processes must be JSON-serializable: %s" % exc) from None
         return payload.encode() if isinstance(payload, str) else payload  # type: ignore[no-any-return]
 
-    def _post(self, message: dict[str, Any]) -> bool:
+    def _post(self, message: dict[str, Any], overdraft: int = 0) -> bool:
         """Queue ``message`` from a path that cannot wait: dropped (False) when the queue is full
-        or the message cannot be encoded."""
+        (past ``overdraft`` more) or the message cannot be encoded."""
         message.setdefault("host_id", self.host_id)
         try:
             payload = self._encode_message(message)
         except TypeError as exc:
             self._get_logger().warning("cannot publish a %r message: %s", message.get("method"), exc)
             return False
-        return self._send(message, payload)
+        return self._send(message, payload, None, overdraft)
 
-    def _send(self, message: dict[str, Any], payload: bytes, done: asyncio.Future[None] | None = None) -> bool:
-        if done is None and len(self._outbox) >= self.queue_size:
+    def _send(self, message: dict[str, Any], payload: bytes, done: asyncio.Future[None] | None = None,
+              overdraft: int = 0) -> bool:
+        if done is None and len(self._outbox) >= self.queue_size + overdraft:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 self._get_logger().warning("the %s publish queue is full: %d message(s) dropped", self.name,
@@ -772,7 +776,8 @@ class AsyncPubSubManager(AsyncManager):
         self._peer_seen(host_id)
         if method == HEARTBEAT:
             if message.get("initial"):
-                self._post({"method": HEARTBEAT})  # so that the newcomer knows this process
+                # so that the newcomer knows this process
+                self._post({"method": HEARTBEAT}, _CONTROL_OVERDRAFT)
             return
         if method == RESPONSE:
             if message.get("requester") == self.host_id:
