@@ -82,7 +82,9 @@ class AsyncRedisManager(AsyncPubSubManager):
     :param write_only: publish only (an emitter outside the server processes).
     :param logger: a ``logging.Logger`` for the manager's messages (default: the server's).
     :param json: a module with ``dumps``/``loads`` for the pub/sub messages (default: orjson).
-    :param redis_options: extra keyword arguments for ``Redis.from_url()`` or ``Sentinel()``.
+    :param redis_options: extra keyword arguments for ``Redis.from_url()`` or ``Sentinel()``
+                          (a dict given in ``json``'s place, as older python-socketio versions'
+                          fifth argument, is taken as this).
     :param queue_size: the most messages waiting to be published (1024): emits and operators
                        wait while it is full; paths that cannot wait drop (``dropped``).
     :param requests_timeout: seconds to wait for the other fastio processes' replies (5 s).
@@ -109,6 +111,9 @@ class AsyncRedisManager(AsyncPubSubManager):
                  redis_options: dict[str, Any] | None = None, *, queue_size: int = 1024,
                  requests_timeout: float = 5.0, heartbeat_interval: float = 5.0,
                  heartbeat_timeout: float = 10.0) -> None:
+        if isinstance(json, dict) and redis_options is None:
+            # python-socketio before ``json=`` existed: (url, channel, write_only, logger, redis_options)
+            json, redis_options = None, json
         self._module = _client_module(url)
         super().__init__(channel=channel, write_only=write_only, logger=logger, json=json, queue_size=queue_size,
                          requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,

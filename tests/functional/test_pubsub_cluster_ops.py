@@ -370,6 +370,10 @@ async def test_python_socketio_constructor_arguments_still_work():
     assert mgr.queue_size == 1024 and mgr.requests_timeout == 5.0
     await mgr.emit("e", "to nobody")   # a write-only emitter publishes and returns
     await mgr.aclose()
+    # older python-socketio versions' order: (url, channel, write_only, logger, redis_options)
+    old = fastio.AsyncRedisManager(REDIS_URL, "chan", True, log, {"socket_timeout": 4})
+    assert old.redis_options == {"socket_timeout": 4} and not isinstance(old.json, dict)
+    await old.aclose()
     pika = pytest.importorskip("aio_pika")
     assert pika
     amgr = fastio.AsyncAioPikaManager(AMQP_URL, "chan", True, log, queue_size=8)
