@@ -237,11 +237,14 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
     m1, m2 = _redis(channel, requests_timeout=8), _redis(channel, requests_timeout=8)
     (sio1, srv1, _), (sio2, srv2, ev2) = await _server(m1, 1), await _server(m2, 2)
     problems: list[str] = []
+    seen_methods: set[str] = set()
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.levelno >= logging.WARNING:
                 problems.append(record.getMessage())
+            elif record.getMessage().startswith("pubsub message: "):
+                seen_methods.add(record.getMessage().split(": ", 1)[1])
 
     plog = logging.getLogger("fastio-test-python-socketio-" + channel)
     plog.setLevel(logging.DEBUG)
@@ -296,6 +299,9 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
         assert await asyncio.wait_for(a.inbox.get(), 5) == ("after",)
         assert await asyncio.wait_for(a.inbox.get(), 5) == ("from python-socketio",)
         assert problems == []
+        # python-socketio's listener did receive fastio's messages (it logs each method at debug)
+        await _until(lambda: {"fastio:fetch_sockets", "fastio:response", "fastio:heartbeat",
+                              "fastio:broadcast_ack", "fastio:server_side_emit"} <= seen_methods)
     finally:
         await p_client.disconnect()
         await a.c.disconnect()
