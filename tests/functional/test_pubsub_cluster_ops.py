@@ -300,7 +300,7 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
         assert await asyncio.wait_for(a.inbox.get(), 5) == ("from python-socketio",)
         assert problems == []
         # python-socketio's listener did receive fastio's messages (it logs each method at debug)
-        await _until(lambda: {"fastio:fetch_sockets", "fastio:response", "fastio:heartbeat",
+        await _until(lambda: {"fastio:fetch_sockets", "fastio:response", "fastio:sockets_join",
                               "fastio:broadcast_ack", "fastio:server_side_emit"} <= seen_methods)
     finally:
         await p_client.disconnect()
