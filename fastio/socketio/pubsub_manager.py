@@ -288,13 +288,17 @@ class AsyncPubSubManager(AsyncManager):
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            self._post({"method": HEARTBEAT}, _CONTROL_OVERDRAFT)
-            deadline = time.monotonic() - self.heartbeat_timeout
-            for host_id, seen in list(self.peers.items()):
-                if seen < deadline:
-                    self._get_logger().warning("no heartbeat from fastio process %s for %.0f s: not waiting for it",
-                                               host_id, self.heartbeat_timeout)
-                    self._peer_gone(host_id)
+            try:
+                self._post({"method": HEARTBEAT}, _CONTROL_OVERDRAFT)
+                deadline = time.monotonic() - self.heartbeat_timeout
+                for host_id, seen in list(self.peers.items()):
+                    if seen < deadline:
+                        self._get_logger().warning(
+                            "no heartbeat from fastio process %s for %.0f s: not waiting for it",
+                            host_id, self.heartbeat_timeout)
+                        self._peer_gone(host_id)
+            except Exception:
+                self._get_logger().exception("error in the %s heartbeat", self.name)
 
     def _peer_seen(self, host_id: str) -> None:
         self.peers[host_id] = time.monotonic()
@@ -413,8 +417,8 @@ class AsyncPubSubManager(AsyncManager):
         read and python-socketio's ignore: ``except_rooms``, ``volatile``, ``compress``
         (``flags.local``: nothing is published).  Waits while the publish queue is full, not
         for the backend."""
-        self.broadcast_local(namespace, args, to, exclude, flags)
         if flags.local:
+            self.broadcast_local(namespace, args, to, exclude, flags)
             return
         packed, binary = pack_args(list(args[1:]))
         message = {"method": "emit", "event": args[0], "data": packed, "binary": binary, "namespace": namespace,
@@ -425,7 +429,8 @@ class AsyncPubSubManager(AsyncManager):
             message["volatile"] = True
         if not flags.compress:
             message["compress"] = False
-        payload = self._encode_message(message)
+        payload = self._encode_message(message)  # before delivering: data that cannot cross fails as a whole
+        self.broadcast_local(namespace, args, to, exclude, flags)
         await self.publish_room()
         self._send(message, payload)
 
@@ -475,9 +480,13 @@ class AsyncPubSubManager(AsyncManager):
         self._ack_request_of[ack_id] = request_id
         packed, binary = pack_args(list(args))
         timeout = flags.timeout if flags.timeout is not None else self.requests_timeout
-        await self._publish_and_wait(self._request(
-            BROADCAST_ACK, namespace, request_id=request_id, data=packed, binary=binary, rooms=to,
-            except_rooms=exclude, volatile=flags.volatile, compress=flags.compress, timeout=timeout))
+        try:
+            await self._publish_and_wait(self._request(
+                BROADCAST_ACK, namespace, request_id=request_id, data=packed, binary=binary, rooms=to,
+                except_rooms=exclude, volatile=flags.volatile, compress=flags.compress, timeout=timeout))
+        except BaseException:
+            self.forget_broadcast_ack(ack_id)
+            raise
         return ack_id
 
     def forget_broadcast_ack(self, ack_id: int) -> None:
