@@ -358,13 +358,17 @@ async def test_publish_queue_backpressure_and_drops():
     # ...a path that cannot wait drops its message, counted
     mgr.emit_now("e", "dropped", "/")
     assert mgr.dropped == 1 and mgr.queue_snapshot() == ["emit", "emit"]
+    # ...as does the reply to another process's request
+    await mgr._handle_message(mgr.json.dumps({"method": "fastio:all_sockets", "host_id": "other",
+                                              "request_id": "r1", "namespace": "/"}))
+    assert mgr.dropped == 2 and mgr.queue_snapshot() == ["emit", "emit"]
     mgr.gate.set()
     await asyncio.wait_for(asyncio.gather(*waiting), 5)
     got = []
     while len(got) < 6:
         got.append(mgr.json.loads(await asyncio.wait_for(seen.get(), 5)))
     assert [m["data"] for m in got] == [[1], [2], [3], [4], [5], [6]]
-    assert seen.empty() and mgr.dropped == 1
+    assert seen.empty() and mgr.dropped == 2
     with pytest.raises(ValueError):
         GatedManager(bus, queue_size=0)
 
