@@ -298,10 +298,12 @@ def report(results: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace)
              % (a.per_node, a.duration, a.warmup),
              "  one = ONE broadcast request in flight (the emitter waits for its own copy); "
              "pipe8 = 8 in flight, each batch in one write",
-             "  server CPU = utime+stime of all nodes / broadcasts; a broadcast counts when every receiver has it",
+             "  server CPU = utime+stime of all nodes / broadcasts (us/deliv: / deliveries); a broadcast counts when",
+             "  every receiver has it; p50 = the emitter's own round trip; other = cores kept busy by other processes",
              ""]
-    head = "%-7s %-20s %5s %10s %12s %13s %12s %9s  %s" % (
-        "variant", "setup", "nodes", "bcast/s", "deliveries/s", "srv CPU us/b", "redis us/b", "p50 us", "notes")
+    head = "%-7s %-20s %5s %9s %12s %12s %10s %10s %9s %6s  %s" % (
+        "variant", "setup", "nodes", "bcast/s", "deliveries/s", "srv CPU us/b", "us/deliv", "redis us/b", "p50 us",
+        "other", "notes")
     lines.append(head)
     lines.append("-" * len(head))
     for variant in a.variants:
@@ -314,10 +316,11 @@ def report(results: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace)
             notes = [] if r.get("drained") else ["NOT DRAINED (%d undelivered)" % r.get("undelivered", 0)]
             if r.get("errors") or r.get("lost"):
                 notes.append("errors %d lost %d" % (r.get("errors", 0), r.get("lost", 0)))
-            lines.append("%-7s %-20s %5d %10s %12s %13s %12s %9s  %s" % (
+            lines.append("%-7s %-20s %5d %9s %12s %12s %10s %10s %9s %6s  %s" % (
                 variant, name, setup.nodes, _f(r["broadcasts_per_s"]), _f(r["deliveries_per_s"]),
-                _f(r["server_cpu_us_per_broadcast"], 1), _f(r["redis_cpu_us_per_broadcast"], 1),
-                _f((r.get("latency_us") or {}).get("p50")), " ".join(notes)))
+                _f(r["server_cpu_us_per_broadcast"], 1), _f(r["server_cpu_us_per_op"], 2),
+                _f(r["redis_cpu_us_per_broadcast"], 1), _f((r.get("latency_us") or {}).get("p50")),
+                _f(r.get("other_load"), 2), " ".join(notes)))
     lines += ["", "RATIOS (bcast/s: higher is better for fastio; CPU: lower is better for fastio)"]
     head = "%-7s %-22s %-42s %9s %9s" % ("variant", "ratio", "rows", "bcast/s", "CPU/b")
     lines += [head, "-" * len(head)]
