@@ -3,7 +3,8 @@ and two fastio servers with ``AsyncNodeRedisManager``, two socket.io-client (Nod
 each server.  Every operation is started from every one of the four servers and checked on all
 eight clients (or from the other servers): broadcasts (to all, to a room, with except, binary),
 broadcasts with acknowledgements, fetchSockets, socketsJoin/socketsLeave/disconnectSockets,
-serverSideEmit with acks and allRooms.  Classic and sharded mode.
+serverSideEmit with acks and allRooms; and ``@socket.io/redis-emitter`` reaches the clients of
+every server (classic).  Classic and sharded mode.
 
 Then a Redis restart: the fleet runs on a redis-server started by the test on a free port, which
 is killed (by its PID) and started again on the same port; every server must subscribe again
@@ -363,6 +364,23 @@ async def test_room_operations_from_every_server(fleet: Fleet) -> None:
         await wait_until(lambda: _count_is(_len(origin.fetch()), 4), 5, f"four sockets left on {origin.name}")
     assert {e["who"] for proc in {id(p): p for p in fleet.hosts.values()}.values()
             for e in proc.seen("disconnected")} == {f"{s}b" for s in SERVERS}
+
+
+@pytest.mark.parametrize("fleet", ["classic"], indirect=True)  # the emitter 5.1 is classic only
+async def test_emitter_reaches_every_server(fleet: Fleet) -> None:
+    node = fleet.servers["n1"]
+    assert isinstance(node, NodeServer)
+    await node.command("emitter", op="emit", ev="e-all", args=[1, {"b64": "AQI="}])
+    await node.command("emitter", op="emit", to="b", ev="e-b", args=["b"])
+    await node.command("emitter", op="join", to="b", room="e-joined")
+    await node.command("emitter", op="emit", ev="e-last", args=[])
+    assert await fleet.all_received("e-all") == [[1, {"b64": "AQI="}]] * 8
+    await fleet.all_received("e-last")
+    for who in CLIENTS:
+        assert fleet.got(who, "e-b") == who.endswith("b"), who
+    expected = {fleet.ids[who] for who in CLIENTS if who.endswith("b")}
+    for checker in fleet.servers.values():
+        await wait_until(lambda: _fetch_is(checker, "e-joined", expected), 5, f"e-joined on {checker.name}")
 
 
 async def _fetch_is(server: Server, room: str, expected: set[str]) -> bool:
