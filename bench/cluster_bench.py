@@ -82,6 +82,7 @@ class Setup:
 
 
 def _cluster(name: str, impl: str, cmd: list[str], manager: str | None, channel: str, label: str) -> Setup:
+    """A 2-node setup (``manager``: the FASTIO_BENCH_MANAGER of fastio_cluster.py)."""
     env = {"FASTIO_BENCH_MANAGER": manager} if manager else {}
     return Setup(name, impl, 2, cmd, env, channel, label)
 
@@ -107,12 +108,12 @@ RATIOS = [("fastio/Node", "fastio-1", "node-1"), ("fastio/Node", "fastio-nodered
           ("fastio/python-socketio", "fastio-redis-2", "pysio-redis-2")]
 
 
-class FleetProbe:
-    """The CPU of several processes as one (the interface fastio.loadgen's snapshots read)."""
+class FleetProbe(loadgen.ServerProbe):
+    """The CPU of several processes as one (what fastio.loadgen's snapshots read)."""
 
     def __init__(self, pids: list[int]) -> None:
+        super().__init__(pids[0] if pids else 0)
         self.probes = [loadgen.ServerProbe(pid) for pid in pids]
-        self.pid = pids[0] if pids else 0
 
     def cpu_split(self) -> tuple[float, float]:
         """Summed (utime, stime) in seconds."""
@@ -177,12 +178,14 @@ class OwnRedis:
             writer.close()
 
     def stop(self) -> None:
+        """End it by its PID and reap it."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll ``check`` until it is true; ``RuntimeError`` naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
@@ -288,12 +291,14 @@ async def run_setup(setup: Setup, a: argparse.Namespace, log_path: str) -> dict[
 
 
 def _f(v: float | None, digits: int = 0) -> str:
+    """A table cell: thousands separated, ``-`` for no figure."""
     if v is None:
         return "-"
     return "{:,.{}f}".format(v, digits)
 
 
 def report(results: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace) -> str:
+    """The table of every row, then the ratio table."""
     lines = ["CLUSTER BROADCASTS: %d receivers per node, emitter on node 1; %.1f s measured after %.1f s warm-up"
              % (a.per_node, a.duration, a.warmup),
              "  one = ONE broadcast request in flight (the emitter waits for its own copy); "
@@ -338,6 +343,7 @@ def report(results: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with the defaults (or the ``--quick`` ones) filled in."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--setups", default=",".join(SETUPS), help="comma-separated, from: " + ", ".join(SETUPS))
     p.add_argument("--variants", default="one,pipe8", help="comma-separated: one, pipe8")
@@ -363,6 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def main_async(a: argparse.Namespace, log_path: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every setup in turn: setup -> variant -> result."""
     results = {}
     for name in a.setups:
         print("  %s ..." % name, file=sys.stderr, flush=True)
@@ -371,6 +378,7 @@ async def main_async(a: argparse.Namespace, log_path: str) -> dict[str, dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run, print the tables, write the JSON; exit status 1 when a row failed."""
     a = parse_args(argv)
     os.makedirs(harness.RESULTS, exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

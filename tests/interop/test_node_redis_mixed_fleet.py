@@ -98,7 +98,8 @@ class NodeServer(Server):
         return [{"b64": base64.b64encode(a).decode()} if isinstance(a, bytes) else a for a in args]
 
     async def emit(self, ev: str, *args: Any, to: str | None = None, exclude: str | None = None) -> None:
-        await self.command("emit", ev=ev, args=self._wire(args), to=to, **{"except": exclude})
+        fields: dict[str, Any] = {"to": to, "except": exclude}
+        await self.command("emit", ev=ev, args=self._wire(args), **fields)
 
     async def emit_with_ack(self, ev: str, *args: Any, to: str | None = None) -> list[Any]:
         return (await self.command("ack", "acked", ev=ev, args=self._wire(args), to=to))["replies"]
@@ -130,7 +131,7 @@ class FastioServer(Server):
         self.mgr = mgr
 
     def _op(self, to: str | None = None, exclude: str | None = None) -> Any:
-        op = self.sio.of("/")
+        op: Any = self.sio.of("/")
         if to is not None:
             op = op.to(to)
         if exclude is not None:
