@@ -498,10 +498,7 @@ class AsyncNodeRedisManager(AsyncManager):
             if request_id is None or request_id in self._requests:
                 return
             if kind == ALL_ROOMS:
-                rooms: set[Any] = set(self.room_table.room_names(ns.name))
-                rooms.update((self.sockets.get(ns.name) or {}).keys())
-                rooms.discard(None)
-                self._respond(ns, {"requestId": request_id, "rooms": list(rooms)})
+                self._respond(ns, {"requestId": request_id, "rooms": list(self._local_rooms(ns.name))})
             elif kind == SOCKETS:
                 sids = self.room_table.select(ns.name, request.get("rooms") or None, None)
                 self._respond(ns, {"requestId": request_id, "sockets": list(sids)})
@@ -564,6 +561,8 @@ class AsyncNodeRedisManager(AsyncManager):
             pending.results.append(response.get("data"))
         elif pending.kind == REMOTE_FETCH:
             pending.results.extend(response.get("sockets") or ())
+        elif pending.kind == ALL_ROOMS:
+            pending.results.extend(response.get("rooms") or ())
         pending.add()
 
     # -- answering the fleet -----------------------------------------------------------------------
@@ -799,7 +798,7 @@ class AsyncNodeRedisManager(AsyncManager):
         if request_id is not None:
             body["requestId"] = request_id
         body["type"] = kind
-        if kind != SERVER_SIDE_EMIT:
+        if kind not in (SERVER_SIDE_EMIT, ALL_ROOMS):
             body["opts"] = {"rooms": _room_list(to), "except": _room_list(exclude)}
         if "rooms" in fields:
             body["rooms"] = fields["rooms"]
@@ -866,6 +865,32 @@ class AsyncNodeRedisManager(AsyncManager):
                 local.append(RemoteSocket(self.server, remote["id"], namespace, set(remote.get("rooms") or ()),
                                           remote.get("data") or {}, remote.get("handshake") or {}))
         return local
+
+    def _local_rooms(self, namespace: str) -> set[Any]:
+        rooms: set[Any] = set(self.room_table.room_names(namespace))
+        rooms.update((self.sockets.get(namespace) or {}).keys())
+        rooms.discard(None)
+        return rooms
+
+    async def all_rooms(self, namespace: str = "/", timeout: float | None = None) -> set[Any]:
+        """The names of the rooms with members on any server of the fleet, socket ids included
+        (Node's ``io.of(nsp).adapter.allRooms()``, the ``ALL_ROOMS`` request of the classic
+        adapter); ``asyncio.TimeoutError`` when a server does not answer within ``timeout``
+        (default ``requests_timeout``).  The sharded adapter has no such request:
+        ``NotImplementedError`` when ``sharded``."""
+        if self.sharded:
+            raise NotImplementedError("the sharded Redis adapter has no allRooms request")
+        rooms = self._local_rooms(namespace)
+        ns = self._join(namespace)
+        servers = await self._count(ns)
+        if servers <= 1:
+            return rooms
+        try:
+            pending = await self._ask(ns, ALL_ROOMS, servers - 1, timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError("timeout reached while waiting for allRooms response") from None
+        rooms.update(room for room in pending.results if isinstance(room, (str, int)))
+        return rooms
 
     async def add_sockets(self, namespace: str, to: list[Hashable] | None, exclude: list[Hashable] | None,
                           flags: BroadcastFlags, rooms: list[Hashable]) -> None:

@@ -1,12 +1,18 @@
-// A Node socket.io server with @socket.io/redis-adapter (classic mode), a socket.io-client on
-// it, a socket.io-client on the fastio server of the same fleet, and @socket.io/redis-emitter.
-// Used by tests/interop/test_node_redis_fleet.py.
+// A Node socket.io server with @socket.io/redis-adapter (classic or sharded), socket.io-clients
+// on it and on a fastio server of the same fleet, and @socket.io/redis-emitter.
+// Used by tests/interop/test_node_redis_fleet.py and test_node_redis_mixed_fleet.py.
 //
 // Config (argv[2], JSON): {"key": K, "redisUrl": U, "fastioUrl": F, "timeoutMs": N,
-//   "sharded": subscriptionMode (optional: createShardedAdapter with channelPrefix K)}.
-// Prints "ready" {nodeId, pyId} once both clients are connected; every event a client gets is
-// printed as "recv" {who: "node"|"py", ev, args} (binary as {b64}).  Clients join the rooms of
-// their auth.rooms and answer "ackme" with "<who>-ack".  Commands: see the handler below.
+//   "sharded": subscriptionMode (optional: createShardedAdapter with channelPrefix K),
+//   "name": this server's name (default "node": its server-side handler answers "<name>-ack:<arg>"),
+//   "clients": [{"who": W, "url": "self" | URL, "rooms": [...]}, ...] (optional; default one
+//   client "node" on this server with rooms r1, nodeonly and one "py" on F with r1, pyonly)}.
+// Prints "ready" {nodeId, pyId, ids: {who: socket id}} once every client is connected; every
+// event a client gets is printed as "recv" {who, ev, args} (binary as {b64}), a disconnection
+// as "disconnected" {who, reason}.  Clients join the rooms of their auth.rooms and answer
+// "ackme" with "<who>-ack".  Errors of the Redis connections (a Redis restart) are printed as
+// "redisError" {conn, error}; node-redis reconnects and subscribes again by itself.
+// Commands: see the handler below.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -32,6 +38,10 @@ async function main(cfg) {
   const pub = createClient({ url: cfg.redisUrl });
   const sub = pub.duplicate();
   const emitterClient = pub.duplicate();
+  for (const [conn, client] of [["pub", pub], ["sub", sub], ["emitter", emitterClient]]) {
+    // Without a listener an "error" event (the connection dropped) would end the process.
+    client.on("error", (err) => emit("redisError", { conn, error: String(err && err.message) }));
+  }
   await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
   const http = createServer();
   const adapter = cfg.sharded
@@ -44,9 +54,10 @@ async function main(cfg) {
     if (rooms) socket.join(rooms);
     socket.data.who = "node";
   });
+  const name = cfg.name || "node";
   io.on("sse", (arg, ack) => {
     emit("sse", { arg });
-    if (typeof ack === "function") ack("node-ack:" + arg);
+    if (typeof ack === "function") ack(name + "-ack:" + arg);
   });
   await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
   const port = http.address().port;
@@ -61,14 +72,18 @@ async function main(cfg) {
       }
       emit("recv", { who, ev, args: plain(args) });
     });
+    socket.on("disconnect", (reason) => emit("disconnected", { who, reason }));
     return new Promise((resolve, reject) => {
       socket.on("connect", () => resolve(socket));
       socket.on("connect_error", reject);
     });
   }
-  const nodeClient = await client("node", `http://127.0.0.1:${port}`, ["r1", "nodeonly"]);
-  const pyClient = await client("py", cfg.fastioUrl, ["r1", "pyonly"]);
-  emit("ready", { nodeId: nodeClient.id, pyId: pyClient.id, port });
+  const specs = cfg.clients || [{ who: "node", url: "self", rooms: ["r1", "nodeonly"] },
+    { who: "py", url: cfg.fastioUrl, rooms: ["r1", "pyonly"] }];
+  const sockets = await Promise.all(specs.map((c) => client(c.who, c.url === "self" ? `http://127.0.0.1:${port}` : c.url,
+    c.rooms)));
+  const ids = Object.fromEntries(specs.map((c, i) => [c.who, sockets[i].id]));
+  emit("ready", { nodeId: ids.node, pyId: ids.py, ids, port });
 
   const target = (op, c) => {
     let t = op.ns ? io.of(op.ns) : io;
@@ -104,12 +119,20 @@ async function main(cfg) {
         emit("done", { id: c.id });
         break;
       case "ack": {
-        const replies = await target({}, c).timeout(3000).emitWithAck(c.ev, ...args);
+        const replies = await target({}, c).timeout(c.timeoutMs || 3000).emitWithAck(c.ev, ...args);
         emit("acked", { id: c.id, replies: replies.sort() });
         break;
       }
       case "socketsJoin":
         await target({}, c).socketsJoin(c.room);
+        emit("done", { id: c.id });
+        break;
+      case "socketsLeave":
+        await target({}, c).socketsLeave(c.room);
+        emit("done", { id: c.id });
+        break;
+      case "disconnectSockets":
+        await target({}, c).disconnectSockets(Boolean(c.close));
         emit("done", { id: c.id });
         break;
       case "emitter": {
@@ -136,5 +159,4 @@ async function main(cfg) {
         fail(`unknown command ${c.cmd}`);
     }
   });
-  pyClient.on("disconnect", (reason) => emit("disconnected", { who: "py", reason }));
 }
