@@ -17,6 +17,7 @@ import re
 import secrets
 from typing import Any, AsyncIterator
 
+import orjson
 import pytest
 
 import fastio
@@ -382,7 +383,9 @@ async def recovery_fleet() -> AsyncIterator[tuple[Fleet, Proxy]]:
 async def stream_holds(fleet: Fleet, *events: str) -> bool:
     """True when every event name appears in a broadcast entry of the fleet's stream."""
     entries = await fleet.mgr.redis.xrange(fleet.stream, "-", "+")
-    text = b"".join(fields.get(b"data", b"") for _, fields in entries if fields.get(b"type") == b"3")
+    datas = [fields.get(b"data", b"") for _, fields in entries if fields.get(b"type") == b"3"]
+    # JSON, or base64 msgpack when the broadcast holds binary (names stay readable in msgpack).
+    text = b"".join(d if d[:1] == b"{" else base64.b64decode(d) for d in datas)
     return all(event.encode() in text for event in events)
 
 
@@ -476,3 +479,54 @@ async def test_unknown_or_trimmed_offset_gives_a_fresh_session(recovery_fleet: t
     assert not await fleet.mgr.redis.exists(fleet.prefix + "pid-x")
     assert await store.restore("/", "nope", "1-0") is None
     assert await store.restore("/", "pid-x", "not-an-offset") is None
+
+
+class GatedPipeline:
+    """Stands in for the appending connection's pipeline: ``execute`` waits until ``gate`` is set."""
+
+    def __init__(self, gate: asyncio.Event, appended: list[dict[str, Any]]) -> None:
+        self.gate = gate
+        self.appended = appended
+        self.batch: list[dict[str, Any]] = []
+
+    def xadd(self, name: str, fields: dict[str, Any], maxlen: int, approximate: bool) -> None:
+        self.batch.append(fields)
+
+    async def execute(self) -> list[bytes]:
+        await self.gate.wait()
+        start = len(self.appended)
+        self.appended.extend(self.batch)
+        return [f"1-{start + i}".encode() for i in range(len(self.batch))]
+
+
+async def test_publish_queue_is_bounded() -> None:
+    from fastio.socketio.operators import BroadcastFlags
+
+    mgr = fastio.AsyncNodeRedisStreamsManager(REDIS_URL, stream_name="q-" + secrets.token_hex(4), queue_size=2)
+    gate = asyncio.Event()
+    appended: list[dict[str, Any]] = []
+    real = mgr.redis
+    mgr.redis = type("Gated", (), {"pipeline": lambda self, transaction=False: GatedPipeline(gate, appended),
+                                   "aclose": lambda self: real.aclose()})()
+    try:
+        mgr.emit_now("a", None, "/")          # taken by the writer, which then waits on Redis
+        await asyncio.sleep(0)
+        mgr.emit_now("b", None, "/")
+        mgr.emit_now("c", None, "/")          # the queue is full now
+        mgr.emit_now("d", None, "/")          # sio.emit cannot wait: dropped and counted
+        assert mgr.dropped == 1 and len(mgr.queue_snapshot()) == 2
+        waiting = asyncio.ensure_future(mgr.broadcast("/", ["e"], ["r"], None, BroadcastFlags()))
+        sio = fastio.AsyncServer(client_manager=mgr)
+        emitting = asyncio.ensure_future(sio.emit("f", to="s"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # Awaited emits wait for room (backpressure): nothing more was queued.
+        assert not waiting.done() and not emitting.done() and len(mgr.queue_snapshot()) == 2
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(waiting, emitting), 5)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        events = [orjson.loads(f["data"])["packet"]["data"][0] for f in appended if f["type"] == "3"]
+        assert events == ["a", "b", "c", "e", "f"] and mgr.dropped == 1
+    finally:
+        await real.aclose()
