@@ -311,6 +311,11 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
             message = self._decode_entry(fields)
         except Exception:
             return None
+        return self._broadcast_of(entry_id, message)
+
+    def _broadcast_of(self, entry_id: str, message: dict[str, Any]) -> _Broadcast | None:
+        if message.get("type") != BROADCAST:
+            return None
         data = message.get("data")
         if not isinstance(data, dict):
             return None
@@ -466,13 +471,15 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
 
     def _on_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         try:
-            if self.recovery is not None:
-                self._recent.append((self._last_key, self._replayable(entry_id, fields)))
             nsp = fields.get(b"nsp")
             ns = self.namespaces.get(nsp.decode()) if nsp else None
             if ns is None:
+                if self.recovery is not None:
+                    self._recent.append((self._last_key, self._replayable(entry_id, fields)))
                 return
             message = self._decode_entry(fields)
+            if self.recovery is not None:
+                self._recent.append((self._last_key, self._broadcast_of(entry_id, message)))
             uid = message["uid"]
             kind = message["type"]
             if uid == ns.uid:
