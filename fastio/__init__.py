@@ -15,7 +15,8 @@ from fastio.hosting.native import HTTPServer, run, serve
 from fastio.hosting.tuning import tune_gc, tune_malloc
 from fastio.socketio import (
     AsyncAioPikaManager, AsyncManager, AsyncNamespace, AsyncNodeRedisManager, AsyncNodeRedisStreamsManager,
-    AsyncPubSubManager, AsyncRedisManager, AsyncServer, BroadcastOperator, BroadcastTimeoutError, NamespaceOperator, RemoteSocket,
+    AsyncPubSubManager, AsyncRedisManager, AsyncServer, BroadcastOperator, BroadcastTimeoutError, NamespaceOperator,
+    RemoteSocket,
 )
 from fastio.sync import KombuManager, Manager, Middleware, Namespace, RedisManager, Server, WSGIApp
 

@@ -190,6 +190,8 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         self._recent: collections.deque[tuple[tuple[int, int], _Broadcast | None]] = collections.deque(maxlen=4096)
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
+        # The namespaces this server announced (INITIAL_HEARTBEAT) in the stream.
+        self._announced: set[str] = set()
 
     # -- connection state recovery -----------------------------------------------------------------
 
@@ -337,6 +339,10 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         # type that may carry binary does).
         fields: dict[str, Any] = {"uid": message.get("uid") or "", "nsp": message.get("nsp") or "/",
                                   "type": str(message["type"])}
+        if fields["nsp"] not in self._announced:
+            ns = self.namespaces.get(fields["nsp"])
+            if ns is not None:
+                self._announce(ns)
         data = message.get("data")
         if data:
             if message["type"] in _MAY_HOLD_BINARY:
@@ -367,21 +373,35 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
 
     def _decode(self, data: Any) -> Any:
         # Entries arrive decoded; the sharded handlers receive them as they are.
-        if isinstance(data, dict):
-            return data
-        return super()._decode(data)
+        return data
 
     # -- life cycle --------------------------------------------------------------------------------
 
     def initialize(self) -> None:
         """Join the fleet: announce the namespaces, start the stream reader and heartbeats."""
         super().initialize()
+        for ns in list(self.namespaces.values()):
+            self._announce(ns)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
     async def ready(self, namespace: str = "/") -> None:
-        """Wait until this process reads what the fleet appends for ``namespace`` from now on."""
-        await super().ready(namespace)
+        """Wait until this process reads what the fleet appends for ``namespace`` from now on
+        (and has announced itself in it)."""
+        if self._listener is None:
+            self.initialize()
+        ns = self._join(namespace)
+        self._announce(ns)
+        if self.last_id is not None:
+            ns.subscribed.set()
+        await ns.subscribed.wait()
+
+    def add_socket(self, sock: Any) -> None:
+        """Register a socket; its namespace joins the fleet if it has not yet."""
+        super().add_socket(sock)
+        ns = self.namespaces.get(sock.namespace)
+        if ns is not None:
+            self._announce(ns)
 
     async def aclose(self) -> None:
         """Tell the fleet this server leaves (ADAPTER_CLOSE), append what is queued (up to
@@ -406,19 +426,14 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
                 pass
         await super().aclose()
 
-    def _join(self, name: str) -> Any:
-        known = name in self.namespaces
-        ns = super()._join(name)
-        if not known:
-            # Node's ClusterAdapterWithHeartbeat.init(): the others answer with a heartbeat.
-            self.nodes.setdefault(name, {})
-            try:
-                self._send(ns.main, self._cluster_encode({"type": INITIAL_HEARTBEAT, "uid": ns.uid, "nsp": name}))
-            except RuntimeError:
-                pass  # no event loop yet: initialize() announces it
-            if self.last_id is not None:
-                ns.subscribed.set()
-        return ns
+    def _announce(self, ns: Any) -> None:
+        # Node's ClusterAdapterWithHeartbeat.init(), once per namespace, before anything else
+        # this server appends in it: the others answer with a heartbeat.
+        if ns.name in self._announced:
+            return
+        self._announced.add(ns.name)
+        self.nodes.setdefault(ns.name, {})
+        self._send(ns.main, self._cluster_encode({"type": INITIAL_HEARTBEAT, "uid": ns.uid, "nsp": ns.name}))
 
     async def _beat(self) -> None:
         while True:
@@ -507,8 +522,10 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         if not isinstance(data, dict) or data.get("requestId") is not None:
             return
         packet = data.get("packet")
-        opts = data.get("opts") if isinstance(data.get("opts"), dict) else {}
-        flags = opts.get("flags") or {}
+        opts = data.get("opts")
+        opts = opts if isinstance(opts, dict) else {}
+        flags = opts.get("flags")
+        flags = flags if isinstance(flags, dict) else {}
         if not isinstance(packet, dict) or not isinstance(packet.get("data"), list) or flags.get("volatile"):
             return
         self._offset = entry_id
@@ -548,22 +565,32 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
                 if done is not None and not done.done():
                     if error is None:
                         entry_id = ids[i]
-                        done.set_result(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+                        # The entry id (the inherited queue's futures are typed for None).
+                        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                        done.set_result(entry_id)  # type: ignore[arg-type]
                     else:
                         done.set_exception(error)
 
     # -- broadcasting with recovery on: through the stream, then to this server's clients ------------
 
-    def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
-              callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
+    def emit_now(self, event: str, data: Any, namespace: str, room: Any = None,
+                 skip_sid: Any = None, callback: Callable[..., Any] | None = None,
+                 ignore_queue: bool = False) -> int:
         """``sio.emit``.  With recovery on, an emit without callback is appended first and
         reaches this server's clients when read back (so it carries its entry id), as Node's
         adapter delivers after XADD; returns 0 then."""
         if self.recovery is None or callback is not None or ignore_queue:
-            return super()._emit(event, data, namespace, room, skip_sid, callback, ignore_queue)
+            return super().emit_now(event, data, namespace, room, skip_sid, callback, ignore_queue)
         self._append_broadcast(namespace, event_args(event, data), _as_list(room), _as_list(skip_sid),
                                BroadcastFlags(), wait=False)
         return 0
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
+                   skip_sid: Any = None, callback: Callable[..., Any] | None = None,
+                   to: Any = None, **kwargs: Any) -> None:
+        """python-socketio's manager ``emit``; as ``emit_now``."""
+        self.emit_now(event, data, namespace or "/", to if to is not None else room, skip_sid, callback,
+                      bool(kwargs.get("ignore_queue")))
 
     async def broadcast(self, namespace: str, args: list[Any], to: list[Hashable] | None,
                         exclude: list[Hashable] | None, flags: BroadcastFlags) -> None:
