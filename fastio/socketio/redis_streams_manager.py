@@ -278,8 +278,8 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         """The encoded broadcasts after ``after`` (a ``restore_session`` result) that a socket
         in ``rooms`` was sent, up to the last entry read here (what follows reaches it live);
         None when some may be lost."""
-        if not isinstance(after, _Replay):
-            return None
+        if not isinstance(after, _Replay) or self.last_id is None:
+            return None  # (the reader has not found its place in the stream yet)
         start = _id_key(after)
         last = self._last_key
         found: dict[tuple[int, int], _Broadcast] = {b.key: b for b in after.entries}

@@ -474,6 +474,33 @@ async def test_session_recovered_on_another_server(recovery_fleet: tuple[Fleet, 
     assert fleet.order("rec").count("live") == 1
 
 
+async def test_session_recovered_without_an_offset(recovery_fleet: tuple[Fleet, Proxy]) -> None:
+    # A client that received no broadcast has no offset to send: fastio replays from where the
+    # stream stood when the socket connected (Node would give it a fresh session).
+    fleet, proxy = recovery_fleet
+    first, second = fleet.members
+    proxy.upstream = first.port
+    await fleet.command("recClient", url=f"http://127.0.0.1:{proxy.port}", rooms=["rec-room"])
+    sid = (await fleet.node.expect("recConnect"))["sid"]
+    proxy.open.clear()
+    proxy.upstream = second.port
+    proxy.cut()
+    await fleet.node.expect("recDisconnect")
+
+    async def persisted() -> bool:
+        return bool([key async for key in fleet.mgr.redis.scan_iter(match=fleet.prefix + "*")])
+    await until(persisted, what="the lost session to be stored in Redis")
+    await first.sio.to("rec-room").emit("missed", 1)
+    await until(lambda: stream_holds(fleet, "missed"), what="the broadcast to be in the stream")
+    proxy.open.set()
+    again = await fleet.node.expect("recConnect")
+    assert again["sid"] == sid and again["recovered"] is True
+    got = await fleet.received("rec", "missed")
+    assert got["args"][0] == 1 and OFFSET.fullmatch(got["args"][-1])
+    assert second.sio.is_recovered(sid)
+    assert set(second.sio.manager.get_rooms(sid, "/")) == {sid, "rec-room"}
+
+
 async def test_unknown_or_trimmed_offset_gives_a_fresh_session(recovery_fleet: tuple[Fleet, Proxy]) -> None:
     fleet, proxy = recovery_fleet
     sio = fleet.members[1].sio
