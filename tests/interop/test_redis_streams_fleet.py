@@ -164,6 +164,9 @@ async def fleet() -> AsyncIterator[Fleet]:
             fleet = Fleet(members, node, ready, stream, prefix)
 
             async def node_counts() -> bool:
+                # Node reads from "$" once its adapter exists: the heartbeat fastio answered its
+                # INITIAL_HEARTBEAT with may have come before; any entry of fastio's counts.
+                await members[0].sio.server_side_emit("hello")
                 return (await fleet.command("serverCount", "serverCount"))["count"] == 2
             await until(node_counts, what="Node to hear from fastio")
             yield fleet
