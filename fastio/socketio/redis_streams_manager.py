@@ -256,14 +256,16 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         if not await self.redis.xrange(self.stream_name, offset, offset):
             return None  # trimmed away (MAXLEN), or never an entry of this stream
         entries: list[_Broadcast] = []
+        wanted = namespace.encode()
         begin = _next_id(offset)
         for _ in range(_RESTORE_PAGES):
             page = await self.redis.xrange(self.stream_name, begin, "+", count=_RESTORE_PAGE_SIZE)
             for entry_id, fields in page:
                 entry_id = entry_id.decode()
-                broadcast = self._replayable(entry_id, fields)
-                if broadcast is not None and broadcast.namespace == namespace:
-                    entries.append(broadcast)
+                if fields.get(b"nsp") == wanted:
+                    broadcast = self._replayable(entry_id, fields)
+                    if broadcast is not None:
+                        entries.append(broadcast)
                 begin = _next_id(entry_id)
             if len(page) < _RESTORE_PAGE_SIZE:
                 break
