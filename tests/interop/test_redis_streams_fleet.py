@@ -567,3 +567,34 @@ async def test_publish_queue_is_bounded() -> None:
         assert events == ["a", "b", "c", "e", "f"] and mgr.dropped == 1
     finally:
         await real.aclose()
+
+
+async def test_session_whose_offset_was_trimmed_is_not_recovered() -> None:
+    stream = "trim-" + secrets.token_hex(4)
+    mgr = fastio.AsyncNodeRedisStreamsManager(REDIS_URL, stream_name=stream, max_len=10,
+                                              session_key_prefix=stream + ":")
+    sio = fastio.AsyncServer(client_manager=mgr, connection_state_recovery=True)
+    try:
+        await mgr.ready("/")
+        store = sio.recovery
+        first = (await mgr.redis.xadd(stream, {"uid": "x", "nsp": "/", "type": "2"})).decode()
+        store.persist("pid-t", "sid-t", "/", ["sid-t"], {}, None, first)
+        store.persist("pid-u", "sid-u", "/", ["sid-u"], {}, None, first)
+
+        async def stored() -> bool:
+            return await mgr.redis.exists(stream + ":pid-t", stream + ":pid-u") == 2
+        await until(stored, what="the sessions to be stored")
+        restored = await store.restore("/", "pid-u", first)
+        assert restored is not None and restored[0].sid == "sid-u"  # the offset is still there
+        # MAXLEN ~ 10 trims whole nodes of the stream (100 entries each by default).
+        for i in range(300):
+            await sio.emit("tick", i)
+        await until(lambda: _gone(mgr, stream, first), what="the first entry to be trimmed")
+        assert await store.restore("/", "pid-t", first) is None
+    finally:
+        await mgr.redis.delete(stream)
+        await mgr.aclose()
+
+
+async def _gone(mgr: fastio.AsyncNodeRedisStreamsManager, stream: str, entry_id: str) -> bool:
+    return not await mgr.redis.xrange(stream, entry_id, entry_id)
