@@ -14,14 +14,15 @@ from fastio.hosting.asgi import ASGIApp
 from fastio.hosting.native import HTTPServer, run, serve
 from fastio.hosting.tuning import tune_gc, tune_malloc
 from fastio.socketio import (
-    AsyncAioPikaManager, AsyncManager, AsyncNamespace, AsyncNodeRedisManager, AsyncPubSubManager, AsyncRedisManager,
-    AsyncServer, BroadcastOperator, BroadcastTimeoutError, NamespaceOperator, RemoteSocket,
+    AsyncAioPikaManager, AsyncManager, AsyncNamespace, AsyncNodeRedisManager, AsyncNodeRedisStreamsManager,
+    AsyncPubSubManager, AsyncRedisManager, AsyncServer, BroadcastOperator, BroadcastTimeoutError, NamespaceOperator,
+    RemoteSocket,
 )
 from fastio.sync import KombuManager, Manager, Middleware, Namespace, RedisManager, Server, WSGIApp
 
 __all__ = [
     "__version__", "AsyncServer", "ASGIApp", "AsyncNamespace", "AsyncManager", "AsyncPubSubManager", "AsyncRedisManager",
-    "AsyncAioPikaManager", "AsyncNodeRedisManager", "exceptions",
+    "AsyncAioPikaManager", "AsyncNodeRedisManager", "AsyncNodeRedisStreamsManager", "exceptions",
     "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket",
     "run", "serve", "HTTPServer", "tune_gc", "tune_malloc",
     "Server", "Namespace", "Manager", "RedisManager", "KombuManager", "WSGIApp", "Middleware",

@@ -9,8 +9,9 @@ from fastio.socketio.namespace import AsyncNamespace
 from fastio.socketio.operators import BroadcastOperator, BroadcastTimeoutError, NamespaceOperator
 from fastio.socketio.pubsub_manager import AsyncPubSubManager
 from fastio.socketio.redis_manager import AsyncRedisManager
+from fastio.socketio.redis_streams_manager import AsyncNodeRedisStreamsManager
 from fastio.socketio.remote_socket import RemoteSocket
 from fastio.socketio.server import AsyncServer
 
 __all__ = ["AsyncServer", "AsyncManager", "AsyncNamespace", "AsyncPubSubManager", "AsyncRedisManager",
-           "AsyncNodeRedisManager", "AsyncAioPikaManager", "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket"]
+           "AsyncNodeRedisManager", "AsyncNodeRedisStreamsManager", "AsyncAioPikaManager", "BroadcastOperator", "BroadcastTimeoutError", "NamespaceOperator", "RemoteSocket"]

@@ -21,7 +21,7 @@ import secrets
 import time
 from typing import Any, Hashable, Iterable, NamedTuple
 
-__all__ = ["RecoveryOptions", "RecoveryStore", "Session", "LogEntry"]
+__all__ = ["RecoveryOptions", "RecoveryStore", "Session", "LogEntry", "store_for"]
 
 # Engine.IO close reasons after which a socket's state is kept (Node's
 # RECOVERABLE_DISCONNECT_REASONS): the connection broke or the client's engine closed it.  A
@@ -263,6 +263,23 @@ class RecoveryStore:
             out.append(entry.encoded)
         return out
 
+    def position(self) -> int:
+        """Where the log stands now: a socket connecting now may need the entries after it."""
+        return self.next_seq - 1
+
     def new_pid(self) -> str:
         """A new private session id: 120 random bits, URL-safe."""
         return secrets.token_urlsafe(15)
+
+
+def store_for(manager: Any, options: RecoveryOptions) -> Any:
+    """The recovery store of a server whose client manager is ``manager``.
+
+    A manager whose fleet shares the sessions and the packet log (e.g.
+    ``AsyncNodeRedisStreamsManager``) provides its own with ``recovery_store(options)``; its
+    ``restore`` may then return an awaitable, which the server awaits before it admits the
+    socket.  Any other manager gets this process's ``RecoveryStore``."""
+    factory = getattr(manager, "recovery_store", None)
+    if factory is not None:
+        return factory(options)
+    return RecoveryStore(options)

@@ -27,7 +27,7 @@ from fastio.socketio.manager import AsyncManager, Socket
 from fastio.socketio.namespace import AsyncNamespace
 from fastio.socketio.operators import BroadcastOperator, NamespaceOperator, RoomSpec
 from fastio.socketio.packet_class import packet_class_codec
-from fastio.socketio.recovery import RECOVERABLE_REASONS, RecoveryOptions, RecoveryStore, Session
+from fastio.socketio.recovery import RECOVERABLE_REASONS, RecoveryOptions, Session, store_for
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncServer", "NamespaceKey"]
@@ -168,7 +168,7 @@ class AsyncServer(HandlerRegistry):
         self.manager.encode = self._encode
         #: The recovery options (None: off) and the packet log and lost sessions they bound.
         self.recovery_options = RecoveryOptions.from_option(connection_state_recovery)
-        self.recovery = RecoveryStore(self.recovery_options) if self.recovery_options is not None else None
+        self.recovery = store_for(self.manager, self.recovery_options) if self.recovery_options is not None else None
         if self.recovery is not None:
             self.manager.set_recovery(self.recovery)
         # Lost sessions being restored while their middlewares run, by sid.
@@ -919,9 +919,43 @@ class AsyncServer(HandlerRegistry):
         else:
             if self.recovery is not None and isinstance(auth, dict) and "pid" in auth:
                 restored = self.recovery.restore(namespace, auth.get("pid"), auth.get("offset"))
-                if restored is not None:
-                    self.logger.info("%s: connection state recovered for %s", client.conn.sid, restored[0].sid)
-            sid = restored[0].sid if restored is not None else self.eio.generate_id()
+                if inspect.isawaitable(restored):
+                    # A store shared by a fleet (a cluster manager's): looked up, then admitted.
+                    self._admit_after(client, namespace, auth, restored)
+                    return
+            self._admit_restored(client, namespace, auth, restored)
+            return
+        self._admit_sid(client, namespace, auth, sid, None)
+
+    def _admit_after(self, client: _Client, namespace: str, auth: Any, lookup: Any) -> None:
+        conn = client.conn
+        self._connecting(client, namespace, True)
+
+        def found(restored: Any) -> None:
+            self._connecting(client, namespace, False)
+            if not conn.closed:
+                self._admit_restored(client, namespace, auth, restored)
+
+        def lost(exc: BaseException) -> None:
+            self.logger.warning("%s: looking up a lost session failed: %r", conn.sid, exc)
+            found(None)
+
+        try:
+            result = start_eagerly(lookup)
+        except Exception as exc:
+            lost(exc)
+            return
+        then(result, found, lost)
+
+    def _admit_restored(self, client: _Client, namespace: str, auth: Any,
+                        restored: tuple[Session, Any] | None) -> None:
+        if restored is not None:
+            self.logger.info("%s: connection state recovered for %s", client.conn.sid, restored[0].sid)
+        sid = restored[0].sid if restored is not None else self.eio.generate_id()
+        self._admit_sid(client, namespace, auth, sid, restored)
+
+    def _admit_sid(self, client: _Client, namespace: str, auth: Any, sid: str,
+                   restored: tuple[Session, Any] | None) -> None:
         fns = self.middlewares.get(namespace)
         if fns is None and self.child_namespaces:
             fns = self.middlewares.get(self.child_namespaces.get(namespace))
@@ -980,7 +1014,7 @@ class AsyncServer(HandlerRegistry):
 
     def _accept(self, client: _Client, namespace: str, sid: str, auth: Any,
                 data: dict[str, Any] | None = None,
-                restored: tuple[Session, int] | None = None) -> None:
+                restored: tuple[Session, Any] | None = None) -> None:
         conn = client.conn
         if namespace in client.sockets:
             return
@@ -1013,7 +1047,7 @@ class AsyncServer(HandlerRegistry):
             else:
                 sock.pid = store.new_pid()
             # Where a replay for this socket may start: everything after it was sent on it.
-            sock.start_seq = restored[1] if restored is not None else store.next_seq - 1
+            sock.start_seq = restored[1] if restored is not None else store.position()
             connect_data["pid"] = sock.pid
         client.sockets[namespace] = sock
         self.manager.add_socket(sock)
