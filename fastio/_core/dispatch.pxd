@@ -11,6 +11,7 @@ cdef class CompiledEvents(CompiledSink):
     cdef object reserved
     cdef set hooks
     cdef object start
+    cdef bint own_acks
     cdef object python_sink
     cdef object dispatch_packet
     cdef object handle_event

@@ -27,6 +27,7 @@ class CompiledEvents:
     """The Socket.IO server's message sink (``engine.message_sink``)."""
     def __init__(self, server: Any, handlers: dict[str, dict[str, Callable[..., Any]]],
                  reserved: Any, hooks: set[Any], start: Callable[[Any], Any],
+                 encoder: Callable[..., Any],
                  python_sink: Callable[[Conn, bytes, bool], Any],
                  dispatch_packet: Callable[[Any, Any], Any], handle_event: Callable[[Any, Any], Any],
                  parse_error: Callable[[Conn, ValueError], Any], partial: Callable[[Conn], Any],
@@ -36,6 +37,8 @@ class CompiledEvents:
         """``server``: its ``admin`` and ``logger`` are read per event; ``handlers`` (namespace ->
         event -> handler), ``reserved`` (event names clients may not fire) and ``hooks``
         (namespaces with event middlewares or catch-all listeners) are the server's own,
-        shared; the callables are the server's Python steps for everything else."""
+        shared; ``encoder`` is the server's packet encoder (with the built-in one,
+        acknowledgements are encoded and queued here); the other callables are the server's
+        Python steps for everything else."""
     def __call__(self, conn: Conn, data: bytes, binary: bool) -> None:
         """Handle one Engine.IO message of ``conn`` (as the sink of a Python caller)."""

@@ -10,10 +10,12 @@ from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 
 from fastio._core.conn cimport Conn, CompiledSink
-from fastio._core.packet cimport Decoder, Packet, EVENT
+from fastio._core.packet cimport Decoder, Packet, EVENT, ACK, encode
 
 import asyncio
 import types
+
+from fastio._core import packet as _packet
 
 cdef extern from *:
     '''
@@ -69,7 +71,8 @@ cpdef object start_coroutine(object coro):
 
 cdef class CompiledEvents(CompiledSink):
 
-    def __cinit__(self, object server, dict handlers, object reserved, set hooks, object start, object python_sink, object dispatch_packet, object handle_event,
+    def __cinit__(self, object server, dict handlers, object reserved, set hooks, object start,
+                  object encoder, object python_sink, object dispatch_packet, object handle_event,
                   object parse_error, object partial, object send_ack, object after_task,
                   object handler_error):
         self.server = server
@@ -77,6 +80,8 @@ cdef class CompiledEvents(CompiledSink):
         self.reserved = reserved
         self.hooks = hooks
         self.start = start
+        # With the built-in JSON packet codec an acknowledgement is encoded and queued here.
+        self.own_acks = encoder is _packet.encode
         self.python_sink = python_sink
         self.dispatch_packet = dispatch_packet
         self.handle_event = handle_event
@@ -159,5 +164,11 @@ cdef class CompiledEvents(CompiledSink):
         if type(result) is _Task:
             self.after_task(client, namespace, pkt.id, result)
         elif pkt.id is not None:
-            self.send_ack(client.conn, namespace, pkt.id, result)
+            if self.own_acks:
+                # python-socketio's rule: None -> no arguments, a tuple -> several, else one.
+                (<Conn?>client.conn).send_encoded(encode(
+                    ACK, namespace, [] if result is None else list(result) if type(result) is tuple else [result],
+                    pkt.id))
+            else:
+                self.send_ack(client.conn, namespace, pkt.id, result)
         return 0

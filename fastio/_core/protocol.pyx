@@ -18,6 +18,29 @@ from fastio._core.wsframe cimport (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
+from libc.errno cimport errno, EAGAIN, EINTR
+from libc.stdlib cimport malloc, free
+
+cdef extern from "sys/uio.h":
+    cdef struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "sys/socket.h":
+    cdef struct msghdr:
+        void *msg_name
+        unsigned int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags) nogil
+    ssize_t c_sendmsg "sendmsg"(int fd, const msghdr *msg, int flags) nogil
+    int MSG_NOSIGNAL
+
+from libc.string cimport memset
+
 import collections
 import time
 import httptools
@@ -34,6 +57,18 @@ cdef object _parse_url = httptools.parse_url
 cdef object _deque = collections.deque
 cdef object _monotonic = time.monotonic
 cdef object _get_running_loop = get_running_loop
+
+# uvloop's TCP transport: its socket is written with send()/sendmsg() here while nothing waits in
+# the transport's own buffer (see HttpProtocol._write), which saves the transport's Python-level
+# write call per write.  Any other transport (TLS, the standard library's loop) is written
+# through its write() as usual.
+try:
+    from uvloop.loop import TCPTransport as _UVTCPTransport
+except ImportError:  # pragma: no cover - uvloop is a dependency where available
+    _UVTCPTransport = None
+
+cdef enum:
+    _IOV_STACK = 64                 # parts of one sendmsg() held on the stack
 
 cdef enum:
     _YIELD_AFTER_FRAMES = 1024      # WebSocket frames from one read after which reading yields
@@ -223,6 +258,12 @@ cdef class HttpProtocol(WSTransport):
     def connection_made(self, transport):
         cdef double t = self.limits.headers_timeout
         self.transport = transport
+        self.wfd = -1
+        self.uv_buffered = False
+        if _UVTCPTransport is not None and type(transport) is _UVTCPTransport:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.wfd = sock.fileno()
         self.peername = transport.get_extra_info("peername")
         self.sockname = getattr(self.app, "local_addr", None) or transport.get_extra_info("sockname")
         self.parser = _HttpRequestParser(self)
@@ -232,6 +273,7 @@ cdef class HttpProtocol(WSTransport):
 
     def connection_lost(self, exc):
         cdef Request r
+        self.wfd = -1
         self.closed = True
         self.lost = True
         self.deadline = 0.0
@@ -530,6 +572,7 @@ cdef class HttpProtocol(WSTransport):
         self.closing = True
         self.deadline = 0.0
         self.inbuf = None
+        self.wfd = -1
         self.transport.abort()
 
     cdef _close_gracefully(self):
@@ -544,6 +587,7 @@ cdef class HttpProtocol(WSTransport):
             self.deadline = 0.0
         else:
             self.deadline = _monotonic() + t if t > 0.0 else 0.0
+        self.wfd = -1
         self.transport.close()
 
     cdef _bad_http(self, int status, str reason):
@@ -565,26 +609,105 @@ cdef class HttpProtocol(WSTransport):
         self.parse_failed = True
         self.inbuf = None
         self.head_bytes = 0
-        self.transport.write(response)
+        self._write(response)
         if self.limits.shutting_down or t <= 0.0 or not self.transport.can_write_eof():
             self._close_gracefully()
             return
         self.closing = True
         self.deadline = _monotonic() + t
+        self.wfd = -1
         self.transport.write_eof()
         if self.reading_paused and not self.transport.is_closing():
             self.reading_paused = False
             self.transport.resume_reading()
 
+    cdef int _write(self, bytes data) except -1:
+        # Every byte of this connection leaves through here (or _writev), in order: straight to
+        # the socket while the transport holds nothing, through transport.write() otherwise.
+        cdef ssize_t n
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        if self.wfd < 0 or size == 0 or not self._direct_ok():
+            self.transport.write(data)
+            return 0
+        while True:
+            n = c_send(self.wfd, PyBytes_AS_STRING(data), <size_t>size, MSG_NOSIGNAL)
+            if n >= 0 or errno != EINTR:
+                break
+        if n == size:
+            return 0
+        if n < 0:
+            if errno != EAGAIN:
+                # An error the transport reports and handles its own way (connection_lost).
+                self.transport.write(data)
+                return 0
+            n = 0
+        # The socket is full: the rest waits in the transport, which writes it when it can.
+        self.uv_buffered = True
+        self.transport.write(data[n:])
+        return 0
+
+    cdef int _writev(self, list parts) except -1:
+        cdef iovec stack[_IOV_STACK]
+        cdef iovec *iov = stack
+        cdef msghdr msg
+        cdef Py_ssize_t count = len(parts), i, total = 0
+        cdef ssize_t n
+        cdef bytes part
+        if self.wfd < 0 or count == 0 or not self._direct_ok():
+            self.transport.writelines(parts)
+            return 0
+        if count > _IOV_STACK:
+            iov = <iovec*>malloc(count * sizeof(iovec))
+            if iov == NULL:
+                raise MemoryError()
+        try:
+            for i in range(count):
+                part = <bytes?>parts[i]
+                iov[i].iov_base = <void*>PyBytes_AS_STRING(part)
+                iov[i].iov_len = <size_t>PyBytes_GET_SIZE(part)
+                total += PyBytes_GET_SIZE(part)
+            memset(&msg, 0, sizeof(msg))
+            msg.msg_iov = iov
+            msg.msg_iovlen = <size_t>count
+            while True:
+                n = c_sendmsg(self.wfd, &msg, MSG_NOSIGNAL)
+                if n >= 0 or errno != EINTR:
+                    break
+        finally:
+            if iov != stack:
+                free(iov)
+        if n == total:
+            return 0
+        if n < 0:
+            if errno != EAGAIN:
+                self.transport.writelines(parts)
+                return 0
+            n = 0
+        self.uv_buffered = True
+        self.transport.write(b"".join(parts)[n:])
+        return 0
+
+    cdef bint _direct_ok(self) except -1:
+        # Not while the transport still holds earlier bytes (they go first), and never once it
+        # is closing: its socket may be closed and its number taken by another connection.
+        if self.transport.is_closing():
+            self.wfd = -1
+            return False
+        if self.uv_buffered:
+            if self.transport.get_write_buffer_size():
+                return False
+            self.uv_buffered = False
+        return True
+
     cdef write_raw(self, bytes data):
         if not self.closed and not self.closing:
-            self.transport.write(data)
+            self._write(data)
             self._check_write_budget()
 
     cdef respond_done(self, Request r, bytes data):
         if self.closed or self.closing:
             return
-        self.transport.write(data)
+        self._write(data)
         if r is self.active:
             self.active = None
             if not r.keep_alive or r.upgrade:
@@ -605,7 +728,7 @@ cdef class HttpProtocol(WSTransport):
             # A new session's first frames (the open packet) go out in the same write as the 101.
             self.head_pending = head
         else:
-            self.transport.write(head)
+            self._write(head)
         self.ws_mode = True
         self.active = None
         self.pending = None
@@ -631,24 +754,24 @@ cdef class HttpProtocol(WSTransport):
             if self.head_pending is not None:
                 data = self.head_pending + data
                 self.head_pending = None
-            self.transport.write(data)
+            self._write(data)
 
     cpdef ws_writelines(self, list parts):
         if not self.closed and not self.close_sent and not self.closing:
             if self.head_pending is not None:
                 parts.insert(0, self.head_pending)
                 self.head_pending = None
-            self.transport.writelines(parts)
+            self._writev(parts)
 
     cpdef ws_close(self, int code=CLOSE_NORMAL, str reason=""):
         if self.closed:
             return
         if self.head_pending is not None:
-            self.transport.write(self.head_pending)
+            self._write(self.head_pending)
             self.head_pending = None
         if not self.close_sent:
             self.close_sent = True
-            self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
+            self._write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
                                  else _frame(OP_CLOSE, build_close(code, reason)))
         if self.conn is not None and self.conn.dropping and not self.limits.shutting_down:
             # Dropped for not reading: what is still buffered would never be read; the socket
@@ -717,7 +840,7 @@ cdef class HttpProtocol(WSTransport):
                     self._ws_fail(CLOSE_POLICY_VIOLATION, "pings from a peer that does not read")
                     return
                 else:
-                    self.transport.write(_frame(OP_PONG, payload))
+                    self._write(_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
                 try:
                     code, reason = parse_close(payload)

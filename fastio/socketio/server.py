@@ -200,7 +200,7 @@ class AsyncServer(HandlerRegistry):
         # Messages reach the compiled sink first: plain events go from there straight to their
         # handler; everything else comes back to the methods it is given.
         self.eio.message_sink = CompiledEvents(
-            self, self.handlers, self.reserved_events, self._event_hooks, start_eagerly,
+            self, self.handlers, self.reserved_events, self._event_hooks, start_eagerly, self._encode,
             self._on_eio_message, self._dispatch_packet, self._handle_event, self._parse_error,
             self._partial_packet, self._send_ack, self._after_task, self._handler_error)
 
