@@ -18,28 +18,57 @@ from fastio._core.wsframe cimport (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
-from libc.errno cimport errno, EAGAIN, EINTR
-from libc.stdlib cimport malloc, free
-
-cdef extern from "sys/uio.h":
-    cdef struct iovec:
-        void *iov_base
-        size_t iov_len
-
-cdef extern from "sys/socket.h":
-    cdef struct msghdr:
-        void *msg_name
-        unsigned int msg_namelen
-        iovec *msg_iov
-        size_t msg_iovlen
-        void *msg_control
-        size_t msg_controllen
-        int msg_flags
-    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags) nogil
-    ssize_t c_sendmsg "sendmsg"(int fd, const msghdr *msg, int flags) nogil
-    int MSG_NOSIGNAL
-
-from libc.string cimport memset
+cdef extern from *:
+    '''
+    /* Direct socket writes (Linux): the bytes sent, 0 when the socket is full, -1 on any other
+       error (then the transport's own write reports it).  Elsewhere they are not compiled in. */
+    #if defined(__linux__)
+    #include <errno.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    #define FASTIO_DIRECT_WRITES 1
+    #define FASTIO_IOV_STACK 64
+    static Py_ssize_t fastio_send(int fd, const char *buf, size_t n) {
+        ssize_t r;
+        do { r = send(fd, buf, n, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+        if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        return (Py_ssize_t)r;
+    }
+    /* parts: a list of bytes (checked by the caller); *total gets their length. */
+    static Py_ssize_t fastio_sendv(int fd, PyObject *parts, Py_ssize_t *total) {
+        struct iovec stack[FASTIO_IOV_STACK];
+        struct iovec *iov = stack;
+        struct msghdr msg;
+        Py_ssize_t i, count = PyList_GET_SIZE(parts);
+        ssize_t r;
+        *total = 0;
+        if (count > FASTIO_IOV_STACK) {
+            iov = (struct iovec *)PyMem_Malloc(sizeof(struct iovec) * (size_t)count);
+            if (iov == NULL) return -1;
+        }
+        for (i = 0; i < count; i++) {
+            PyObject *part = PyList_GET_ITEM(parts, i);
+            iov[i].iov_base = PyBytes_AS_STRING(part);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(part);
+            *total += PyBytes_GET_SIZE(part);
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)count;
+        do { r = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+        if (iov != stack) PyMem_Free(iov);
+        if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        return (Py_ssize_t)r;
+    }
+    #else
+    #define FASTIO_DIRECT_WRITES 0
+    static Py_ssize_t fastio_send(int fd, const char *buf, size_t n) { return -1; }
+    static Py_ssize_t fastio_sendv(int fd, PyObject *parts, Py_ssize_t *total) { *total = 0; return -1; }
+    #endif
+    '''
+    int FASTIO_DIRECT_WRITES
+    Py_ssize_t fastio_send(int fd, const char *buf, size_t n)
+    Py_ssize_t fastio_sendv(int fd, list parts, Py_ssize_t *total)
 
 import collections
 import time
@@ -66,9 +95,6 @@ try:
     from uvloop.loop import TCPTransport as _UVTCPTransport
 except ImportError:  # pragma: no cover - uvloop is a dependency where available
     _UVTCPTransport = None
-
-cdef enum:
-    _IOV_STACK = 64                 # parts of one sendmsg() held on the stack
 
 cdef enum:
     _YIELD_AFTER_FRAMES = 1024      # WebSocket frames from one read after which reading yields
@@ -260,7 +286,7 @@ cdef class HttpProtocol(WSTransport):
         self.transport = transport
         self.wfd = -1
         self.uv_buffered = False
-        if _UVTCPTransport is not None and type(transport) is _UVTCPTransport:
+        if FASTIO_DIRECT_WRITES and _UVTCPTransport is not None and type(transport) is _UVTCPTransport:
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 self.wfd = sock.fileno()
@@ -624,65 +650,39 @@ cdef class HttpProtocol(WSTransport):
     cdef int _write(self, bytes data) except -1:
         # Every byte of this connection leaves through here (or _writev), in order: straight to
         # the socket while the transport holds nothing, through transport.write() otherwise.
-        cdef ssize_t n
+        cdef Py_ssize_t n
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         if self.wfd < 0 or size == 0 or not self._direct_ok():
             self.transport.write(data)
             return 0
-        while True:
-            n = c_send(self.wfd, PyBytes_AS_STRING(data), <size_t>size, MSG_NOSIGNAL)
-            if n >= 0 or errno != EINTR:
-                break
+        n = fastio_send(self.wfd, PyBytes_AS_STRING(data), <size_t>size)
         if n == size:
             return 0
         if n < 0:
-            if errno != EAGAIN:
-                # An error the transport reports and handles its own way (connection_lost).
-                self.transport.write(data)
-                return 0
-            n = 0
+            # An error the transport reports and handles its own way (connection_lost).
+            self.transport.write(data)
+            return 0
         # The socket is full: the rest waits in the transport, which writes it when it can.
         self.uv_buffered = True
         self.transport.write(data[n:])
         return 0
 
     cdef int _writev(self, list parts) except -1:
-        cdef iovec stack[_IOV_STACK]
-        cdef iovec *iov = stack
-        cdef msghdr msg
-        cdef Py_ssize_t count = len(parts), i, total = 0
-        cdef ssize_t n
-        cdef bytes part
-        if self.wfd < 0 or count == 0 or not self._direct_ok():
+        cdef Py_ssize_t n, total = 0
+        cdef object part
+        if self.wfd < 0 or not parts or not self._direct_ok():
             self.transport.writelines(parts)
             return 0
-        if count > _IOV_STACK:
-            iov = <iovec*>malloc(count * sizeof(iovec))
-            if iov == NULL:
-                raise MemoryError()
-        try:
-            for i in range(count):
-                part = <bytes?>parts[i]
-                iov[i].iov_base = <void*>PyBytes_AS_STRING(part)
-                iov[i].iov_len = <size_t>PyBytes_GET_SIZE(part)
-                total += PyBytes_GET_SIZE(part)
-            memset(&msg, 0, sizeof(msg))
-            msg.msg_iov = iov
-            msg.msg_iovlen = <size_t>count
-            while True:
-                n = c_sendmsg(self.wfd, &msg, MSG_NOSIGNAL)
-                if n >= 0 or errno != EINTR:
-                    break
-        finally:
-            if iov != stack:
-                free(iov)
+        for part in parts:
+            if type(part) is not bytes:
+                self.transport.writelines(parts)
+                return 0
+        n = fastio_sendv(self.wfd, parts, &total)
         if n == total:
             return 0
         if n < 0:
-            if errno != EAGAIN:
-                self.transport.writelines(parts)
-                return 0
-            n = 0
+            self.transport.writelines(parts)
+            return 0
         self.uv_buffered = True
         self.transport.write(b"".join(parts)[n:])
         return 0
