@@ -93,3 +93,9 @@ cdef class Conn:
     cpdef end_poll(self)
     cpdef flush(self)
     cpdef close(self, str reason, bint notify_peer=*)
+
+
+# A message sink written in C (fastio._core.dispatch): a session hands its messages to it with
+# a C call instead of a Python one.
+cdef class CompiledSink:
+    cdef int deliver(self, Conn conn, bytes data, bint binary) except -1

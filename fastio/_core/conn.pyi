@@ -45,6 +45,10 @@ class WSTransport:
         The client must see ``3probe`` before its pending long poll returns.  The default writes
         the frame with ``ws_write`` at once; a transport that sends later must keep the order."""
 
+class CompiledSink:
+    """Base of message sinks written in C (``fastio._core.dispatch.CompiledEvents``): a session
+    whose ``on_message`` is one hands it each message with a C call instead of a Python one."""
+
 class Flusher:
     """Writes every connection with pending output once, at the end of the loop iteration."""
     def __init__(self, loop: Any) -> None: ...

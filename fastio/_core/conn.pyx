@@ -109,6 +109,12 @@ cdef class Flusher:
                 c.close("transport error", False)
 
 
+cdef class CompiledSink:
+
+    cdef int deliver(self, Conn conn, bytes data, bint binary) except -1:
+        raise NotImplementedError
+
+
 cdef class Conn:
 
     def __cinit__(self, str sid, object handler, Flusher flusher, Py_ssize_t max_buffer=DEFAULT_MAX_BUFFER):
@@ -319,12 +325,17 @@ cdef class Conn:
 
     cpdef on_packet(self, int ptype, bytes data, bint binary):
         cdef object req
+        cdef object sink
         if self.state != ST_OPEN or self.dropping:
             # Dropped for not reading: the rest of this read batch is not worth handling.
             return
         if binary or ptype == MESSAGE:
             try:
-                self.on_message(self, data, binary)
+                sink = self.on_message
+                if isinstance(sink, CompiledSink):
+                    (<CompiledSink>sink).deliver(self, data, binary)
+                else:
+                    sink(self, data, binary)
             except Exception as exc:
                 # Nothing an application does may escape into the transport's read callback.
                 self.handler.message_error(self, exc)

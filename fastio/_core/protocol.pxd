@@ -83,6 +83,10 @@ cdef class HttpProtocol(WSTransport):
     cdef double msg_start
     # When the sweep ends this connection (time.monotonic(); 0: no deadline).
     cdef readonly double deadline
+    # The socket written directly (-1: through the transport only), and whether the transport
+    # still holds bytes of an earlier write that did not fit (they must go first).
+    cdef int wfd
+    cdef bint uv_buffered
 
     cdef _feed(self, object chunk)
     cdef _pump(self)
@@ -93,6 +97,9 @@ cdef class HttpProtocol(WSTransport):
     cdef _close_gracefully(self)
     cdef _bad_http(self, int status, str reason)
     cdef _linger(self, bytes response)
+    cdef int _write(self, bytes data) except -1
+    cdef int _writev(self, list parts) except -1
+    cdef bint _direct_ok(self) except -1
     cdef write_raw(self, bytes data)
     cdef respond_done(self, Request r, bytes data)
     cdef switch_to_ws(self, Request r, bytes head, Conn conn, bint probe)

@@ -18,6 +18,58 @@ from fastio._core.wsframe cimport (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS, CLOSE_POLICY_VIOLATION,
 )
 
+cdef extern from *:
+    '''
+    /* Direct socket writes (Linux): the bytes sent, 0 when the socket is full, -1 on any other
+       error (then the transport's own write reports it).  Elsewhere they are not compiled in. */
+    #if defined(__linux__)
+    #include <errno.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    #define FASTIO_DIRECT_WRITES 1
+    #define FASTIO_IOV_STACK 64
+    static Py_ssize_t fastio_send(int fd, const char *buf, size_t n) {
+        ssize_t r;
+        do { r = send(fd, buf, n, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+        if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        return (Py_ssize_t)r;
+    }
+    /* parts: a list of bytes (checked by the caller); *total gets their length. */
+    static Py_ssize_t fastio_sendv(int fd, PyObject *parts, Py_ssize_t *total) {
+        struct iovec stack[FASTIO_IOV_STACK];
+        struct iovec *iov = stack;
+        struct msghdr msg;
+        Py_ssize_t i, count = PyList_GET_SIZE(parts);
+        ssize_t r;
+        *total = 0;
+        if (count > FASTIO_IOV_STACK) {
+            iov = (struct iovec *)PyMem_Malloc(sizeof(struct iovec) * (size_t)count);
+            if (iov == NULL) return -1;
+        }
+        for (i = 0; i < count; i++) {
+            PyObject *part = PyList_GET_ITEM(parts, i);
+            iov[i].iov_base = PyBytes_AS_STRING(part);
+            iov[i].iov_len = (size_t)PyBytes_GET_SIZE(part);
+            *total += PyBytes_GET_SIZE(part);
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)count;
+        do { r = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+        if (iov != stack) PyMem_Free(iov);
+        if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        return (Py_ssize_t)r;
+    }
+    #else
+    #define FASTIO_DIRECT_WRITES 0
+    static Py_ssize_t fastio_send(int fd, const char *buf, size_t n) { return -1; }
+    static Py_ssize_t fastio_sendv(int fd, PyObject *parts, Py_ssize_t *total) { *total = 0; return -1; }
+    #endif
+    '''
+    int FASTIO_DIRECT_WRITES
+    Py_ssize_t fastio_send(int fd, const char *buf, size_t n)
+    Py_ssize_t fastio_sendv(int fd, list parts, Py_ssize_t *total)
+
 import collections
 import time
 import httptools
@@ -34,6 +86,15 @@ cdef object _parse_url = httptools.parse_url
 cdef object _deque = collections.deque
 cdef object _monotonic = time.monotonic
 cdef object _get_running_loop = get_running_loop
+
+# uvloop's TCP transport: its socket is written with send()/sendmsg() here while nothing waits in
+# the transport's own buffer (see HttpProtocol._write), which saves the transport's Python-level
+# write call per write.  Any other transport (TLS, the standard library's loop) is written
+# through its write() as usual.
+try:
+    from uvloop.loop import TCPTransport as _UVTCPTransport
+except ImportError:  # pragma: no cover - uvloop is a dependency where available
+    _UVTCPTransport = None
 
 cdef enum:
     _YIELD_AFTER_FRAMES = 1024      # WebSocket frames from one read after which reading yields
@@ -223,6 +284,12 @@ cdef class HttpProtocol(WSTransport):
     def connection_made(self, transport):
         cdef double t = self.limits.headers_timeout
         self.transport = transport
+        self.wfd = -1
+        self.uv_buffered = False
+        if FASTIO_DIRECT_WRITES and _UVTCPTransport is not None and type(transport) is _UVTCPTransport:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.wfd = sock.fileno()
         self.peername = transport.get_extra_info("peername")
         self.sockname = getattr(self.app, "local_addr", None) or transport.get_extra_info("sockname")
         self.parser = _HttpRequestParser(self)
@@ -232,6 +299,7 @@ cdef class HttpProtocol(WSTransport):
 
     def connection_lost(self, exc):
         cdef Request r
+        self.wfd = -1
         self.closed = True
         self.lost = True
         self.deadline = 0.0
@@ -530,6 +598,7 @@ cdef class HttpProtocol(WSTransport):
         self.closing = True
         self.deadline = 0.0
         self.inbuf = None
+        self.wfd = -1
         self.transport.abort()
 
     cdef _close_gracefully(self):
@@ -544,6 +613,7 @@ cdef class HttpProtocol(WSTransport):
             self.deadline = 0.0
         else:
             self.deadline = _monotonic() + t if t > 0.0 else 0.0
+        self.wfd = -1
         self.transport.close()
 
     cdef _bad_http(self, int status, str reason):
@@ -565,26 +635,79 @@ cdef class HttpProtocol(WSTransport):
         self.parse_failed = True
         self.inbuf = None
         self.head_bytes = 0
-        self.transport.write(response)
+        self._write(response)
         if self.limits.shutting_down or t <= 0.0 or not self.transport.can_write_eof():
             self._close_gracefully()
             return
         self.closing = True
         self.deadline = _monotonic() + t
+        self.wfd = -1
         self.transport.write_eof()
         if self.reading_paused and not self.transport.is_closing():
             self.reading_paused = False
             self.transport.resume_reading()
 
+    cdef int _write(self, bytes data) except -1:
+        # Every byte of this connection leaves through here (or _writev), in order: straight to
+        # the socket while the transport holds nothing, through transport.write() otherwise.
+        cdef Py_ssize_t n
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        if self.wfd < 0 or size == 0 or not self._direct_ok():
+            self.transport.write(data)
+            return 0
+        n = fastio_send(self.wfd, PyBytes_AS_STRING(data), <size_t>size)
+        if n == size:
+            return 0
+        if n < 0:
+            # An error the transport reports and handles its own way (connection_lost).
+            self.transport.write(data)
+            return 0
+        # The socket is full: the rest waits in the transport, which writes it when it can.
+        self.uv_buffered = True
+        self.transport.write(data[n:])
+        return 0
+
+    cdef int _writev(self, list parts) except -1:
+        cdef Py_ssize_t n, total = 0
+        cdef object part
+        if self.wfd < 0 or not parts or not self._direct_ok():
+            self.transport.writelines(parts)
+            return 0
+        for part in parts:
+            if type(part) is not bytes:
+                self.transport.writelines(parts)
+                return 0
+        n = fastio_sendv(self.wfd, parts, &total)
+        if n == total:
+            return 0
+        if n < 0:
+            self.transport.writelines(parts)
+            return 0
+        self.uv_buffered = True
+        self.transport.write(b"".join(parts)[n:])
+        return 0
+
+    cdef bint _direct_ok(self) except -1:
+        # Not while the transport still holds earlier bytes (they go first), and never once it
+        # is closing: its socket may be closed and its number taken by another connection.
+        if self.transport.is_closing():
+            self.wfd = -1
+            return False
+        if self.uv_buffered:
+            if self.transport.get_write_buffer_size():
+                return False
+            self.uv_buffered = False
+        return True
+
     cdef write_raw(self, bytes data):
         if not self.closed and not self.closing:
-            self.transport.write(data)
+            self._write(data)
             self._check_write_budget()
 
     cdef respond_done(self, Request r, bytes data):
         if self.closed or self.closing:
             return
-        self.transport.write(data)
+        self._write(data)
         if r is self.active:
             self.active = None
             if not r.keep_alive or r.upgrade:
@@ -605,7 +728,7 @@ cdef class HttpProtocol(WSTransport):
             # A new session's first frames (the open packet) go out in the same write as the 101.
             self.head_pending = head
         else:
-            self.transport.write(head)
+            self._write(head)
         self.ws_mode = True
         self.active = None
         self.pending = None
@@ -631,24 +754,24 @@ cdef class HttpProtocol(WSTransport):
             if self.head_pending is not None:
                 data = self.head_pending + data
                 self.head_pending = None
-            self.transport.write(data)
+            self._write(data)
 
     cpdef ws_writelines(self, list parts):
         if not self.closed and not self.close_sent and not self.closing:
             if self.head_pending is not None:
                 parts.insert(0, self.head_pending)
                 self.head_pending = None
-            self.transport.writelines(parts)
+            self._writev(parts)
 
     cpdef ws_close(self, int code=CLOSE_NORMAL, str reason=""):
         if self.closed:
             return
         if self.head_pending is not None:
-            self.transport.write(self.head_pending)
+            self._write(self.head_pending)
             self.head_pending = None
         if not self.close_sent:
             self.close_sent = True
-            self.transport.write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
+            self._write(build_frame_c(OP_CLOSE, NULL, 0) if code == CLOSE_NO_STATUS
                                  else _frame(OP_CLOSE, build_close(code, reason)))
         if self.conn is not None and self.conn.dropping and not self.limits.shutting_down:
             # Dropped for not reading: what is still buffered would never be read; the socket
@@ -717,7 +840,7 @@ cdef class HttpProtocol(WSTransport):
                     self._ws_fail(CLOSE_POLICY_VIOLATION, "pings from a peer that does not read")
                     return
                 else:
-                    self.transport.write(_frame(OP_PONG, payload))
+                    self._write(_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
                 try:
                     code, reason = parse_close(payload)

@@ -13,6 +13,7 @@ cdef class RoomTable:
     cpdef list close_room(self, str namespace, object room)
     cpdef list rooms_of(self, str namespace, str sid)
     cpdef Py_ssize_t fanout(self, str namespace, object to, object skip, Encoded enc) except -1
+    cpdef Py_ssize_t emit_event(self, str namespace, object to, object skip, object event, object data) except -1
     cdef Py_ssize_t _to_sid(self, dict rooms, object sid, str skip_one, object skip_set,
                             Encoded enc) except -1
     cdef set _excluded(self, dict rooms, object exclude, object skip)

@@ -47,6 +47,10 @@ class RoomTable:
         """Namespaces with members."""
     def room_names(self, namespace: str) -> list[Any]:
         """Rooms of ``namespace`` with at least one member."""
+    def emit_event(self, namespace: str, to: Hashable | Iterable[Hashable] | None, skip: str | Iterable[str] | None,
+                   event: str, data: Any) -> int:
+        """``fanout`` of an EVENT packet encoded with the built-in JSON codec: ``data`` is
+        python-socketio's emit argument (None: no argument, a tuple: several, else one)."""
     def fanout(self, namespace: str, to: Hashable | Iterable[Hashable] | None, skip: str | Iterable[str] | None,
                enc: Encoded) -> int:
         """Queue ``enc`` for every member of ``to`` (None: everyone; a room; or a list of rooms),

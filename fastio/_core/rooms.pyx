@@ -3,7 +3,7 @@
 cimport cython
 
 from fastio._core.conn cimport Conn, ST_OPEN, OUT_POLL
-from fastio._core.packet cimport Encoded
+from fastio._core.packet cimport Encoded, EVENT, encode
 
 # A volatile packet goes only to a connection that can take it now: below this many queued
 # bytes (RoomTable.volatile_limit), and for long-polling only while a poll waits.
@@ -152,6 +152,19 @@ cdef class RoomTable:
 
     def room_names(self, str namespace):
         return list(self.ns_rooms.get(namespace, {}))
+
+    cpdef Py_ssize_t emit_event(self, str namespace, object to, object skip, object event, object data) except -1:
+        # python-socketio's argument rule (None: none, a tuple: several, else one), the built-in
+        # JSON codec, then the fan-out: an emit without a callback in one call.
+        cdef list args
+        if data is None:
+            args = [event]
+        elif type(data) is tuple:
+            args = [event]
+            args.extend(<tuple>data)
+        else:
+            args = [event, data]
+        return self.fanout(namespace, to, skip, encode(EVENT, namespace, args))
 
     cpdef Py_ssize_t fanout(self, str namespace, object to, object skip, Encoded enc) except -1:
         cdef dict rooms = self.ns_rooms.get(namespace)

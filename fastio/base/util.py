@@ -9,6 +9,8 @@ import sys
 import types
 from typing import Any, Awaitable, Callable
 
+from fastio._core.dispatch import set_continuation, start_coroutine
+
 _Coroutine = types.CoroutineType
 _Task = asyncio.Task
 
@@ -68,6 +70,12 @@ async def _drive(coro: Any, yielded: Any) -> Any:
             return stop.value
 
 
+def _continue_driven(coro: Any, yielded: Any, ctx: contextvars.Context) -> asyncio.Task[Any]:
+    """The task that finishes a coroutine the compiled ``start_coroutine`` started and that
+    suspended on ``yielded``; it runs in the coroutine's own context ``ctx``."""
+    return keep(ctx.run(asyncio.get_running_loop().create_task, _drive(coro, yielded)))
+
+
 def _start_eagerly_driven(result: Any) -> Any:
     if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
         return result
@@ -98,7 +106,10 @@ else:
     # Before 3.12 there is no eager Task: the coroutine is driven by hand up to its first
     # suspension, then continued by a task. Before that first suspension there is no
     # current task (asyncio.timeout() and TaskGroup need one; asyncio.wait_for does not).
-    start_eagerly = _start_eagerly_driven
+    # The compiled start_coroutine does what _start_eagerly_driven does without a Python
+    # frame or a StopIteration per call.
+    set_continuation(_continue_driven)
+    start_eagerly = start_coroutine
 
 start_eagerly.__doc__ = """Run a handler's coroutine up to its first suspension, synchronously.
 

@@ -533,7 +533,10 @@ class AsyncManager:
 
         ``ignore_queue``: this process's clients only (meaningful for pub/sub managers)."""
         if self._local_fanout and callback is None:
-            # The common case, inline: one encode, the compiled fan-out.
+            # The common case, inline: one encode, the compiled fan-out (with the built-in codec,
+            # the arguments are built and encoded there too).
+            if self.encode is encode:
+                return self.room_table.emit_event(namespace, room, skip_sid, event, data)
             return self.room_table.fanout(namespace, room, skip_sid,
                                           self.encode(EVENT, namespace, event_args(event, data)))
         if self._emit_hook:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Union
 from urllib.parse import parse_qs
 
 from fastio import exceptions
+from fastio._core.dispatch import CompiledEvents
 from fastio._core.packet import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, PartialBudgetError, configure_json, encode,
@@ -152,7 +153,6 @@ class AsyncServer(HandlerRegistry):
         path = kwargs.pop("socketio_path", None)
         kwargs.setdefault("engineio_path", path or "socket.io")
         self.eio = EngineIOServer(**kwargs)
-        self.eio.message_sink = self._on_eio_message
         self.eio.on("connect", self._handle_eio_connect)
         self.eio.close_sink = self._handle_eio_close
         self.eio.eio3_message_sink = self._on_eio3_message
@@ -197,6 +197,12 @@ class AsyncServer(HandlerRegistry):
         self._event_hooks: set[Any] = set()
         # The Admin UI's hooks (fastio.socketio.admin), None unless instrument() was called.
         self.admin: Any = None
+        # Messages reach the compiled sink first: plain events go from there straight to their
+        # handler; everything else comes back to the methods it is given.
+        self.eio.message_sink = CompiledEvents(
+            self, self.handlers, self.reserved_events, self._event_hooks, start_eagerly, self._encode,
+            self._on_eio_message, self._dispatch_packet, self._handle_event, self._parse_error,
+            self._partial_packet, self._send_ack, self._after_task, self._handler_error)
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -656,25 +662,36 @@ class AsyncServer(HandlerRegistry):
     # -- Socket.IO packets (hot path) ---------------------------------------------------------------
 
     def _on_eio_message(self, conn: Any, data: bytes, binary: bool) -> None:
+        # The Python path of every message; the compiled sink (self._sink) takes plain text
+        # events itself and hands everything else here or to the steps below.
         client: _Client | None = conn.ext
         if client is None:
             return
         try:
             pkt = client.decoder.feed_binary(data) if binary else client.decoder.feed_text(data)
         except ValueError as exc:
-            self.logger.warning("%s: parse error: %s", conn.sid, exc)
-            if isinstance(exc, PartialBudgetError):
-                conn.set_close_code(1008, "too much partial message data")
-            conn.close("parse error", False)
+            self._parse_error(conn, exc)
             return
         if pkt is None:
-            # A binary packet waiting for its attachments: the heartbeat sweep closes the
-            # session if they are not all in within partial_message_timeout.
-            if not conn.partial_deadline and self.eio.partial_message_timeout > 0:
-                conn.partial_deadline = time.monotonic() + self.eio.partial_message_timeout
+            self._partial_packet(conn)
             return
         if conn.partial_deadline:
             conn.partial_deadline = 0.0
+        self._dispatch_packet(client, pkt)
+
+    def _parse_error(self, conn: Any, exc: ValueError) -> None:
+        self.logger.warning("%s: parse error: %s", conn.sid, exc)
+        if isinstance(exc, PartialBudgetError):
+            conn.set_close_code(1008, "too much partial message data")
+        conn.close("parse error", False)
+
+    def _partial_packet(self, conn: Any) -> None:
+        # A binary packet waiting for its attachments: the heartbeat sweep closes the
+        # session if they are not all in within partial_message_timeout.
+        if not conn.partial_deadline and self.eio.partial_message_timeout > 0:
+            conn.partial_deadline = time.monotonic() + self.eio.partial_message_timeout
+
+    def _dispatch_packet(self, client: _Client, pkt: Any) -> None:
         ptype = pkt.type
         if ptype == EVENT or ptype == BINARY_EVENT:
             self._handle_event(client, pkt)
@@ -687,8 +704,8 @@ class AsyncServer(HandlerRegistry):
             if sock is not None:
                 self._drop_socket(sock, self.reason.CLIENT_DISCONNECT)
         else:
-            self.logger.warning("%s: unexpected packet type %d", conn.sid, ptype)
-            conn.close("parse error", False)
+            self.logger.warning("%s: unexpected packet type %d", client.conn.sid, ptype)
+            client.conn.close("parse error", False)
 
     def _on_eio3_message(self, conn: Any, data: bytes, binary: bool) -> None:
         # Socket.IO v4 puts a CONNECT's query in its namespace ("0/chat?token=x,"); the packet
@@ -746,17 +763,24 @@ class AsyncServer(HandlerRegistry):
             return
         ack_id = pkt.id
         if type(result) is _Task:
-            if ack_id is not None:
-                conn = client.conn
-
-                def send_ack(r: Any) -> None:
-                    self._send_ack(conn, namespace, ack_id, r)
-
-                then(result, send_ack, self._log_handler_error)
-            else:
-                result.add_done_callback(self._check_task)
+            self._after_task(client, namespace, ack_id, result)
         elif ack_id is not None:
             self._send_ack(client.conn, namespace, ack_id, result)
+
+    def _after_task(self, client: _Client, namespace: str, ack_id: int | None, task: asyncio.Task[Any]) -> None:
+        """A handler suspended: acknowledge (or log its error) when its task ends."""
+        if ack_id is not None:
+            conn = client.conn
+
+            def send_ack(r: Any) -> None:
+                self._send_ack(conn, namespace, ack_id, r)
+
+            then(task, send_ack, self._log_handler_error)
+        else:
+            task.add_done_callback(self._check_task)
+
+    def _handler_error(self, event: str) -> None:
+        self.logger.exception('error in handler of event "%s"', event)
 
     def _event_with_hooks(self, client: _Client, sock: Socket, key: Any, pkt: Any, event: str,
                           args: list[Any]) -> None:

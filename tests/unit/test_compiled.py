@@ -7,7 +7,7 @@ import pytest
 
 import fastio
 
-MODULES = ["wsframe", "eio", "packet", "binary", "conn", "rooms", "protocol"]
+MODULES = ["wsframe", "eio", "packet", "binary", "conn", "rooms", "protocol", "dispatch"]
 SOURCES = sorted(p.stem for p in (pathlib.Path(fastio.__file__).parent / "_core").glob("*.pyx"))
 
 
