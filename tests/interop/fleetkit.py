@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import fastio
 from nodeproc import NodeProcess
@@ -162,6 +162,25 @@ async def check_broadcast_with_ack(fleet: ScriptFleet) -> None:
     assert answers == ["node-ack"]
     # An emit with a callback to a client of the Node server (a request to its sid).
     assert await fleet.sio.call("ackme", "c", to=fleet.node_id, timeout=3) == "node-ack"
+
+
+async def check_rooms_join_leave(fleet: ScriptFleet,
+                                 after_join: Callable[[], Awaitable[None]] | None = None) -> None:
+    """socketsJoin from Node reaches fastio's socket; sockets_join/sockets_leave from fastio
+    reach Node's (its fetchSockets), and a broadcast to the joined room reaches both clients.
+    ``after_join`` runs once Node has applied fastio's sockets_join."""
+    await fleet.command("socketsJoin", to="r1", room="joined-by-node")
+    await settle(fleet)
+    assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
+    await fleet.sio.in_("r1").sockets_join("joined-by-py")
+    await node_fetches(fleet, "joined-by-py", {fleet.node_id, fleet.py_id}, "Node to apply sockets_join")
+    if after_join is not None:
+        await after_join()
+    await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
+    assert (await fleet.received("node", "jp"))["args"] == []
+    assert (await fleet.received("py", "jp"))["args"] == []
+    await fleet.sio.in_("r1").sockets_leave("joined-by-py")
+    await node_fetches(fleet, "joined-by-py", set(), "Node to apply sockets_leave")
 
 
 async def check_bounded_queue(mgr: Any, open_gate: Callable[[], None]) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 import fastio
 from fleetkit import (ScriptFleet, check_bounded_queue, check_broadcast_with_ack, check_emit_from_fastio,
-                      check_emit_from_node, check_fetch_sockets, check_server_side_emit, node_fetches, settle,
-                      until)
+                      check_emit_from_node, check_fetch_sockets, check_rooms_join_leave, check_server_side_emit,
+                      settle, until)
 from nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -113,23 +113,15 @@ async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
 
 
 async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
-    await fleet.command("socketsJoin", to="r1", room="joined-by-node")
-    await settle(fleet)
-    assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
-    await fleet.sio.in_("r1").sockets_join("joined-by-py")
-    await node_fetches(fleet, "joined-by-py", {fleet.node_id, fleet.py_id}, "Node to apply sockets_join")
-    if fleet.mode != "classic":
-        # Both servers subscribe the room's channel when it gets members (Node without waiting).
+    async def subscribed() -> bool:
         channel = f"{fleet.mgr.key}#/#joined-by-py#"
+        return int((await fleet.mgr.redis.pubsub_shardnumsub(channel))[0][1]) >= 2
 
-        async def subscribed() -> bool:
-            return int((await fleet.mgr.redis.pubsub_shardnumsub(channel))[0][1]) >= 2
+    async def after_join() -> None:
+        # Both servers subscribe the room's channel when it gets members (Node without waiting).
         await until(subscribed, 5, "both servers to subscribe the room's channel")
-    await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
-    assert (await fleet.received("node", "jp"))["args"] == []
-    assert (await fleet.received("py", "jp"))["args"] == []
-    await fleet.sio.in_("r1").sockets_leave("joined-by-py")
-    await node_fetches(fleet, "joined-by-py", set(), "Node to apply sockets_leave")
+
+    await check_rooms_join_leave(fleet, after_join if fleet.mode != "classic" else None)
     await fleet.command("emit", to="joined-by-py", ev="jp2", args=[])
     await settle(fleet)
     assert fleet.not_received("node", "jp2") and fleet.not_received("py", "jp2")

@@ -22,7 +22,7 @@ import pytest
 
 import fastio
 from fleetkit import (ScriptFleet, check_bounded_queue, check_broadcast_with_ack, check_emit_from_fastio,
-                      check_emit_from_node, check_fetch_sockets, check_server_side_emit, node_fetches, settle,
+                      check_emit_from_node, check_fetch_sockets, check_rooms_join_leave, check_server_side_emit,
                       until)
 from nodeproc import NodeProcess
 
@@ -159,16 +159,7 @@ async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
 
 
 async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
-    await fleet.command("socketsJoin", to="r1", room="joined-by-node")
-    await settle(fleet)
-    assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
-    await fleet.sio.in_("r1").sockets_join("joined-by-py")
-    await node_fetches(fleet, "joined-by-py", {fleet.node_id, fleet.py_id}, "Node to apply sockets_join")
-    await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
-    assert (await fleet.received("node", "jp"))["args"] == []
-    assert (await fleet.received("py", "jp"))["args"] == []
-    await fleet.sio.in_("r1").sockets_leave("joined-by-py")
-    await node_fetches(fleet, "joined-by-py", set(), "Node to apply sockets_leave")
+    await check_rooms_join_leave(fleet)
     await fleet.sio.in_("nodeonly").disconnect_sockets()
     assert (await fleet.seen("nodeDisconnect", id=fleet.node_id))["reason"] == "server namespace disconnect"
 
