@@ -88,22 +88,47 @@ def break_connection(sio: Any, sid: str) -> None:
     sio.eio.sockets[eio_sid].close("transport error", False)
 
 
+class Peer:
+    """A client of the test server (:func:`new_client`): what it received (``got``) and, at each
+    of its connections, (sid, recovered, what it had received by then) in ``connected``."""
+
+    def __init__(self, serializer: str = "default") -> None:
+        self.got = Received()
+        self.connected: asyncio.Queue = asyncio.Queue()
+        self.client = new_client(self.got, self.connected, serializer)
+
+    async def connect(self, url: str, transports: tuple[str, ...] = ("websocket",)) -> tuple[str, bool]:
+        """Connect; return the sid and whether the connection was a recovery."""
+        await self.client.connect(url, transports=list(transports))
+        sid, recovered, _ = await self.connected.get()
+        return sid, recovered
+
+    async def reconnected(self) -> tuple[str, bool, list[Any]]:
+        """The next connection (the client reconnects by itself): sid, recovered, and what it had
+        received by the time its connect handler ran."""
+        return await asyncio.wait_for(self.connected.get(), 10)
+
+
+async def receive_then_lose(sio: Any, peer: Peer, sid: str, **to: Any) -> None:
+    """Broadcast ``n`` 0 (``to`` as given), wait until ``peer`` got it (it then holds an
+    offset), and break its connection."""
+    await sio.emit("n", 0, **to)
+    await peer.got.until(1)
+    break_connection(sio, sid)
+
+
 @pytest.mark.parametrize("transports,serializer", [(["websocket"], "default"), (["polling"], "default"),
                                                     (["websocket"], "msgpack")])
 async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports, serializer):
     events = Received()
     sio, clock = build(make_sio, events, serializer)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected, serializer)
+    peer = Peer(serializer)
+    got, client = peer.got, peer.client
     try:
-        await client.connect(srv.url, transports=transports)
-        sid, recovered, _ = await connected.get()
+        sid, recovered = await peer.connect(srv.url, transports)
         assert not recovered and not client.recovered
-        await sio.emit("n", 0, to="room")
-        await got.until(1)
-        break_connection(sio, sid)
+        await receive_then_lose(sio, peer, sid, to="room")
         assert events[-1] == ("disconnect", sid, "transport error")
         clock.now += 30  # within the window
         # meanwhile: to its room, to everyone, to its sid, and what it must not get
@@ -116,7 +141,7 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         await sio.emit("n", "skipped", skip_sid=sid)
         await sio.volatile.emit("n", "volatile")
         await sio.emit("n", (4, "two args"), room=["room", "other"])
-        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
         assert client.recovered and client.is_recovered("/")
         # replayed before the connect handler ran, in order, the offsets taken off
@@ -136,12 +161,10 @@ async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
     events = Received()
     sio, clock = build(make_sio, events, max_disconnection_duration=5)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    peer = Peer()
+    got, client = peer.got, peer.client
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
+        sid, _ = await peer.connect(srv.url)
         await sio.emit("n", 0)
         await got.until(1)
         # The clock moves past the window before the client is back.
@@ -149,7 +172,7 @@ async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
         break_connection(sio, sid)
         clock.now += 6
         await sio.emit("n", 1)
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, _ = await peer.reconnected()
         assert sid2 != sid and not recovered and not client.recovered
         assert events[-1] == ("connect", sid2, False)
         assert sio.socket_data(sid2) == {"name": "ann"}  # set again by the handler: a fresh socket
@@ -163,19 +186,17 @@ async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
     events = Received()
     sio, _ = build(make_sio, events)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    await client.connect(srv.url, transports=["websocket"])
-    sid, _, _ = await connected.get()
+    peer = Peer()
+    client = peer.client
+    sid, _ = await peer.connect(srv.url)
     await client.disconnect()
     await events.until(2)
     assert events[-1] == ("disconnect", sid, "client disconnect")
     assert sio.recovery.sessions == {}
     # a server-side disconnect is voluntary too
-    client = new_client(got, connected)
-    await client.connect(srv.url, transports=["websocket"])
-    sid, _, _ = await connected.get()
+    peer = Peer()
+    client = peer.client
+    sid, _ = await peer.connect(srv.url)
     await sio.disconnect(sid)
     assert sio.recovery.sessions == {}
     await client.disconnect()
@@ -192,16 +213,12 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    peer = Peer()
+    client = peer.client
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0)
-        await got.until(1)
-        break_connection(sio, sid)
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid)
+        sid2, recovered, _ = await peer.reconnected()
         assert sid2 == sid and recovered
         first = seen[0]
         assert first[1] is False
@@ -227,20 +244,16 @@ async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    peer = Peer()
+    client = peer.client
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0, to="room")
-        await got.until(1)
-        break_connection(sio, sid)
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid, to="room")
         await sio.emit("n", 1, to="room")
         await waiting.until(1)  # the client is back, its middleware runs
         await sio.emit("n", 2, to="room")
         gate.set()
-        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
         assert before_connect == [(0,), (1,), (2,)]
     finally:
@@ -257,13 +270,11 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
     async def ask(sid):
         answers.add(await sio.call("q", to=sid))
 
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    peer = Peer()
+    client = peer.client
     client.on("q", lambda *args: list(args))
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        await connected.get()
+        await peer.connect(srv.url)
         assert client._pids["/"]  # the CONNECT answer had a pid
         await client.emit("ask")
         await answers.until(1)
@@ -281,19 +292,15 @@ async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_s
     events = Received()
     sio, _ = build(make_sio, events, max_packets=2)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
+    peer = Peer()
+    got, client = peer.got, peer.client
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0)
-        await got.until(1)
-        break_connection(sio, sid)
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid)
         for i in range(1, 4):  # three missed, two kept: one is lost, so no recovery
             await sio.emit("n", i)
         assert len(sio.recovery.log) == 2
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, _ = await peer.reconnected()
         assert sid2 != sid and not recovered
         assert got == [(0,)]
     finally:
@@ -396,14 +403,11 @@ async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_si
 
     srv = await serve_sio(sio)
     rng = random.Random(7)
-    lost, twin = Received(), Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(lost, connected)
-    other = new_client(twin, asyncio.Queue())
+    peer, twin_peer = Peer(), Peer()
+    (lost, client), (twin, other) = (peer.got, peer.client), (twin_peer.got, twin_peer.client)
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await other.connect(srv.url, transports=["websocket"])
+        sid, _ = await peer.connect(srv.url)
+        await twin_peer.connect(srv.url)
         for c in (client, other):
             await c.call("rooms", ["a", "b"])
         targets = [dict(to="a"), dict(to="b"), dict(), dict(to=["a", "z"]), dict(to="z"),
@@ -425,7 +429,7 @@ async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_si
         before = len(lost)
         break_connection(sio, sid)
         await burst(40)  # no await inside suspends: all of it happens while the client is away
-        sid2, recovered, at_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, at_connect = await peer.reconnected()
         assert sid2 == sid and recovered
         assert len(at_connect) > before  # some were replayed
         await burst(20)
