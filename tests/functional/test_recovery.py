@@ -90,7 +90,8 @@ def break_connection(sio: Any, sid: str) -> None:
 
 class Peer:
     """A client of the test server (:func:`new_client`): what it received (``got``) and, at each
-    of its connections, (sid, recovered, what it had received by then) in ``connected``."""
+    of its connections, (sid, recovered, what it had received by then) in ``connected``.
+    ``async with Peer() as peer:`` disconnects it at the end."""
 
     def __init__(self, serializer: str = "default") -> None:
         self.got = Received()
@@ -102,6 +103,12 @@ class Peer:
         await self.client.connect(url, transports=list(transports))
         sid, recovered, _ = await self.connected.get()
         return sid, recovered
+
+    async def __aenter__(self) -> "Peer":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.client.disconnect()
 
     async def reconnected(self) -> tuple[str, bool, list[Any]]:
         """The next connection (the client reconnects by itself): sid, recovered, and what it had
@@ -123,11 +130,9 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
     events = Received()
     sio, clock = build(make_sio, events, serializer)
     srv = await serve_sio(sio)
-    peer = Peer(serializer)
-    got, client = peer.got, peer.client
-    try:
+    async with Peer(serializer) as peer:
         sid, recovered = await peer.connect(srv.url, transports)
-        assert not recovered and not client.recovered
+        assert not recovered and not peer.client.recovered
         await receive_then_lose(sio, peer, sid, to="room")
         assert events[-1] == ("disconnect", sid, "transport error")
         clock.now += 30  # within the window
@@ -143,7 +148,7 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         await sio.emit("n", (4, "two args"), room=["room", "other"])
         sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
-        assert client.recovered and client.is_recovered("/")
+        assert peer.client.recovered and peer.client.is_recovered("/")
         # replayed before the connect handler ran, in order, the offsets taken off
         assert before_connect == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args")]
         assert events[-1] == ("connect", sid, True)
@@ -151,35 +156,29 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         assert sio.socket_data(sid) == {"name": "ann"}
         assert await sio.get_session(sid) == {"user": 7}
         await sio.emit("n", 5, to="room")
-        await got.until(7)
-        assert got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
-    finally:
-        await client.disconnect()
+        await peer.got.until(7)
+        assert peer.got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
 
 
 async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
     events = Received()
     sio, clock = build(make_sio, events, max_disconnection_duration=5)
     srv = await serve_sio(sio)
-    peer = Peer()
-    got, client = peer.got, peer.client
-    try:
+    async with Peer() as peer:
         sid, _ = await peer.connect(srv.url)
         await sio.emit("n", 0)
-        await got.until(1)
+        await peer.got.until(1)
         # The clock moves past the window before the client is back.
         clock.now += 6
         break_connection(sio, sid)
         clock.now += 6
         await sio.emit("n", 1)
         sid2, recovered, _ = await peer.reconnected()
-        assert sid2 != sid and not recovered and not client.recovered
+        assert sid2 != sid and not recovered and not peer.client.recovered
         assert events[-1] == ("connect", sid2, False)
         assert sio.socket_data(sid2) == {"name": "ann"}  # set again by the handler: a fresh socket
-        assert got == [(0,)]  # nothing replayed
+        assert peer.got == [(0,)]  # nothing replayed
         assert sio.recovery.sessions == {}
-    finally:
-        await client.disconnect()
 
 
 async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
@@ -213,9 +212,7 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    peer = Peer()
-    client = peer.client
-    try:
+    async with Peer() as peer:
         sid, _ = await peer.connect(srv.url)
         await receive_then_lose(sio, peer, sid)
         sid2, recovered, _ = await peer.reconnected()
@@ -227,8 +224,6 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
         else:
             assert seen == [first, (sid, True)]
         assert sio.socket_data(sid) == {"name": "ann"}
-    finally:
-        await client.disconnect()
 
 
 async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_lost(make_sio, serve_sio):
@@ -244,9 +239,7 @@ async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    peer = Peer()
-    client = peer.client
-    try:
+    async with Peer() as peer:
         sid, _ = await peer.connect(srv.url)
         await receive_then_lose(sio, peer, sid, to="room")
         await sio.emit("n", 1, to="room")
@@ -256,8 +249,6 @@ async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_
         sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
         assert before_connect == [(0,), (1,), (2,)]
-    finally:
-        await client.disconnect()
 
 
 async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, serve_sio):
@@ -270,13 +261,11 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
     async def ask(sid):
         answers.add(await sio.call("q", to=sid))
 
-    peer = Peer()
-    client = peer.client
-    client.on("q", lambda *args: list(args))
-    try:
+    async with Peer() as peer:
+        peer.client.on("q", lambda *args: list(args))
         await peer.connect(srv.url)
-        assert client._pids["/"]  # the CONNECT answer had a pid
-        await client.emit("ask")
+        assert peer.client._pids["/"]  # the CONNECT answer had a pid
+        await peer.client.emit("ask")
         await answers.until(1)
         assert answers == [([],)]  # the event with an ack id got no offset argument
         assert len(sio.recovery.log) == 0
@@ -284,17 +273,13 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
         assert len(sio.recovery.log) == 1
         await sio.volatile.emit("n", 2)
         assert len(sio.recovery.log) == 1
-    finally:
-        await client.disconnect()
 
 
 async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_sio):
     events = Received()
     sio, _ = build(make_sio, events, max_packets=2)
     srv = await serve_sio(sio)
-    peer = Peer()
-    got, client = peer.got, peer.client
-    try:
+    async with Peer() as peer:
         sid, _ = await peer.connect(srv.url)
         await receive_then_lose(sio, peer, sid)
         for i in range(1, 4):  # three missed, two kept: one is lost, so no recovery
@@ -302,9 +287,7 @@ async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_s
         assert len(sio.recovery.log) == 2
         sid2, recovered, _ = await peer.reconnected()
         assert sid2 != sid and not recovered
-        assert got == [(0,)]
-    finally:
-        await client.disconnect()
+        assert peer.got == [(0,)]
 
 
 # -- the store alone ------------------------------------------------------------------------------
