@@ -165,3 +165,48 @@ def serve_gunicorn(*options: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serve_native() -> Iterator[tuple[ExampleApp, str]]:
+    """A fresh example app on fastio's own server (``start_server(app=flask)``, port 0); yields
+    the app and its URL, and closes it on exit."""
+    example = create_app()
+    server = example.sio.start_server("127.0.0.1", 0, app=example.flask)
+    try:
+        yield example, "http://127.0.0.1:%d" % server.port
+    finally:
+        example.sio.close()
+
+
+@contextlib.contextmanager
+def serve_werkzeug() -> Iterator[tuple[ExampleApp, str]]:
+    """A fresh example app as a WSGI application under Werkzeug's threaded server (port 0, its
+    request log quiet); yields the app and its URL, and stops both on exit."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    example = create_app()
+    server = make_server("127.0.0.1", 0, example.wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield example, "http://127.0.0.1:%d" % server.server_port
+    finally:
+        example.sio.close()
+        server.shutdown()
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def serve_gunicorn_app() -> Iterator[tuple[ExampleApp | None, str]]:
+    """:func:`serve_gunicorn` shaped like the other hosts: the app (``None``: it lives in
+    gunicorn's worker) and the URL."""
+    with serve_gunicorn() as url:
+        yield None, url
+
+
+#: the ways to serve the example app, by name: each a context manager yielding (app, URL)
+HOSTS = {"native": serve_native, "werkzeug": serve_werkzeug, "gunicorn": serve_gunicorn_app}

@@ -9,6 +9,7 @@ import pytest
 import socketio as pysio
 
 import fastio
+from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -114,8 +115,6 @@ async def test_python_socketio_write_only_emitter_reaches_fastio_clients(exchang
 async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
     """A python-socketio server (under uvicorn) and a fastio server on one exchange: a room emit
     from either reaches the other's clients, and an acknowledgement crosses."""
-    import uvicorn
-
     fsio, fsrv = await _server(exchange)
     pmgr = pysio.AsyncAioPikaManager(AMQP_URL, channel=exchange)
     psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
@@ -124,24 +123,12 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
     async def connect(sid, environ, auth):
         await psio.enter_room(sid, "r")
 
-    cfg = uvicorn.Config(pysio.ASGIApp(psio), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    userver = uvicorn.Server(cfg)
-    task = asyncio.create_task(userver.serve())
-    while not userver.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    pport = userver.servers[0].sockets[0].getsockname()[1]
+    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
     f_client, f_inbox = await _client(fsrv.url)
     p_client, p_inbox = await _client("http://127.0.0.1:%d" % pport)
     try:
         # python-socketio's listener starts with its first client; wait until it hears us
-        for _ in range(100):
-            await fsio.emit("news", "probe", to="r")
-            try:
-                if await asyncio.wait_for(p_inbox.get(), 0.1) == "probe":
-                    break
-            except asyncio.TimeoutError:
-                pass
+        await until_heard(lambda: fsio.emit("news", "probe", to="r"), p_inbox, "probe", 100, 0.1)
         while not f_inbox.empty():
             f_inbox.get_nowait()
         while not p_inbox.empty():
@@ -162,12 +149,5 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
         await f_client.disconnect()
         await p_client.disconnect()
         await fsrv.close()
-        userver.should_exit = True
-        await asyncio.wait_for(task, 10)
-        thread = getattr(pmgr, "thread", None)
-        if thread is not None:
-            thread.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await thread
-        if pmgr.publisher_connection is not None:
-            await pmgr.publisher_connection.close()
+        await stop_asgi(userver, task)
+        await close_pubsub_manager(pmgr)

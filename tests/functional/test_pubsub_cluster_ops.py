@@ -14,6 +14,7 @@ import pytest
 import fastio
 from fastio.socketio.operators import BroadcastTimeoutError
 from pubsub_bus import Bus, BusManager
+from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,6 +90,21 @@ class Client:
     @property
     def sid(self) -> str:
         return self.c.get_sid()
+
+
+async def _shutdown(clients: Any, servers: Any, managers: Any) -> None:
+    """Disconnect the clients (releasing their slow answers), then close the servers and the
+    managers; ``None`` in any of them (not started) is passed over."""
+    for c in clients:
+        if c is not None:
+            c.release.set()
+            await c.c.disconnect()
+    for srv in servers:
+        if srv is not None:
+            await srv.close()
+    for m in managers:
+        if m is not None:
+            await m.aclose()
 
 
 @pytest.mark.parametrize("make_manager", [_redis, _aiopika], ids=["redis", "aiopika"])
@@ -167,13 +183,7 @@ async def test_operators_reach_every_process(make_manager):
         assert await sio2.all_sockets() == {a1.sid}
         assert m1.dropped == m2.dropped == 0
     finally:
-        for c in clients.values():
-            c.release.set()
-            await c.c.disconnect()
-        await srv1.close()
-        await srv2.close()
-        await m1.aclose()
-        await m2.aclose()
+        await _shutdown(clients.values(), (srv1, srv2), (m1, m2))
 
 
 async def test_room_emit_with_callback_runs_the_callback_once():
@@ -218,12 +228,7 @@ async def test_room_emit_with_callback_runs_the_callback_once():
         await _until(lambda: len(calls) == 4)
         assert calls[-1] == "b2:one"
     finally:
-        for c in clients:
-            await c.c.disconnect()
-        await srv1.close()
-        await srv2.close()
-        await m1.aclose()
-        await m2.aclose()
+        await _shutdown(clients, (srv1, srv2), (m1, m2))
 
 
 async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
@@ -231,7 +236,6 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
     not disturb it (no error logged), it still gets emits, and fastio's requests do not wait for
     it (it sends no heartbeat, so it is not counted)."""
     import socketio as pysio
-    import uvicorn
 
     channel = "fastio-test-" + uuid.uuid4().hex
     m1, m2 = _redis(channel, requests_timeout=8), _redis(channel, requests_timeout=8)
@@ -256,11 +260,7 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
     async def connect(sid, environ, auth):
         await psio.enter_room(sid, "r")
 
-    userver = uvicorn.Server(uvicorn.Config(pysio.ASGIApp(psio), host="127.0.0.1", port=0, log_level="warning",
-                                            lifespan="off"))
-    task = asyncio.create_task(userver.serve())
-    await _until(lambda: userver.started)
-    pport = userver.servers[0].sockets[0].getsockname()[1]
+    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
     p_inbox: asyncio.Queue = asyncio.Queue()
     p_client = pysio.AsyncClient()
     p_client.on("news", lambda *args: p_inbox.put_nowait(args))
@@ -270,13 +270,7 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
     b = await Client("b", ["r"]).connect(srv2.url)
     try:
         # python-socketio's listener starts with its first client: wait until it hears fastio
-        for _ in range(200):
-            await sio1.emit("news", "probe", to=p_client.get_sid())
-            try:
-                if await asyncio.wait_for(p_inbox.get(), 0.05) == ("probe",):
-                    break
-            except asyncio.TimeoutError:
-                pass
+        await until_heard(lambda: sio1.emit("news", "probe", to=p_client.get_sid()), p_inbox, ("probe",), 200, 0.05)
         await _until(lambda: m1.peers and m2.peers)
         assert await sio1.server_count() == 2  # python-socketio's process is not counted
         started = asyncio.get_running_loop().time()
@@ -304,21 +298,9 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
                               "fastio:broadcast_ack", "fastio:server_side_emit"} <= seen_methods)
     finally:
         await p_client.disconnect()
-        await a.c.disconnect()
-        await b.c.disconnect()
-        await srv1.close()
-        await srv2.close()
-        await m1.aclose()
-        await m2.aclose()
-        userver.should_exit = True
-        await asyncio.wait_for(task, 10)
-        listener = getattr(pmgr, "thread", None)
-        if listener is not None:
-            listener.cancel()
-            await asyncio.wait({listener}, timeout=5)
-        if getattr(pmgr, "pubsub", None) is not None:
-            await pmgr.pubsub.aclose()
-        await pmgr.redis.aclose()
+        await _shutdown((a, b), (srv1, srv2), (m1, m2))
+        await stop_asgi(userver, task)
+        await close_pubsub_manager(pmgr)
 
 
 class GatedManager(BusManager):
@@ -432,11 +414,7 @@ async def test_redis_burst_goes_through_a_small_queue_in_order():
         assert [n for n in got if n >= 1000] == list(range(1000, 1100))
         assert m1.dropped == 0
     finally:
-        await b.c.disconnect()
-        await srv1.close()
-        await srv2.close()
-        await m1.aclose()
-        await m2.aclose()
+        await _shutdown((b,), (srv1, srv2), (m1, m2))
 
 
 async def test_redis_connection_loss_resubscribes():
@@ -475,25 +453,11 @@ async def test_redis_connection_loss_resubscribes():
         assert await admin.client_kill_filter(_type="pubsub") >= 2
         await asyncio.wait_for(m2.ready(), 10)
         # re-subscribed: emits from server 1 reach server 2's client again
-        for _ in range(200):
-            await sio1.emit("news", "again", to="r")
-            try:
-                if await asyncio.wait_for(b.inbox.get(), 0.05) == ("again",):
-                    break
-            except asyncio.TimeoutError:
-                pass
-        else:
+        if not await until_heard(lambda: sio1.emit("news", "again", to="r"), b.inbox, ("again",), 200, 0.05):
             pytest.fail("no emit came through after the connection loss")
         assert await sio1.all_sockets() == {b.sid}
         await admin.aclose()
     finally:
-        if b is not None:
-            await b.c.disconnect()
-        for srv in (srv1, srv2):
-            if srv is not None:
-                await srv.close()
-        for m in (m1, m2):
-            if m is not None:
-                await m.aclose()
+        await _shutdown((b,), (srv1, srv2), (m1, m2))
         proc.terminate()
         proc.wait(10)

@@ -88,22 +88,52 @@ def break_connection(sio: Any, sid: str) -> None:
     sio.eio.sockets[eio_sid].close("transport error", False)
 
 
+class Peer:
+    """A client of the test server (:func:`new_client`): what it received (``got``) and, at each
+    of its connections, (sid, recovered, what it had received by then) in ``connected``.
+    ``async with Peer() as peer:`` disconnects it at the end."""
+
+    def __init__(self, serializer: str = "default") -> None:
+        self.got = Received()
+        self.connected: asyncio.Queue = asyncio.Queue()
+        self.client = new_client(self.got, self.connected, serializer)
+
+    async def connect(self, url: str, transports: tuple[str, ...] = ("websocket",)) -> tuple[str, bool]:
+        """Connect; return the sid and whether the connection was a recovery."""
+        await self.client.connect(url, transports=list(transports))
+        sid, recovered, _ = await self.connected.get()
+        return sid, recovered
+
+    async def __aenter__(self) -> "Peer":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.client.disconnect()
+
+    async def reconnected(self) -> tuple[str, bool, list[Any]]:
+        """The next connection (the client reconnects by itself): sid, recovered, and what it had
+        received by the time its connect handler ran."""
+        return await asyncio.wait_for(self.connected.get(), 10)
+
+
+async def receive_then_lose(sio: Any, peer: Peer, sid: str, **to: Any) -> None:
+    """Broadcast ``n`` 0 (``to`` as given), wait until ``peer`` got it (it then holds an
+    offset), and break its connection."""
+    await sio.emit("n", 0, **to)
+    await peer.got.until(1)
+    break_connection(sio, sid)
+
+
 @pytest.mark.parametrize("transports,serializer", [(["websocket"], "default"), (["polling"], "default"),
                                                     (["websocket"], "msgpack")])
 async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_sio, transports, serializer):
     events = Received()
     sio, clock = build(make_sio, events, serializer)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected, serializer)
-    try:
-        await client.connect(srv.url, transports=transports)
-        sid, recovered, _ = await connected.get()
-        assert not recovered and not client.recovered
-        await sio.emit("n", 0, to="room")
-        await got.until(1)
-        break_connection(sio, sid)
+    async with Peer(serializer) as peer:
+        sid, recovered = await peer.connect(srv.url, transports)
+        assert not recovered and not peer.client.recovered
+        await receive_then_lose(sio, peer, sid, to="room")
         assert events[-1] == ("disconnect", sid, "transport error")
         clock.now += 30  # within the window
         # meanwhile: to its room, to everyone, to its sid, and what it must not get
@@ -116,9 +146,9 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         await sio.emit("n", "skipped", skip_sid=sid)
         await sio.volatile.emit("n", "volatile")
         await sio.emit("n", (4, "two args"), room=["room", "other"])
-        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
-        assert client.recovered and client.is_recovered("/")
+        assert peer.client.recovered and peer.client.is_recovered("/")
         # replayed before the connect handler ran, in order, the offsets taken off
         assert before_connect == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args")]
         assert events[-1] == ("connect", sid, True)
@@ -126,56 +156,46 @@ async def test_lost_connection_is_recovered_with_missed_packets(make_sio, serve_
         assert sio.socket_data(sid) == {"name": "ann"}
         assert await sio.get_session(sid) == {"user": 7}
         await sio.emit("n", 5, to="room")
-        await got.until(7)
-        assert got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
-    finally:
-        await client.disconnect()
+        await peer.got.until(7)
+        assert peer.got == [(0,), (1,), (2,), (3,), ({"blob": b"\x00bin"},), (4, "two args"), (5,)]
 
 
 async def test_expired_session_gives_a_fresh_one(make_sio, serve_sio):
     events = Received()
     sio, clock = build(make_sio, events, max_disconnection_duration=5)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
+    async with Peer() as peer:
+        sid, _ = await peer.connect(srv.url)
         await sio.emit("n", 0)
-        await got.until(1)
+        await peer.got.until(1)
         # The clock moves past the window before the client is back.
         clock.now += 6
         break_connection(sio, sid)
         clock.now += 6
         await sio.emit("n", 1)
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
-        assert sid2 != sid and not recovered and not client.recovered
+        sid2, recovered, _ = await peer.reconnected()
+        assert sid2 != sid and not recovered and not peer.client.recovered
         assert events[-1] == ("connect", sid2, False)
         assert sio.socket_data(sid2) == {"name": "ann"}  # set again by the handler: a fresh socket
-        assert got == [(0,)]  # nothing replayed
+        assert peer.got == [(0,)]  # nothing replayed
         assert sio.recovery.sessions == {}
-    finally:
-        await client.disconnect()
 
 
 async def test_voluntary_disconnect_keeps_nothing(make_sio, serve_sio):
     events = Received()
     sio, _ = build(make_sio, events)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    await client.connect(srv.url, transports=["websocket"])
-    sid, _, _ = await connected.get()
+    peer = Peer()
+    client = peer.client
+    sid, _ = await peer.connect(srv.url)
     await client.disconnect()
     await events.until(2)
     assert events[-1] == ("disconnect", sid, "client disconnect")
     assert sio.recovery.sessions == {}
     # a server-side disconnect is voluntary too
-    client = new_client(got, connected)
-    await client.connect(srv.url, transports=["websocket"])
-    sid, _, _ = await connected.get()
+    peer = Peer()
+    client = peer.client
+    sid, _ = await peer.connect(srv.url)
     await sio.disconnect(sid)
     assert sio.recovery.sessions == {}
     await client.disconnect()
@@ -192,16 +212,10 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0)
-        await got.until(1)
-        break_connection(sio, sid)
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+    async with Peer() as peer:
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid)
+        sid2, recovered, _ = await peer.reconnected()
         assert sid2 == sid and recovered
         first = seen[0]
         assert first[1] is False
@@ -210,8 +224,6 @@ async def test_middlewares_skipped_or_run_for_recovered_sockets(make_sio, serve_
         else:
             assert seen == [first, (sid, True)]
         assert sio.socket_data(sid) == {"name": "ann"}
-    finally:
-        await client.disconnect()
 
 
 async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_lost(make_sio, serve_sio):
@@ -227,24 +239,16 @@ async def test_broadcasts_while_a_recovered_socket_is_in_its_middleware_are_not_
 
     sio.use(middleware)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0, to="room")
-        await got.until(1)
-        break_connection(sio, sid)
+    async with Peer() as peer:
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid, to="room")
         await sio.emit("n", 1, to="room")
         await waiting.until(1)  # the client is back, its middleware runs
         await sio.emit("n", 2, to="room")
         gate.set()
-        sid2, recovered, before_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, before_connect = await peer.reconnected()
         assert (sid2, recovered) == (sid, True)
         assert before_connect == [(0,), (1,), (2,)]
-    finally:
-        await client.disconnect()
 
 
 async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, serve_sio):
@@ -257,15 +261,11 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
     async def ask(sid):
         answers.add(await sio.call("q", to=sid))
 
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    client.on("q", lambda *args: list(args))
-    try:
-        await client.connect(srv.url, transports=["websocket"])
-        await connected.get()
-        assert client._pids["/"]  # the CONNECT answer had a pid
-        await client.emit("ask")
+    async with Peer() as peer:
+        peer.client.on("q", lambda *args: list(args))
+        await peer.connect(srv.url)
+        assert peer.client._pids["/"]  # the CONNECT answer had a pid
+        await peer.client.emit("ask")
         await answers.until(1)
         assert answers == [([],)]  # the event with an ack id got no offset argument
         assert len(sio.recovery.log) == 0
@@ -273,31 +273,21 @@ async def test_connect_packet_carries_pid_and_acks_carry_no_offset(make_sio, ser
         assert len(sio.recovery.log) == 1
         await sio.volatile.emit("n", 2)
         assert len(sio.recovery.log) == 1
-    finally:
-        await client.disconnect()
 
 
 async def test_offset_older_than_the_log_gives_a_fresh_session(make_sio, serve_sio):
     events = Received()
     sio, _ = build(make_sio, events, max_packets=2)
     srv = await serve_sio(sio)
-    got = Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(got, connected)
-    try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await sio.emit("n", 0)
-        await got.until(1)
-        break_connection(sio, sid)
+    async with Peer() as peer:
+        sid, _ = await peer.connect(srv.url)
+        await receive_then_lose(sio, peer, sid)
         for i in range(1, 4):  # three missed, two kept: one is lost, so no recovery
             await sio.emit("n", i)
         assert len(sio.recovery.log) == 2
-        sid2, recovered, _ = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, _ = await peer.reconnected()
         assert sid2 != sid and not recovered
-        assert got == [(0,)]
-    finally:
-        await client.disconnect()
+        assert peer.got == [(0,)]
 
 
 # -- the store alone ------------------------------------------------------------------------------
@@ -396,14 +386,11 @@ async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_si
 
     srv = await serve_sio(sio)
     rng = random.Random(7)
-    lost, twin = Received(), Received()
-    connected: asyncio.Queue = asyncio.Queue()
-    client = new_client(lost, connected)
-    other = new_client(twin, asyncio.Queue())
+    peer, twin_peer = Peer(), Peer()
+    (lost, client), (twin, other) = (peer.got, peer.client), (twin_peer.got, twin_peer.client)
     try:
-        await client.connect(srv.url, transports=["websocket"])
-        sid, _, _ = await connected.get()
-        await other.connect(srv.url, transports=["websocket"])
+        sid, _ = await peer.connect(srv.url)
+        await twin_peer.connect(srv.url)
         for c in (client, other):
             await c.call("rooms", ["a", "b"])
         targets = [dict(to="a"), dict(to="b"), dict(), dict(to=["a", "z"]), dict(to="z"),
@@ -425,7 +412,7 @@ async def test_recovered_client_saw_what_a_connected_twin_saw(make_sio, serve_si
         before = len(lost)
         break_connection(sio, sid)
         await burst(40)  # no await inside suspends: all of it happens while the client is away
-        sid2, recovered, at_connect = await asyncio.wait_for(connected.get(), 10)
+        sid2, recovered, at_connect = await peer.reconnected()
         assert sid2 == sid and recovered
         assert len(at_connect) > before  # some were replayed
         await burst(20)

@@ -6,6 +6,7 @@ import pytest
 import socketio as pysio
 
 import fastio
+from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -165,8 +166,6 @@ async def test_python_socketio_emitter_process_reaches_fastio_clients():
 async def test_fastio_and_python_socketio_servers_share_a_channel():
     """A python-socketio server (under uvicorn) and a fastio server on one Redis channel: each
     one's emits reach the other's clients."""
-    import uvicorn
-
     channel = "fastio-test-" + uuid.uuid4().hex
     fsio, fsrv = await _server(channel)
     pmgr = pysio.AsyncRedisManager(REDIS_URL, channel=channel)
@@ -176,27 +175,13 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
     async def connect(sid, environ, auth):
         await psio.enter_room(sid, "r")
 
-    cfg = uvicorn.Config(pysio.ASGIApp(psio), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    userver = uvicorn.Server(cfg)
-    task = asyncio.create_task(userver.serve())
-    for _ in range(500):
-        if userver.started:
-            break
-        await asyncio.sleep(0.01)
-    assert userver.started
-    pport = userver.servers[0].sockets[0].getsockname()[1]
+    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
     f_inbox, p_inbox = asyncio.Queue(), asyncio.Queue()
     f_client = await _client(fsrv.url, f_inbox)
     p_client = await _client("http://127.0.0.1:%d" % pport, p_inbox)
     try:
         # python-socketio's listener starts with its first client; wait until it hears us
-        for _ in range(100):
-            await fsio.emit("news", "probe", to="r")
-            try:
-                if await asyncio.wait_for(p_inbox.get(), 0.1) == "probe":
-                    break
-            except asyncio.TimeoutError:
-                pass
+        await until_heard(lambda: fsio.emit("news", "probe", to="r"), p_inbox, "probe", 100, 0.1)
         while not f_inbox.empty():
             f_inbox.get_nowait()
         await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
@@ -211,18 +196,8 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         await f_client.disconnect()
         await p_client.disconnect()
         await fsrv.close()
-        userver.should_exit = True
-        await asyncio.wait_for(task, 10)
-        # Stop python-socketio's pubsub listener before closing its Redis connections: left
-        # running, it retries on the closed connection and can be stuck at the loop's shutdown
-        # (seen on uvloop), hanging the test run.
-        listener = getattr(pmgr, "thread", None)
-        if listener is not None:
-            listener.cancel()
-            await asyncio.wait({listener}, timeout=5)
-        if getattr(pmgr, "pubsub", None) is not None:
-            await pmgr.pubsub.aclose()
-        await pmgr.redis.aclose()
+        await stop_asgi(userver, task)
+        await close_pubsub_manager(pmgr)
 
 
 @pytest.mark.timeout(30)

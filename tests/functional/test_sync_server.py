@@ -5,7 +5,6 @@ gthread worker; driven by fastio's sync ``Client`` and python-socketio's ``Clien
 and long-polling."""
 from __future__ import annotations
 
-import logging
 import queue
 import sys
 import threading
@@ -21,7 +20,7 @@ import fastio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sync_example_app import create_app, serve_gunicorn  # noqa: E402
+from sync_example_app import HOSTS, serve_gunicorn  # noqa: E402
 
 TIMEOUT = 10.0
 
@@ -61,47 +60,13 @@ class Peer:
             self.client.disconnect()
 
 
-@pytest.fixture(autouse=True)
-def quiet_werkzeug() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-
-def _serve_native() -> Iterator[tuple[Any, str]]:
-    example = create_app()
-    server = example.sio.start_server("127.0.0.1", 0, app=example.flask)
-    try:
-        yield example, "http://127.0.0.1:%d" % server.port
-    finally:
-        example.sio.close()
-
-
-def _serve_werkzeug() -> Iterator[tuple[Any, str]]:
-    from werkzeug.serving import make_server
-
-    example = create_app()
-    server = make_server("127.0.0.1", 0, example.wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield example, "http://127.0.0.1:%d" % server.server_port
-    finally:
-        example.sio.close()
-        server.shutdown()
-        thread.join(5)
-
-
-def _serve_gunicorn() -> Iterator[tuple[Any, str]]:
-    with serve_gunicorn() as url:
-        yield None, url
-
-
-HOSTS = {"native": _serve_native, "werkzeug": _serve_werkzeug, "gunicorn": _serve_gunicorn}
 CLIENTS = {"fastio": fastio.Client, "python-socketio": socketio.Client}
 
 
 @pytest.fixture(params=list(HOSTS))
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
-    yield from HOSTS[request.param]()
+    with HOSTS[request.param]() as served:
+        yield served
 
 
 @pytest.fixture

@@ -4,55 +4,16 @@ Werkzeug's threaded server and gunicorn's gthread worker; WebSocket, long-pollin
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 
-from sync_example_app import ExampleApp, create_app, serve_gunicorn  # noqa: E402
-
-
-@contextlib.contextmanager
-def native() -> Iterator[tuple[ExampleApp, str]]:
-    example = create_app()
-    server = example.sio.start_server("127.0.0.1", 0, app=example.flask)
-    try:
-        yield example, "http://127.0.0.1:%d" % server.port
-    finally:
-        example.sio.close()
-
-
-@contextlib.contextmanager
-def werkzeug() -> Iterator[tuple[ExampleApp, str]]:
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    example = create_app()
-    server = make_server("127.0.0.1", 0, example.wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield example, "http://127.0.0.1:%d" % server.server_port
-    finally:
-        example.sio.close()
-        server.shutdown()
-        thread.join(5)
-
-
-@contextlib.contextmanager
-def gunicorn() -> Iterator[tuple[ExampleApp | None, str]]:
-    with serve_gunicorn() as url:
-        yield None, url
-
-
-HOSTS = {"native": native, "werkzeug": werkzeug, "gunicorn": gunicorn}
+from sync_example_app import HOSTS  # noqa: E402
 
 
 def _response(event: dict[str, Any]) -> Any:

@@ -96,6 +96,7 @@ class NodeProcess:
         self._bad_lines: list[str] = []
         self._reader_error: BaseException | None = None
         self._tasks: list[asyncio.Task] = []
+        self._command_ids = 0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -342,6 +343,13 @@ class NodeProcess:
             await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise NodeProcessError(f"cannot send {cmd!r}: {exc}\n{self.describe()}") from None
+
+    async def command(self, cmd: str, reply: str = "done", **fields: Any) -> dict[str, Any]:
+        """Send command ``cmd`` with a fresh ``id`` and return the script's ``reply`` event with
+        that id (the scripts answer every numbered command with one)."""
+        self._command_ids += 1
+        await self.send(cmd, id=self._command_ids, **fields)
+        return await self.expect(reply, id=self._command_ids)
 
     def pause(self) -> None:
         """Freeze the script (SIGSTOP): it stops reading, writing and answering."""

@@ -40,6 +40,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 import fastio
+from fleetkit import until
 from nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,12 +87,9 @@ class NodeServer(Server):
     def __init__(self, name: str, proc: NodeProcess) -> None:
         self.name = name
         self.proc = proc
-        self._ids = 0
 
     async def command(self, cmd: str, reply: str = "done", **fields: Any) -> dict[str, Any]:
-        self._ids += 1
-        await self.proc.send(cmd, id=self._ids, **fields)
-        return await self.proc.expect(reply, id=self._ids)
+        return await self.proc.command(cmd, reply, **fields)
 
     @staticmethod
     def _wire(args: tuple[Any, ...]) -> list[Any]:
@@ -175,14 +173,7 @@ class Fleet:
     async def event(self, who: str, name: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
         """The first event ``name`` about client ``who`` its Node process printed, whenever it
         came (the events of several clients interleave: ``expect``'s order cannot be used)."""
-        proc = self.hosts[who]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            hits = proc.seen(name, who=who, **fields)
-            if hits:
-                return hits[0]
-            await proc.expect(name, timeout=max(0.01, deadline - loop.time()))
+        return await self.hosts[who].first(name, timeout=timeout, who=who, **fields)
 
     async def received(self, who: str, ev: str, timeout: float = 10) -> list[Any]:
         """The arguments of the first event ``ev`` client ``who`` got (waiting for it)."""
@@ -202,15 +193,6 @@ class Fleet:
             await server.emit(f"{mark}-{server.name}")
         for server in self.servers.values():
             await self.all_received(f"{mark}-{server.name}")
-
-
-async def wait_until(check: Any, timeout: float = 5, what: str = "") -> None:
-    """Poll the coroutine function ``check`` until it returns true (no event tells us sooner)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        assert loop.time() < deadline, f"timed out waiting for {what or check}"
-        await asyncio.sleep(0.02)
 
 
 def fastio_server(name: str, url: str, key: str, options: dict[str, Any],
@@ -266,10 +248,10 @@ async def start_fleet(url: str, mode: str, logger: logging.Logger | None = None)
         # Node does not wait for its subscriptions: wait until Redis counts the four servers
         # (and, sharded, the four members of rooms "a" and "b" on their room channels).
         mgr = fast["f1"].mgr
-        await wait_until(lambda: _count_is(mgr.server_count(), 4), 10, "four servers")
+        await until(lambda: _count_is(mgr.server_count(), 4), 10, "four servers")
         if options.get("sharded"):
             for room in ("a", "b"):
-                await wait_until(lambda: _shard_count_is(mgr, f"{key}#/#{room}#", 4), 10, f"room {room}")
+                await until(lambda: _shard_count_is(mgr, f"{key}#/#{room}#", 4), 10, f"room {room}")
         yield fleet
 
 
@@ -347,16 +329,16 @@ async def test_room_operations_from_every_server(fleet: Fleet) -> None:
         room = f"joined-by-{origin.name}"
         await origin.join(target, room)
         for checker in servers:  # Node applies its own operation when its message comes back
-            await wait_until(lambda: _fetch_is(checker, room, {fleet.ids[target]}), 5, f"{room} on {checker.name}")
+            await until(lambda: _fetch_is(checker, room, {fleet.ids[target]}), 5, f"{room} on {checker.name}")
         if fleet.mode != "classic":  # the room's channel: subscribed by the target's server
             mgr = fleet.managers[0]
             channel = f"{mgr.key}#/#{room}#"
-            await wait_until(lambda: _shard_count_is(mgr, channel, 1), 5, channel)
+            await until(lambda: _shard_count_is(mgr, channel, 1), 5, channel)
         await origin.emit(f"in-{room}", 1, to=room)
         assert await fleet.received(target, f"in-{room}") == [1]
         await origin.leave(target, room)
         for checker in servers:
-            await wait_until(lambda: _fetch_is(checker, room, set()), 5, f"{room} left on {checker.name}")
+            await until(lambda: _fetch_is(checker, room, set()), 5, f"{room} left on {checker.name}")
         await origin.emit(f"after-{room}", 1, to=room)
     await fleet.settle()
     assert not any(fleet.got(who, f"after-joined-by-{s.name}") for who in CLIENTS for s in servers)
@@ -368,7 +350,7 @@ async def test_room_operations_from_every_server(fleet: Fleet) -> None:
         await origin.disconnect(victim)
         assert (await fleet.event(victim, "disconnected"))["reason"] == "io server disconnect"
     for origin in servers:
-        await wait_until(lambda: _count_is(_len(origin.fetch()), 4), 5, f"four sockets left on {origin.name}")
+        await until(lambda: _count_is(_len(origin.fetch()), 4), 5, f"four sockets left on {origin.name}")
     assert {e["who"] for proc in {id(p): p for p in fleet.hosts.values()}.values()
             for e in proc.seen("disconnected")} == {f"{s}b" for s in SERVERS}
 
@@ -387,7 +369,7 @@ async def test_emitter_reaches_every_server(fleet: Fleet) -> None:
         assert fleet.got(who, "e-b") == who.endswith("b"), who
     expected = {fleet.ids[who] for who in CLIENTS if who.endswith("b")}
     for checker in fleet.servers.values():
-        await wait_until(lambda: _fetch_is(checker, "e-joined", expected), 5, f"e-joined on {checker.name}")
+        await until(lambda: _fetch_is(checker, "e-joined", expected), 5, f"e-joined on {checker.name}")
 
 
 async def _fetch_is(server: Server, room: str, expected: set[str]) -> bool:
@@ -483,7 +465,7 @@ async def test_redis_restart_in_the_middle(mode: str) -> None:
 
             await redis.kill()
             assert isinstance(f1, FastioServer)
-            await wait_until(lambda: _false(f1.mgr.namespaces["/"].subscribed.is_set()), 5, "f1 sees the loss")
+            await until(lambda: _false(f1.mgr.namespaces["/"].subscribed.is_set()), 5, "f1 sees the loss")
             await f1.emit("during-f1", 1)
             await n1.emit("during-n1", 2)
             for who in ("f1a", "f1b"):
@@ -492,7 +474,7 @@ async def test_redis_restart_in_the_middle(mode: str) -> None:
                 for who in ("n1a", "n1b"):
                     assert await fleet.received(who, "during-n1") == [2]
             # fastio's publish failed twice: that broadcast is lost for the rest of the fleet.
-            await wait_until(lambda: _true(any("attempt 2" in m for m in records.messages)), 20,
+            await until(lambda: _true(any("attempt 2" in m for m in records.messages)), 20,
                              "the failed publish")
 
             if mode != "classic":
@@ -503,7 +485,7 @@ async def test_redis_restart_in_the_middle(mode: str) -> None:
             for server in fleet.servers.values():
                 if isinstance(server, FastioServer):
                     await asyncio.wait_for(server.mgr.ready("/"), 15)
-            await wait_until(lambda: subscribers_back(admin, key, mode), 15, "every server subscribed again")
+            await until(lambda: subscribers_back(admin, key, mode), 15, "every server subscribed again")
             # Broadcasts flow again both ways, from every server to every client.
             await fleet.settle()
             await fleet.settle()

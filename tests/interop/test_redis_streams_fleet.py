@@ -21,6 +21,9 @@ import orjson
 import pytest
 
 import fastio
+from fleetkit import (ScriptFleet, check_bounded_queue, check_broadcast_with_ack, check_emit_from_fastio,
+                      check_emit_from_node, check_fetch_sockets, check_rooms_join_leave, check_server_side_emit,
+                      until)
 from nodeproc import NodeProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -77,58 +80,16 @@ def counts(mgr: fastio.AsyncNodeRedisStreamsManager, n: int) -> Any:
     return check
 
 
-async def until(check: Any, timeout: float = 10, what: str = "condition") -> None:
-    """Poll the (async) ``check`` until it is true, failing after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-class Fleet:
+class Fleet(ScriptFleet):
     def __init__(self, members: list[Member], node: NodeProcess, ready: dict[str, Any], stream: str,
                  prefix: str) -> None:
+        super().__init__(members[0].sio, node, ready)
         self.members = members
         self.py = members[0]
-        self.sio = members[0].sio
         self.mgr = members[0].mgr
-        self.node = node
-        self.node_id: str = ready["nodeId"]
-        self.py_id: str = ready["pyId"]
         self.node_port: int = ready["port"]
         self.stream = stream
         self.prefix = prefix
-        self._ids = 0
-
-    async def command(self, cmd: str, reply: str = "done", **fields: Any) -> dict[str, Any]:
-        self._ids += 1
-        await self.node.send(cmd, id=self._ids, **fields)
-        return await self.node.expect(reply, id=self._ids)
-
-    async def seen(self, name: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
-        """The first event ``name`` with ``fields`` the script printed, whenever it came."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            hits = self.node.seen(name, **fields)
-            if hits:
-                return hits[0]
-            await self.node.expect(name, timeout=max(0.01, deadline - loop.time()))
-
-    async def received(self, who: str, ev: str, timeout: float = 10) -> dict[str, Any]:
-        return await self.seen("recv", timeout, who=who, ev=ev)
-
-    def not_received(self, who: str, ev: str) -> bool:
-        return not self.node.seen("recv", who=who, ev=ev)
-
-    def order(self, who: str) -> list[str]:
-        return [e["ev"] for e in self.node.events if e.get("event") == "recv" and e.get("who") == who]
 
 
 async def open_fleet(members: int, recovery: bool) -> tuple[list[Member], str, str]:
@@ -174,101 +135,31 @@ async def fleet() -> AsyncIterator[Fleet]:
         await close_fleet(members, stream, prefix)
 
 
-async def settle(fleet: Fleet) -> None:
-    """One round trip through the stream both ways: what was appended before has been read."""
-    await fleet.command("emit", ev="mark", args=[])
-    await fleet.received("py", "mark")
-    await fleet.sio.emit("mark2")
-    await fleet.received("node", "mark2")
-
-
 async def test_emit_from_node_reaches_both(fleet: Fleet) -> None:
-    await fleet.command("emit", ev="all", args=["x", {"k": 1}])
-    await fleet.command("emit", to="pyonly", ev="room", args=[1])
-    await fleet.command("emit", to="r1", **{"except": "pyonly"}, ev="exc", args=[2])
-    await fleet.command("emit", ev="bin", args=[{"b64": base64.b64encode(b"\x01\x02\x03").decode()}])
-    for who in ("node", "py"):
-        assert (await fleet.received(who, "all"))["args"] == ["x", {"k": 1}]
-        assert (await fleet.received(who, "bin"))["args"] == [{"b64": "AQID"}]
-    assert (await fleet.received("py", "room"))["args"] == [1]
-    assert (await fleet.received("node", "exc"))["args"] == [2]
-    await settle(fleet)
-    assert fleet.not_received("node", "room")
-    assert fleet.not_received("py", "exc")
+    await check_emit_from_node(fleet)
 
 
 async def test_emit_from_fastio_reaches_both(fleet: Fleet) -> None:
-    await fleet.sio.emit("all", {"a": [1, 2]})
-    await fleet.sio.to("nodeonly").emit("room", "n")
-    await fleet.sio.to("r1").except_("nodeonly").emit("exc", 3)
-    await fleet.sio.emit("bin", b"\x00\xff")
     await fleet.sio.emit("skip", 4, skip_sid=fleet.py_id)
-    await fleet.sio.local.emit("loc", 1)
-    for who in ("node", "py"):
-        assert (await fleet.received(who, "all"))["args"] == [{"a": [1, 2]}]
-        assert (await fleet.received(who, "bin"))["args"] == [{"b64": "AP8="}]
-    assert (await fleet.received("node", "room"))["args"] == ["n"]
-    assert (await fleet.received("py", "exc"))["args"] == [3]
-    assert (await fleet.received("py", "loc"))["args"] == [1]
+    await check_emit_from_fastio(fleet)
     assert (await fleet.received("node", "skip"))["args"] == [4]
-    await settle(fleet)
-    assert fleet.not_received("py", "room")
-    assert fleet.not_received("node", "exc")
-    assert fleet.not_received("node", "loc")
     assert fleet.not_received("py", "skip")
 
 
 async def test_fetch_sockets_both_ways(fleet: Fleet) -> None:
-    fetched = (await fleet.command("fetch", "fetched", to="r1"))["sockets"]
-    by_id = {s["id"]: s for s in fetched}
-    assert set(by_id) == {fleet.node_id, fleet.py_id}
-    assert set(by_id[fleet.py_id]["rooms"]) == {fleet.py_id, "r1", "pyonly"}
-    assert by_id[fleet.py_id]["data"] == {"who": "py"}
-    assert by_id[fleet.py_id]["auth"] == {"rooms": ["r1", "pyonly"]}
-    sockets = await fleet.sio.in_("r1").fetch_sockets()
-    assert {s.sid for s in sockets} == {fleet.node_id, fleet.py_id}
-    remote = next(s for s in sockets if s.sid == fleet.node_id)
-    assert remote.rooms == {fleet.node_id, "r1", "nodeonly"} and remote.data == {"who": "node"}
-    assert {s.sid for s in await fleet.sio.in_("pyonly").fetch_sockets()} == {fleet.py_id}
+    await check_fetch_sockets(fleet)
 
 
 async def test_server_side_emit_with_ack_both_ways(fleet: Fleet) -> None:
-    replies = (await fleet.command("sseAck", "sseAck", ev="sse", args=["from-node"]))["replies"]
-    assert replies == ["py-ack:from-node"]
-    assert await fleet.sio.server_side_emit_with_ack("sse", "from-py", timeout=3) == ["node-ack:from-py"]
-    assert await fleet.seen("sse", arg="from-py")
-    await fleet.sio.server_side_emit("sse", "plain")
-    assert await fleet.seen("sse", arg="plain")
-    await fleet.command("sse", ev="sse", args=["no-ack"])
-    await settle(fleet)
-    assert fleet.py.seen_sse == ["from-node", "no-ack"]
+    await check_server_side_emit(fleet, fleet.py.seen_sse)
 
 
 async def test_broadcast_with_ack_collects_from_both(fleet: Fleet) -> None:
-    replies = (await fleet.command("ack", "acked", to="r1", ev="ackme", args=["p"]))["replies"]
-    assert replies == ["node-ack", "py-ack"]
-    answers = await fleet.sio.to("r1").timeout(3).emit_with_ack("ackme", "q")
-    assert sorted(answers) == ["node-ack", "py-ack"]
-    answers = await fleet.sio.to("nodeonly").timeout(3).emit_with_ack("ackme", "q")
-    assert answers == ["node-ack"]
-    assert await fleet.sio.call("ackme", "c", to=fleet.node_id, timeout=3) == "node-ack"
+    await check_broadcast_with_ack(fleet)
 
 
 async def test_rooms_operations_both_ways(fleet: Fleet) -> None:
-    await fleet.command("socketsJoin", to="r1", room="joined-by-node")
-    await settle(fleet)
-    assert "joined-by-node" in fleet.sio.manager.get_rooms(fleet.py_id, "/")
-    await fleet.sio.in_("r1").sockets_join("joined-by-py")
-
-    async def node_sees(expected: set[str]) -> bool:
-        fetched = (await fleet.command("fetch", "fetched", to="joined-by-py"))["sockets"]
-        return {s["id"] for s in fetched} == expected
-    await until(lambda: node_sees({fleet.node_id, fleet.py_id}), 5, "Node to apply sockets_join")
-    await fleet.command("emit", to="joined-by-py", ev="jp", args=[])
-    assert (await fleet.received("node", "jp"))["args"] == []
-    assert (await fleet.received("py", "jp"))["args"] == []
-    await fleet.sio.in_("r1").sockets_leave("joined-by-py")
-    await until(lambda: node_sees(set()), 5, "Node to apply sockets_leave")
+    await check_rooms_join_leave(fleet)
     await fleet.sio.in_("nodeonly").disconnect_sockets()
     assert (await fleet.seen("nodeDisconnect", id=fleet.node_id))["reason"] == "server namespace disconnect"
 
@@ -537,8 +428,6 @@ class GatedPipeline:
 
 
 async def test_publish_queue_is_bounded() -> None:
-    from fastio.socketio.operators import BroadcastFlags
-
     mgr = fastio.AsyncNodeRedisStreamsManager(REDIS_URL, stream_name="q-" + secrets.token_hex(4), queue_size=2)
     gate = asyncio.Event()
     appended: list[dict[str, Any]] = []
@@ -546,23 +435,7 @@ async def test_publish_queue_is_bounded() -> None:
     mgr.redis = type("Gated", (), {"pipeline": lambda self, transaction=False: GatedPipeline(gate, appended),
                                    "aclose": lambda self: real.aclose()})()
     try:
-        mgr.emit_now("a", None, "/")          # taken by the writer, which then waits on Redis
-        await asyncio.sleep(0)
-        mgr.emit_now("b", None, "/")
-        mgr.emit_now("c", None, "/")          # the queue is full now
-        mgr.emit_now("d", None, "/")          # sio.emit cannot wait: dropped and counted
-        assert mgr.dropped == 1 and len(mgr.queue_snapshot()) == 2
-        waiting = asyncio.ensure_future(mgr.broadcast("/", ["e"], ["r"], None, BroadcastFlags()))
-        sio = fastio.AsyncServer(client_manager=mgr)
-        emitting = asyncio.ensure_future(sio.emit("f", to="s"))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        # Awaited emits wait for room (backpressure): nothing more was queued.
-        assert not waiting.done() and not emitting.done() and len(mgr.queue_snapshot()) == 2
-        gate.set()
-        await asyncio.wait_for(asyncio.gather(waiting, emitting), 5)
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await check_bounded_queue(mgr, gate.set)
         events = [orjson.loads(f["data"])["packet"]["data"][0] for f in appended if f["type"] == "3"]
         assert events == ["a", "b", "c", "e", "f"] and mgr.dropped == 1
     finally:

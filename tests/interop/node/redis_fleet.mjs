@@ -12,26 +12,19 @@
 // as "disconnected" {who, reason}.  Clients join the rooms of their auth.rooms and answer
 // "ackme" with "<who>-ack".  Errors of the Redis connections (a Redis restart) are printed as
 // "redisError" {conn, error}; node-redis reconnects and subscribes again by itself.
-// Commands: see the handler below.
+// Commands: those of fleet_common.mjs's fleetCommand, and the handler's below.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { io as connect } from "socket.io-client";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish, isBinary, toBase64 }
-  from "./common.mjs";
+import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish } from "./common.mjs";
+import { commandArgs, connectClient, fleetCommand, target } from "./fleet_common.mjs";
 
 installCrashHandlers();
 const cfg = parseConfig();
 if (cfg) main(cfg).catch(fail);
-
-function plain(value) {
-  if (isBinary(value)) return { b64: toBase64(value) };
-  if (Array.isArray(value)) return value.map(plain);
-  return value;
-}
 
 async function main(cfg) {
   armTimeout(cfg.timeoutMs || 30000);
@@ -62,83 +55,24 @@ async function main(cfg) {
   await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
   const port = http.address().port;
 
-  function client(who, url, rooms) {
-    const socket = connect(url, { transports: ["websocket"], auth: { rooms }, reconnection: false });
-    socket.onAny((ev, ...args) => {
-      const last = args[args.length - 1];
-      if (typeof last === "function") {
-        args.pop();
-        last(who + "-ack");
-      }
-      emit("recv", { who, ev, args: plain(args) });
-    });
-    socket.on("disconnect", (reason) => emit("disconnected", { who, reason }));
-    return new Promise((resolve, reject) => {
-      socket.on("connect", () => resolve(socket));
-      socket.on("connect_error", reject);
-    });
-  }
   const specs = cfg.clients || [{ who: "node", url: "self", rooms: ["r1", "nodeonly"] },
     { who: "py", url: cfg.fastioUrl, rooms: ["r1", "pyonly"] }];
-  const sockets = await Promise.all(specs.map((c) => client(c.who, c.url === "self" ? `http://127.0.0.1:${port}` : c.url,
+  const sockets = await Promise.all(specs.map((c) => connectClient(c.who, c.url === "self" ? `http://127.0.0.1:${port}` : c.url,
     c.rooms)));
   const ids = Object.fromEntries(specs.map((c, i) => [c.who, sockets[i].id]));
   emit("ready", { nodeId: ids.node, pyId: ids.py, ids, port });
 
-  const target = (op, c) => {
-    let t = op.ns ? io.of(op.ns) : io;
-    if (c.to) t = t.to(c.to);
-    if (c.except) t = t.except(c.except);
-    return t;
-  };
   const stop = readCommands(async (c) => {
-    const args = (c.args || []).map((a) => (a && a.b64 ? Buffer.from(a.b64, "base64") : a));
+    if (await fleetCommand(io, c)) return;
+    const args = commandArgs(c);
     switch (c.cmd) {
-      case "emit":
-        target({}, c).emit(c.ev, ...args);
-        emit("done", { id: c.id });
-        break;
-      case "fetch": {
-        const sockets = await (c.to ? io.in(c.to) : io).fetchSockets();
-        emit("fetched", { id: c.id, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data,
-          auth: s.handshake.auth })) });
-        break;
-      }
       case "allRooms": {
         const rooms = await io.of("/").adapter.allRooms();
         emit("allRooms", { id: c.id, rooms: [...rooms] });
         break;
       }
-      case "sseAck": {
-        const replies = await io.serverSideEmitWithAck(c.ev, ...args);
-        emit("sseAck", { id: c.id, replies });
-        break;
-      }
-      case "sse":
-        io.serverSideEmit(c.ev, ...args);
-        emit("done", { id: c.id });
-        break;
-      case "ack": {
-        const replies = await target({}, c).timeout(c.timeoutMs || 3000).emitWithAck(c.ev, ...args);
-        emit("acked", { id: c.id, replies: replies.sort() });
-        break;
-      }
-      case "socketsJoin":
-        await target({}, c).socketsJoin(c.room);
-        emit("done", { id: c.id });
-        break;
-      case "socketsLeave":
-        await target({}, c).socketsLeave(c.room);
-        emit("done", { id: c.id });
-        break;
-      case "disconnectSockets":
-        await target({}, c).disconnectSockets(Boolean(c.close));
-        emit("done", { id: c.id });
-        break;
       case "emitter": {
-        let t = emitter;
-        if (c.to) t = t.to(c.to);
-        if (c.except) t = t.except(c.except);
+        const t = target(emitter, c);
         if (c.op === "emit") t.emit(c.ev, ...args);
         else if (c.op === "join") t.socketsJoin(c.room);
         else if (c.op === "leave") t.socketsLeave(c.room);

@@ -7,7 +7,8 @@
 //   "timeoutMs": N, "recovery": bool (connectionStateRecovery on the Node server)}.
 // Prints "ready" {nodeId, pyId, port} once both clients are connected; every event a client gets
 // is printed as "recv" {who: "node"|"py"|"rec", ev, args} (binary as {b64}).  Clients join the
-// rooms of their auth.rooms and answer "ackme" with "<who>-ack".  Commands: see the handler below.
+// rooms of their auth.rooms and answer "ackme" with "<who>-ack" (fleet_common.mjs).  Commands:
+// those of fleet_common.mjs's fleetCommand, and the handler's below.
 //
 // The adapter is loaded with require(), so NODE_PATH may point at a directory holding it when
 // the repository's node_modules does not (yet).
@@ -16,8 +17,8 @@ import { createRequire } from "node:module";
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { io as connect } from "socket.io-client";
-import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish, isBinary, toBase64 }
-  from "./common.mjs";
+import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish } from "./common.mjs";
+import { connectClient, fleetCommand, watch } from "./fleet_common.mjs";
 
 const require = createRequire(import.meta.url);
 const adapterPath = require.resolve("@socket.io/redis-streams-adapter");
@@ -28,12 +29,6 @@ const { createClient } = createRequire(adapterPath)("redis");
 installCrashHandlers();
 const cfg = parseConfig();
 if (cfg) main(cfg).catch(fail);
-
-function plain(value) {
-  if (isBinary(value)) return { b64: toBase64(value) };
-  if (Array.isArray(value)) return value.map(plain);
-  return value;
-}
 
 async function main(cfg) {
   armTimeout(cfg.timeoutMs || 30000);
@@ -60,68 +55,16 @@ async function main(cfg) {
   await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
   const port = http.address().port;
 
-  function watch(who, socket) {
-    socket.onAny((ev, ...args) => {
-      const last = args[args.length - 1];
-      if (typeof last === "function") {
-        args.pop();
-        last(who + "-ack");
-      }
-      emit("recv", { who, ev, args: plain(args) });
-    });
-  }
-  function client(who, url, rooms) {
-    const socket = connect(url, { transports: ["websocket"], auth: { rooms }, reconnection: false });
-    watch(who, socket);
-    return new Promise((resolve, reject) => {
-      socket.on("connect", () => resolve(socket));
-      socket.on("connect_error", reject);
-    });
-  }
-  const nodeClient = await client("node", `http://127.0.0.1:${port}`, ["r1", "nodeonly"]);
-  const pyClient = cfg.fastioUrl ? await client("py", cfg.fastioUrl, ["r1", "pyonly"]) : null;
+  const nodeClient = await connectClient("node", `http://127.0.0.1:${port}`, ["r1", "nodeonly"]);
+  const pyClient = cfg.fastioUrl ? await connectClient("py", cfg.fastioUrl, ["r1", "pyonly"]) : null;
   emit("ready", { nodeId: nodeClient.id, pyId: pyClient && pyClient.id, port });
 
   let recClient = null;
-  const target = (c) => {
-    let t = io;
-    if (c.to) t = t.to(c.to);
-    if (c.except) t = t.except(c.except);
-    return t;
-  };
   const stop = readCommands(async (c) => {
-    const args = (c.args || []).map((a) => (a && a.b64 ? Buffer.from(a.b64, "base64") : a));
+    if (await fleetCommand(io, c)) return;
     switch (c.cmd) {
-      case "emit":
-        target(c).emit(c.ev, ...args);
-        emit("done", { id: c.id });
-        break;
-      case "fetch": {
-        const sockets = await (c.to ? io.in(c.to) : io).fetchSockets();
-        emit("fetched", { id: c.id, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data,
-          auth: s.handshake.auth })) });
-        break;
-      }
       case "serverCount":
         emit("serverCount", { id: c.id, count: await io.of("/").adapter.serverCount() });
-        break;
-      case "sseAck": {
-        const replies = await io.serverSideEmitWithAck(c.ev, ...args);
-        emit("sseAck", { id: c.id, replies });
-        break;
-      }
-      case "sse":
-        io.serverSideEmit(c.ev, ...args);
-        emit("done", { id: c.id });
-        break;
-      case "ack": {
-        const replies = await target(c).timeout(3000).emitWithAck(c.ev, ...args);
-        emit("acked", { id: c.id, replies: replies.sort() });
-        break;
-      }
-      case "socketsJoin":
-        await target(c).socketsJoin(c.room);
-        emit("done", { id: c.id });
         break;
       case "recClient": {
         // Reconnects on its own Manager (the only way socket.io-client recovers a session).

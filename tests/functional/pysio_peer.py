@@ -1,0 +1,62 @@
+"""A python-socketio server as a peer of fastio's servers in a test: served by uvicorn on a
+free port, stopped with its pub/sub manager's listener and connections; and the wait until a
+freshly started listener hears the channel."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+START_TIMEOUT = 10.0
+
+
+async def serve_asgi(app: Any) -> tuple[Any, asyncio.Task, int]:
+    """Serve the ASGI ``app`` with uvicorn on 127.0.0.1, a free port; return the uvicorn
+    server, the task serving it and the port, once it listens."""
+    import uvicorn
+
+    userver = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(userver.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT
+    while not userver.started:
+        assert not task.done(), "uvicorn did not start"
+        assert loop.time() < deadline, "uvicorn did not start in time"
+        await asyncio.sleep(0.01)
+    return userver, task, userver.servers[0].sockets[0].getsockname()[1]
+
+
+async def stop_asgi(userver: Any, task: asyncio.Task) -> None:
+    """Stop a server :func:`serve_asgi` started."""
+    userver.should_exit = True
+    await asyncio.wait_for(task, 10)
+
+
+async def close_pubsub_manager(pmgr: Any) -> None:
+    """Close a python-socketio pub/sub manager (Redis or aio-pika): its listener first, then
+    its connections.  Left running, the listener retries on the closed connection and can be
+    stuck at the loop's shutdown (seen on uvloop), hanging the test run."""
+    listener = getattr(pmgr, "thread", None)
+    if listener is not None:
+        listener.cancel()
+        await asyncio.wait({listener}, timeout=5)
+    if getattr(pmgr, "pubsub", None) is not None:
+        await pmgr.pubsub.aclose()
+    if getattr(pmgr, "redis", None) is not None:
+        await pmgr.redis.aclose()
+    if getattr(pmgr, "publisher_connection", None) is not None:
+        await pmgr.publisher_connection.close()
+
+
+async def until_heard(send: Callable[[], Awaitable[Any]], inbox: asyncio.Queue, expected: Any,
+                      tries: int, wait: float) -> bool:
+    """Call ``send`` until ``expected`` comes out of ``inbox`` within ``wait`` seconds of a
+    call, ``tries`` times at the most; return whether it came.  (A pub/sub listener that is
+    just starting gives no sign of being subscribed.)"""
+    for _ in range(tries):
+        await send()
+        try:
+            if await asyncio.wait_for(inbox.get(), wait) == expected:
+                return True
+        except asyncio.TimeoutError:
+            pass
+    return False
