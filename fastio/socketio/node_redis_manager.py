@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from fastio.socketio.manager import AsyncManager, Socket, event_args, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
-from fastio.socketio.publish_queue import PublishQueue
+from fastio.socketio.publish_queue import PublishQueue, QueuedManager
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncNodeRedisManager"]
@@ -105,7 +105,7 @@ class _Request:
             self.done.set_result(None)
 
 
-class AsyncNodeRedisManager(AsyncManager):
+class AsyncNodeRedisManager(QueuedManager):
     """A member of a Node socket.io Redis fleet (``@socket.io/redis-adapter`` 8.x, classic mode).
 
     :param url: the Redis URL (``redis://``, ``rediss://``, ``unix://``).
@@ -627,37 +627,6 @@ class AsyncNodeRedisManager(AsyncManager):
 
     def _send(self, channel: str, payload: Any, done: asyncio.Future[Any] | None = None) -> bool:
         return self._publish_queue.put(channel, payload, done)
-
-    @property
-    def publish_full(self) -> bool:  # type: ignore[override]
-        """True while the publish queue holds ``queue_size`` messages."""
-        return self._publish_queue.full
-
-    async def publish_room(self) -> None:
-        """Wait until the publish queue has room for one more message."""
-        await self._publish_queue.room()
-
-    def queue_snapshot(self) -> list[str]:
-        """The channels of the messages waiting to be published, in order."""
-        return self._publish_queue.snapshot()
-
-    @property
-    def queue_size(self) -> int:
-        """The most messages waiting to be published."""
-        return self._publish_queue.size
-
-    @queue_size.setter
-    def queue_size(self, value: int) -> None:
-        self._publish_queue.size = value
-
-    @property
-    def dropped(self) -> int:
-        """Messages not published because the queue was full (callers that cannot wait)."""
-        return self._publish_queue.dropped
-
-    @dropped.setter
-    def dropped(self, value: int) -> None:
-        self._publish_queue.dropped = value
 
     async def _publish(self, channel: str, payload: bytes) -> None:
         """Queue one message and wait until Redis took it; waits first while the queue is full."""

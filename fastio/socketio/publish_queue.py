@@ -12,6 +12,8 @@ dropped: every attempt is logged and the futures of the batch get the error.
 
 What differs between the managers is given to the queue: the coroutine that sends one batch,
 the words used in the log messages, and what ``snapshot()`` shows of each queued message.
+``QueuedManager`` is the managers' common base: it shows the queue as the manager's
+``publish_full``, ``publish_room()``, ``queue_snapshot()``, ``queue_size`` and ``dropped``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import collections
 import logging
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
-__all__ = ["PublishQueue", "SendBatch"]
+from fastio.socketio.manager import AsyncManager
+
+__all__ = ["PublishQueue", "QueuedManager", "SendBatch"]
 
 #: Sends one batch of ``(key, payload)`` pairs, in order.  Returns None when every message was
 #: taken, or one value per message: an exception for a message that failed, otherwise the
@@ -45,7 +49,7 @@ class PublishQueue:
     :param batch_size: the most messages handed to ``send_batch`` at once.
     """
 
-    __slots__ = ("size", "dropped", "label", "failure", "attempts", "batch_size", "_items", "_room_free",
+    __slots__ = ("size", "dropped", "items", "label", "failure", "attempts", "batch_size", "_room_free",
                  "_writer", "_send_batch", "_get_logger", "_describe")
 
     def __init__(self, size: int, send_batch: SendBatch, get_logger: Callable[[], logging.Logger], *,
@@ -62,8 +66,9 @@ class PublishQueue:
         self.failure = failure
         self.attempts = attempts
         self.batch_size = batch_size
-        # (key, payload, a future to complete or None), in publishing order.
-        self._items: collections.deque[tuple[Any, Any, asyncio.Future[Any] | None]] = collections.deque()
+        #: the queued messages, in publishing order: (key, payload, a future to complete or None);
+        #: read it (``publish_full`` does, on every emit), do not change it
+        self.items: collections.deque[tuple[Any, Any, asyncio.Future[Any] | None]] = collections.deque()
         self._room_free = asyncio.Condition()
         self._writer: asyncio.Task[None] | None = None
         self._send_batch = send_batch
@@ -71,38 +76,38 @@ class PublishQueue:
         self._describe = describe
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     @property
     def full(self) -> bool:
         """True while the queue holds ``size`` messages (or more: overdrafts)."""
-        return len(self._items) >= self.size
+        return len(self.items) >= self.size
 
     async def room(self) -> None:
         """Wait until the queue has room for one more message."""
-        if len(self._items) >= self.size:
+        if len(self.items) >= self.size:
             async with self._room_free:
-                await self._room_free.wait_for(lambda: len(self._items) < self.size)
+                await self._room_free.wait_for(lambda: len(self.items) < self.size)
 
     def snapshot(self) -> list[Any]:
         """What ``describe`` shows of each queued message, in order."""
         describe = self._describe
         if describe is None:
-            return [key for key, _, _ in self._items]
-        return [describe(key) for key, _, _ in self._items]
+            return [key for key, _, _ in self.items]
+        return [describe(key) for key, _, _ in self.items]
 
     def put(self, key: Any, payload: Any, done: asyncio.Future[Any] | None = None, overdraft: int = 0) -> bool:
         """Queue a message and start the writer if it is not running.  Without ``done`` (a caller
         that cannot wait) the message is dropped and counted (False) when the queue holds
         ``size + overdraft`` messages; with ``done``, it is always queued (the caller waited for
         ``room()``) and ``done`` is completed when the backend took it (or failed)."""
-        if done is None and len(self._items) >= self.size + overdraft:
+        if done is None and len(self.items) >= self.size + overdraft:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 self._get_logger().warning("the %s publish queue is full: %d message(s) dropped", self.label,
                                            self.dropped)
             return False
-        self._items.append((key, payload, done))
+        self.items.append((key, payload, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
         return True
@@ -118,7 +123,7 @@ class PublishQueue:
                 pass
 
     async def _write(self) -> None:
-        items = self._items
+        items = self.items
         while items:
             batch = [items.popleft() for _ in range(min(len(items), self.batch_size))]
             async with self._room_free:
@@ -152,3 +157,44 @@ class PublishQueue:
                     done.set_exception(result)
                 else:
                     done.set_result(result)
+
+
+class QueuedManager(AsyncManager):
+    """A cluster manager that publishes through a ``PublishQueue``: subclasses build it in their
+    constructor as ``self._publish_queue``; this class shows it as the manager's public face."""
+
+    _publish_queue: PublishQueue
+
+    @property
+    def publish_full(self) -> bool:  # type: ignore[override]
+        """True while the publish queue holds ``queue_size`` messages (read on every
+        ``sio.emit``)."""
+        queue = self._publish_queue  # the queue's ``full``, inlined: this is read on every emit
+        return len(queue.items) >= queue.size
+
+    async def publish_room(self) -> None:
+        """Wait until the publish queue has room for one more message."""
+        await self._publish_queue.room()
+
+    def queue_snapshot(self) -> list[str]:
+        """What waits to be published, in order: each message's ``method`` (pub/sub managers) or
+        channel (the Node fleet managers)."""
+        return self._publish_queue.snapshot()
+
+    @property
+    def queue_size(self) -> int:
+        """The most messages waiting to be published."""
+        return self._publish_queue.size
+
+    @queue_size.setter
+    def queue_size(self, value: int) -> None:
+        self._publish_queue.size = value
+
+    @property
+    def dropped(self) -> int:
+        """Messages not published because the queue was full (callers that cannot wait)."""
+        return self._publish_queue.dropped
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:
+        self._publish_queue.dropped = value

@@ -39,7 +39,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Hashable
 
 from fastio.socketio.manager import AsyncManager, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
-from fastio.socketio.publish_queue import PublishQueue
+from fastio.socketio.publish_queue import PublishQueue, QueuedManager
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncPubSubManager"]
@@ -167,7 +167,7 @@ class _AckRequest:
         self.waiting = set(peers)
 
 
-class AsyncPubSubManager(AsyncManager):
+class AsyncPubSubManager(QueuedManager):
     """python-socketio's ``AsyncPubSubManager``: emits, rooms, disconnects and acknowledgements
     shared by the server processes on one channel, plus Node's operators across the fastio
     processes of the channel.
@@ -312,38 +312,7 @@ class AsyncPubSubManager(AsyncManager):
         counted."""
         return 1 + len(self.peers)
 
-    # -- the server's calls -------------------------------------------------------------------------
-
-    @property
-    def publish_full(self) -> bool:  # type: ignore[override]
-        """True while the publish queue holds ``queue_size`` messages."""
-        return self._publish_queue.full
-
-    async def publish_room(self) -> None:
-        """Wait until the publish queue has room for one more message."""
-        await self._publish_queue.room()
-
-    def queue_snapshot(self) -> list[str]:
-        """The ``method`` of each message waiting to be published, in order."""
-        return self._publish_queue.snapshot()
-
-    @property
-    def queue_size(self) -> int:
-        """The most messages waiting to be published."""
-        return self._publish_queue.size
-
-    @queue_size.setter
-    def queue_size(self, value: int) -> None:
-        self._publish_queue.size = value
-
-    @property
-    def dropped(self) -> int:
-        """Messages not published because the queue was full (paths that cannot wait)."""
-        return self._publish_queue.dropped
-
-    @dropped.setter
-    def dropped(self, value: int) -> None:
-        self._publish_queue.dropped = value
+    # -- the server's calls (publish_full, publish_room, queue_snapshot: QueuedManager) --------------
 
     def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
               callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
