@@ -20,14 +20,14 @@ Publishing goes through one bounded queue drained by one writer task (see ``queu
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import secrets
 from functools import partial
-from typing import Any, Callable, Hashable
+from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from fastio.socketio.manager import AsyncManager, Socket, event_args, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
+from fastio.socketio.publish_queue import PublishQueue, QueuedManager
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncNodeRedisManager"]
@@ -105,7 +105,7 @@ class _Request:
             self.done.set_result(None)
 
 
-class AsyncNodeRedisManager(AsyncManager):
+class AsyncNodeRedisManager(QueuedManager):
     """A member of a Node socket.io Redis fleet (``@socket.io/redis-adapter`` 8.x, classic mode).
 
     :param url: the Redis URL (``redis://``, ``rediss://``, ``unix://``).
@@ -153,15 +153,14 @@ class AsyncNodeRedisManager(AsyncManager):
         self.url = url
         self.key = key
         self.requests_timeout = requests_timeout
-        self.queue_size = queue_size
         self.logger = logger
         self.redis_options = dict(redis_options or {})
         self.redis: Any = aioredis.Redis.from_url(url, **self.redis_options)
         self.namespaces: dict[str, _Namespace] = {}
-        self.dropped = 0
-        self._outbox: collections.deque[tuple[str, bytes, asyncio.Future[None] | None]] = collections.deque()
-        self._room_free = asyncio.Condition()
-        self._writer: asyncio.Task[None] | None = None
+        # Published in order by one writer task: (channel, payload, a future to resolve or None);
+        # a batch is tried twice (redis-py reconnects on the next command), then dropped.
+        self._publish_queue = PublishQueue(queue_size, self._send_batch, self._get_logger, label="Redis",
+                                   failure=self._publish_failure, attempts=2)
         self._listener: asyncio.Task[None] | None = None
         self._pubsub: Any = None
         self._requests: dict[str, _Request] = {}
@@ -195,11 +194,7 @@ class AsyncNodeRedisManager(AsyncManager):
 
     async def aclose(self) -> None:
         """Publish what is queued (up to 5 s), leave the fleet and close the connections."""
-        if self._writer is not None and not self._writer.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._writer), 5)
-            except (asyncio.TimeoutError, Exception):
-                pass
+        await self._publish_queue.drain(5)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -627,31 +622,11 @@ class AsyncNodeRedisManager(AsyncManager):
 
     # -- publishing: one bounded queue, one writer ---------------------------------------------------
 
-    def _send(self, channel: str, payload: bytes, done: asyncio.Future[None] | None = None) -> bool:
-        if len(self._outbox) >= self.queue_size and done is None:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                self._get_logger().warning("the Redis publish queue is full: %d message(s) dropped", self.dropped)
-            return False
-        self._outbox.append((channel, payload, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
-        return True
+    # What is logged when a batch fails (per attempt).
+    _publish_failure = "publishing to Redis failed"
 
-    @property
-    def publish_full(self) -> bool:  # type: ignore[override]
-        """True while the publish queue holds ``queue_size`` messages."""
-        return len(self._outbox) >= self.queue_size
-
-    async def publish_room(self) -> None:
-        """Wait until the publish queue has room for one more message."""
-        if len(self._outbox) >= self.queue_size:
-            async with self._room_free:
-                await self._room_free.wait_for(lambda: len(self._outbox) < self.queue_size)
-
-    def queue_snapshot(self) -> list[str]:
-        """The channels of the messages waiting to be published, in order."""
-        return [channel for channel, _, _ in self._outbox]
+    def _send(self, channel: str, payload: Any, done: asyncio.Future[Any] | None = None) -> bool:
+        return self._publish_queue.put(channel, payload, done)
 
     async def _publish(self, channel: str, payload: bytes) -> None:
         """Queue one message and wait until Redis took it; waits first while the queue is full."""
@@ -660,44 +635,27 @@ class AsyncNodeRedisManager(AsyncManager):
         self._send(channel, payload, done)
         await done
 
-    async def _write_outbox(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            batch = [outbox.popleft() for _ in range(min(len(outbox), 256))]
-            async with self._room_free:
-                self._room_free.notify_all()
-            error: BaseException | None = None
-            for attempt in (1, 2):
-                try:
-                    if len(batch) == 1:
-                        if self.sharded:
-                            await self.redis.spublish(batch[0][0], batch[0][1])
-                        else:
-                            await self.redis.publish(batch[0][0], batch[0][1])
-                    else:
-                        pipe = self.redis.pipeline(transaction=False)
-                        for channel, payload, _ in batch:
-                            if self.sharded:
-                                pipe.spublish(channel, payload)
-                            else:
-                                pipe.publish(channel, payload)
-                        await pipe.execute()
-                    error = None
-                    break
-                except asyncio.CancelledError:
-                    for _, _, done in batch:
-                        if done is not None and not done.done():
-                            done.cancel()
-                    raise
-                except Exception as exc:
-                    error = exc
-                    self._get_logger().error("publishing to Redis failed (attempt %d): %s", attempt, exc)
-            for _, _, done in batch:
-                if done is not None and not done.done():
-                    if error is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(error)
+    def _send_batch(self, batch: list[tuple[Any, Any]]) -> Awaitable[Sequence[Any] | None]:
+        # The queue's sender: looked up at each batch (the streams manager sends with XADD).
+        return self._publish_batch(batch)
+
+    async def _publish_batch(self, batch: list[tuple[Any, Any]]) -> Sequence[Any] | None:
+        """Send one batch of ``(channel, payload)``: one (S)PUBLISH, or a pipeline of them."""
+        if len(batch) == 1:
+            channel, payload = batch[0]
+            if self.sharded:
+                await self.redis.spublish(channel, payload)
+            else:
+                await self.redis.publish(channel, payload)
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, payload in batch:
+            if self.sharded:
+                pipe.spublish(channel, payload)
+            else:
+                pipe.publish(channel, payload)
+        await pipe.execute()
+        return None
 
     # -- the operators' calls ----------------------------------------------------------------------
 

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import logging
 import time
 import uuid
 from functools import partial
-from typing import Any, AsyncIterator, Callable, Hashable
+from typing import Any, AsyncIterator, Awaitable, Callable, Hashable
 
 from fastio.socketio.manager import AsyncManager, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
+from fastio.socketio.publish_queue import PublishQueue, QueuedManager
 from fastio.socketio.remote_socket import RemoteSocket
 
 __all__ = ["AsyncPubSubManager"]
@@ -167,7 +167,7 @@ class _AckRequest:
         self.waiting = set(peers)
 
 
-class AsyncPubSubManager(AsyncManager):
+class AsyncPubSubManager(QueuedManager):
     """python-socketio's ``AsyncPubSubManager``: emits, rooms, disconnects and acknowledgements
     shared by the server processes on one channel, plus Node's operators across the fastio
     processes of the channel.
@@ -203,21 +203,18 @@ class AsyncPubSubManager(AsyncManager):
         self.host_id = uuid.uuid4().hex
         self.logger = logger
         self.json: Any = json if json is not None else _OrjsonCodec()
-        self.queue_size = queue_size
         self.requests_timeout = requests_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
-        #: messages not published because the queue was full (paths that cannot wait)
-        self.dropped = 0
         #: the other fastio processes of the channel: host_id -> when last heard (monotonic)
         self.peers: dict[str, float] = {}
         self.thread: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        # Published in order by one writer task: (message, its JSON, a future to resolve or None).
-        self._outbox: collections.deque[tuple[dict[str, Any], bytes, asyncio.Future[None] | None]] = \
-            collections.deque()
-        self._room_free = asyncio.Condition()
-        self._writer: asyncio.Task[None] | None = None
+        # Published in order by one writer task: (message, its JSON, a future to resolve or None);
+        # a batch that fails as a whole is logged and dropped (redis_manager retries inside).
+        self._publish_queue = PublishQueue(queue_size, self._send_batch, self._get_logger, label=self.name,
+                                   failure="publishing to the %s backend failed" % self.name,
+                                   describe=_method_of)
         self._heartbeat: asyncio.Task[None] | None = None
         self._requests: dict[str, _Request] = {}
         self._ack_requests: dict[str, _AckRequest] = {}
@@ -263,11 +260,7 @@ class AsyncPubSubManager(AsyncManager):
             self._heartbeat.cancel()
             self._heartbeat = None
             self._post({"method": BYE}, _CONTROL_OVERDRAFT)
-        if self._writer is not None and not self._writer.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._writer), 5)
-            except (asyncio.TimeoutError, Exception):
-                pass
+        await self._publish_queue.drain(5)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -319,22 +312,7 @@ class AsyncPubSubManager(AsyncManager):
         counted."""
         return 1 + len(self.peers)
 
-    # -- the server's calls -------------------------------------------------------------------------
-
-    @property
-    def publish_full(self) -> bool:  # type: ignore[override]
-        """True while the publish queue holds ``queue_size`` messages."""
-        return len(self._outbox) >= self.queue_size
-
-    async def publish_room(self) -> None:
-        """Wait until the publish queue has room for one more message."""
-        if len(self._outbox) >= self.queue_size:
-            async with self._room_free:
-                await self._room_free.wait_for(lambda: len(self._outbox) < self.queue_size)
-
-    def queue_snapshot(self) -> list[str]:
-        """The ``method`` of each message waiting to be published, in order."""
-        return [message.get("method", "") for message, _, _ in self._outbox]
+    # -- the server's calls (publish_full, publish_room, queue_snapshot: QueuedManager) --------------
 
     def _emit(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any,
               callback: Callable[..., Any] | None, ignore_queue: bool) -> int:
@@ -682,39 +660,11 @@ class AsyncPubSubManager(AsyncManager):
 
     def _send(self, message: dict[str, Any], payload: bytes, done: asyncio.Future[None] | None = None,
               overdraft: int = 0) -> bool:
-        if done is None and len(self._outbox) >= self.queue_size + overdraft:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                self._get_logger().warning("the %s publish queue is full: %d message(s) dropped", self.name,
-                                           self.dropped)
-            return False
-        self._outbox.append((message, payload, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
-        return True
+        return self._publish_queue.put(message, payload, done, overdraft)
 
-    async def _write_outbox(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            batch = [outbox.popleft() for _ in range(min(len(outbox), 256))]
-            async with self._room_free:
-                self._room_free.notify_all()
-            try:
-                errors = await self._publish_batch([(message, payload) for message, payload, _ in batch])
-            except asyncio.CancelledError:
-                for _, _, done in batch:
-                    if done is not None and not done.done():
-                        done.cancel()
-                raise
-            except Exception as exc:
-                self._get_logger().exception("publishing to the %s backend failed", self.name)
-                errors = [exc] * len(batch)
-            for (_, _, done), error in zip(batch, errors):
-                if done is not None and not done.done():
-                    if error is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(error)
+    def _send_batch(self, batch: list[tuple[Any, Any]]) -> Awaitable[list[BaseException | None]]:
+        # The queue's sender: looked up at each batch, so a backend's (or a test's) override counts.
+        return self._publish_batch(batch)
 
     # -- receiving ----------------------------------------------------------------------------------
 
@@ -975,6 +925,10 @@ class _FirstOnly:
             return None
         self.called = True
         return self.func(*args)
+
+
+def _method_of(message: dict[str, Any]) -> str:
+    return message.get("method", "")  # type: ignore[no-any-return]
 
 
 def _hashable(value: Any) -> Any:

@@ -30,7 +30,7 @@ import logging
 import re
 import secrets
 import time
-from typing import Any, Callable, Hashable, Iterable, NamedTuple
+from typing import Any, Callable, Hashable, Iterable, NamedTuple, Sequence
 
 from fastio._core.packet import EVENT
 from fastio.socketio.manager import event_args
@@ -414,11 +414,7 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
         if self._listener is not None:
             for ns in list(self.namespaces.values()):
                 self._send(ns.main, self._cluster_encode({"type": ADAPTER_CLOSE, "uid": ns.uid, "nsp": ns.name}))
-            if self._writer is not None and not self._writer.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(self._writer), 5)
-                except (asyncio.TimeoutError, Exception):
-                    pass
+            await self._publish_queue.drain(5)
             # redis-py lets a blocked XREAD finish before a cancellation takes effect: closing
             # the connections ends it now.
             self._stopping = True
@@ -539,39 +535,16 @@ class AsyncNodeRedisStreamsManager(AsyncNodeRedisManager):
 
     # -- writing the stream: the inherited bounded queue, drained with XADD --------------------------
 
-    async def _write_outbox(self) -> None:
-        outbox = self._outbox
-        while outbox:
-            batch = [outbox.popleft() for _ in range(min(len(outbox), 256))]
-            async with self._room_free:
-                self._room_free.notify_all()
-            error: BaseException | None = None
-            ids: list[Any] = []
-            for attempt in (1, 2):
-                try:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for _, fields, _ in batch:
-                        pipe.xadd(self.stream_name, fields, maxlen=self.max_len, approximate=True)
-                    ids = await pipe.execute()
-                    error = None
-                    break
-                except asyncio.CancelledError:
-                    for _, _, done in batch:
-                        if done is not None and not done.done():
-                            done.cancel()
-                    raise
-                except Exception as exc:
-                    error = exc
-                    self._get_logger().error("appending to the Redis stream failed (attempt %d): %s", attempt, exc)
-            for i, (_, _, done) in enumerate(batch):
-                if done is not None and not done.done():
-                    if error is None:
-                        entry_id = ids[i]
-                        # The entry id (the inherited queue's futures are typed for None).
-                        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                        done.set_result(entry_id)  # type: ignore[arg-type]
-                    else:
-                        done.set_exception(error)
+    _publish_failure = "appending to the Redis stream failed"
+
+    async def _publish_batch(self, batch: list[tuple[Any, Any]]) -> Sequence[Any] | None:
+        """Append one batch of ``(channel, fields)`` in a pipeline of XADDs (trimmed to about
+        ``max_len``); each message's result is its entry id."""
+        pipe = self.redis.pipeline(transaction=False)
+        for _, fields in batch:
+            pipe.xadd(self.stream_name, fields, maxlen=self.max_len, approximate=True)
+        ids = await pipe.execute()
+        return [entry_id.decode() if isinstance(entry_id, bytes) else entry_id for entry_id in ids]
 
     # -- broadcasting with recovery on: through the stream, then to this server's clients ------------
 
