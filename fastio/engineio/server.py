@@ -60,6 +60,9 @@ _QUERIES: dict[bytes, dict[str, str]] = {}
 
 # Packets of one polling POST handled per loop iteration.
 _POST_SLICE = 4096
+#: Seconds ``shutdown()`` waits for long-polling clients between two polls to fetch their close
+#: packet (a client polls again at once, so this is only reached by clients that are gone).
+SHUTDOWN_DRAIN = 1.0
 
 
 class _Done:
@@ -234,6 +237,8 @@ class AsyncServer(AsyncioHelpers):
         self.handlers: dict[str, Callable[..., Any]] = {}
         self.sockets: dict[str, Conn] = {}
         self._draining: dict[str, tuple[Conn, float]] = {}
+        # Set when the last draining session fetched its close packet (shutdown waits for it).
+        self._drained: asyncio.Event | None = None
         self._flusher: Flusher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -358,10 +363,16 @@ class AsyncServer(AsyncioHelpers):
         return conn.environ if conn is not None else None
 
     async def shutdown(self) -> None:
-        """Close every session (telling each client) and stop the heartbeat."""
+        """Close every session (telling each client) and stop the heartbeat.
+
+        A long-polling client between two polls gets its close packet on its next poll, as from
+        Node's engine.io: shutdown waits up to ``SHUTDOWN_DRAIN`` seconds (1) for those polls, so
+        the host does not close their connections first (the client would see a poll error
+        instead of the close)."""
         await self.disconnect()
         if self._flusher is not None:
             self._flusher.run()
+        await self.wait_drained(SHUTDOWN_DRAIN)
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             self._heartbeat_task = None
@@ -369,6 +380,20 @@ class AsyncServer(AsyncioHelpers):
             self._upgrade_task.cancel()
             self._upgrade_task = None
         self._upgrading.clear()
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait until every closed long-polling session has fetched its close packet, at most
+        ``timeout`` seconds; True if they all did."""
+        if not self._draining:
+            return True
+        self._drained = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return not self._draining
+        finally:
+            self._drained = None
 
     def generate_id(self) -> str:
         """A new random, URL-safe session id (120 bits from the OS's CSPRNG)."""
@@ -439,6 +464,8 @@ class AsyncServer(AsyncioHelpers):
         conn = self.sockets.get(sid)
         if conn is None:
             drained = self._draining.pop(sid, None)
+            if not self._draining and self._drained is not None:
+                self._drained.set()
             if drained is not None and method == "GET" and transport == "polling":
                 self._poll_response(req, drained[0].take_poll() or _CLOSE_PACKET, None, drained[0])
                 return
