@@ -176,11 +176,12 @@ async def measure(ports: list[int], pids: list[int], redis_pid: int | None, per_
     fastio.loadgen's broadcast scenario over several servers (``Options.also``): its clients
     count, per broadcast number, how many receivers got it, whatever node they are on; the CPU
     figures are the sum over ``pids``, Redis's comes apart (``watch_pids``)."""
-    await wait_for(subscribed, 15, "every node to subscribe")
     first, *others = [loadgen.Target("127.0.0.1", port) for port in ports]
     o = loadgen.Options("broadcast", first, server_pid=list(pids), also=others,
                         watch_pids=[redis_pid] if redis_pid else [], conns=per_node * len(ports), window=window,
-                        pipeline=pipeline, duration=duration, warmup=warmup, drain=drain)
+                        pipeline=pipeline, duration=duration, warmup=warmup, drain=drain,
+                        # python-socketio's managers subscribe on their first connection
+                        on_connected=lambda: wait_for(subscribed, 15, "every node to subscribe"))
     r = await loadgen.run_async(o)
     if "error" in r:
         return r

@@ -60,7 +60,7 @@ import ssl
 import struct
 import time
 import urllib.parse
-from typing import Any, Callable, Optional, Sequence, TextIO, Union
+from typing import Any, Awaitable, Callable, Optional, Sequence, TextIO, Union
 
 __all__ = ["Options", "Target", "ServerProbe", "SCENARIOS", "parse_url", "run", "run_async",
            "format_summary", "percentiles", "raise_fd_limit", "split_round_robin"]
@@ -790,6 +790,10 @@ class Options:
     #: further processes (a Redis, a broker) whose CPU time over the measured phase is
     #: reported apart, in ``watched_cpu_s`` ({"<pid>": seconds})
     watch_pids: list[int] = dataclasses.field(default_factory=list)
+    #: awaited once every client is connected, before the load starts (echo, ack, broadcast,
+    #: latency, binary): e.g. wait until every node of a fleet has subscribed to its channel,
+    #: which python-socketio's managers do only on their first connection
+    on_connected: Optional[Callable[[], Awaitable[None]]] = None
     conns: Optional[int] = None
     window: Optional[int] = None
     clients: Optional[int] = None
@@ -854,11 +858,17 @@ QUICK: dict[str, dict[str, Any]] = {
 
 # -- scenarios --------------------------------------------------------------------------------------
 
+async def _connected(o: Options) -> None:
+    if o.on_connected is not None:
+        await o.on_connected()
+
+
 async def _sc_echo(o: Options, probe: ServerProbe, g: _State, ack: bool) -> dict:
     window = o.window or 1
     clients = await _open_clients(g, o.conns or 1, _AckClient if ack else _EchoClient)
     g.conns = len(clients)
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         for c in clients:
@@ -911,6 +921,7 @@ async def _sc_broadcast(o: Options, probe: ServerProbe, g: _State) -> dict:
     g.conns = n
     window = o.window or 1
     try:
+        await _connected(o)
         g.sender = sender
         g.running = True
         g.phase = "warm-up"
@@ -1035,6 +1046,7 @@ async def _sc_latency(o: Options, probe: ServerProbe, g: _State) -> dict:
     frames = g.frames
     s0 = None
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         t0 = perf()
@@ -1072,6 +1084,7 @@ async def _sc_binary(o: Options, probe: ServerProbe, g: _State) -> dict:
     clients = await _open_clients(g, o.conns or 1, _BinaryClient)
     window = o.window or 1
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         for c in clients:

@@ -192,14 +192,21 @@ async def test_broadcast_over_two_servers_on_redis_counts_every_delivery_on_both
     try:
         urls = [s.url for s in servers]
         targets = [loadgen.parse_url(u) for u in urls]
+        hook: list[int] = []
+
+        async def on_connected() -> None:
+            hook.append(calls["broadcast"])  # every client is in, no broadcast sent yet
+
         o = loadgen.Options("broadcast", targets[0], also=targets[1:], server_pid=[os.getpid()],
-                            watch_pids=[os.getpid()], conns=7, window=2, duration=0.3, warmup=0.1)
+                            watch_pids=[os.getpid()], conns=7, window=2, duration=0.3, warmup=0.1,
+                            on_connected=on_connected)
         r = await loadgen.run_async(o)
     finally:
         for s in servers:
             await s.close()
     assert r["errors"] == 0 and r["lost"] == 0, r
     assert r["drained"] and r["undelivered"] == 0 and r["unexpected_events"] == 0, r
+    assert hook == [0]
     assert r["conns"] == 7
     assert r["receivers_per_target"] == {targets[0].url(): 4, targets[1].url(): 3}
     assert r["targets"] == [t.url() for t in targets]
