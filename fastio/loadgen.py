@@ -507,8 +507,12 @@ class _EchoClient(_Client):
         k = self.k
         self.k = 0
         if self.answered(k):
-            self.start(k)
+            self.again(k)
             self.g.sent += k
+
+    def again(self, k: int) -> None:
+        """Send ``k`` events again in place of the ``k`` just answered."""
+        self.start(k)
 
 
 class _AckClient(_EchoClient):
@@ -538,14 +542,11 @@ class _AckClient(_EchoClient):
             for i in ids:
                 self.t.write(acks[i])
 
-    def flush(self) -> None:
+    def again(self, k: int) -> None:
+        """Ask again for the ``k`` acknowledgement ids just answered."""
         ids = self.ids
-        k = self.k
-        self.k = 0
         self.ids = []
-        if self.answered(k):
-            self.start_ids(ids)
-            self.g.sent += k
+        self.start_ids(ids)
 
 
 class _BroadcastClient(_Client):
