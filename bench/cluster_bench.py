@@ -108,31 +108,6 @@ RATIOS = [("fastio/Node", "fastio-1", "node-1"), ("fastio/Node", "fastio-nodered
           ("fastio/python-socketio", "fastio-redis-2", "pysio-redis-2")]
 
 
-class FleetProbe(loadgen.ServerProbe):
-    """The CPU of several processes as one (what fastio.loadgen's snapshots read)."""
-
-    def __init__(self, pids: list[int]) -> None:
-        super().__init__(pids[0] if pids else 0)
-        self.probes = [loadgen.ServerProbe(pid) for pid in pids]
-
-    def cpu_split(self) -> tuple[float, float]:
-        """Summed (utime, stime) in seconds."""
-        parts = [p.cpu_split() for p in self.probes]
-        return sum(u for u, _ in parts), sum(s for _, s in parts)
-
-    def sched_cpu(self) -> float:
-        """Summed on-CPU time from schedstat (0 where absent)."""
-        return sum(p.sched_cpu() for p in self.probes)
-
-    def only_cpu(self) -> int | None:
-        """Never one CPU: the nodes are not pinned."""
-        return None
-
-    def rss(self) -> int:
-        """Summed resident set size in bytes."""
-        return sum(p.rss() for p in self.probes)
-
-
 class OwnRedis:
     """A redis-server on a free port for the 2-node setups, ended by its PID."""
 
@@ -198,48 +173,25 @@ async def measure(ports: list[int], pids: list[int], redis_pid: int | None, per_
                   drain: float) -> dict[str, Any]:
     """One run: ``per_node`` receivers on each port, the emitter on the first; see the module doc.
 
-    Built from fastio.loadgen's pieces: its broadcast clients count, per broadcast number, how
-    many receivers got it, whatever node they are on."""
-    o = loadgen.Options("broadcast", loadgen.Target("127.0.0.1", ports[0]), conns=per_node, window=window,
-                        pipeline=pipeline, duration=duration, warmup=warmup, drain=drain).filled()
-    g = loadgen._State(o)
-    probe = FleetProbe(pids)
-    redis_probe = loadgen.ServerProbe(redis_pid)
-    clients: list[Any] = []
-    try:
-        for port in ports:
-            # The clients read the address and the upgrade request from the shared state.
-            g.target = dataclasses.replace(o.target, port=port)
-            g.request = loadgen.upgrade_request(g.target)
-            clients += await loadgen._open_clients(g, per_node, loadgen._BroadcastClient)
-        await wait_for(subscribed, 15, "every node to subscribe")
-        n = len(clients)
-        g.conns = n
-        sender = clients[per_node - 1]  # the last client of the first node
-        g.sender = sender
-        g.running = True
-        sender.emit(window)
-        await loadgen._run_for(g, warmup)
-        g.skip_seq = g.sent
-        s0 = loadgen._Snapshot(probe, g.recv)
-        r0 = redis_probe.cpu()
-        sent0 = g.sent
-        await loadgen._run_for(g, duration)
-        g.running = False
-        drained = await loadgen._wait_until(lambda: g.recv >= g.sent * n, drain)
-        s1 = loadgen._Snapshot(probe, g.recv)
-        redis_cpu = redis_probe.cpu() - r0
-    finally:
-        g.running = False
-        loadgen._close_clients(clients)
-    r = loadgen._result("broadcast", s0, s1, g, "deliveries", conns=n, window=window, pipeline=pipeline,
-                        drained=drained, undelivered=g.sent * n - g.recv, latency_us=loadgen.percentiles(g.latencies))
-    broadcasts = r["ops"] / n
-    r["broadcasts_sent"] = g.sent - sent0
-    r["broadcasts_per_s"] = broadcasts / r["wall_s"] if r["wall_s"] > 0 else 0.0
+    fastio.loadgen's broadcast scenario over several servers (``Options.also``): its clients
+    count, per broadcast number, how many receivers got it, whatever node they are on; the CPU
+    figures are the sum over ``pids``, Redis's comes apart (``watch_pids``)."""
+    first, *others = [loadgen.Target("127.0.0.1", port) for port in ports]
+    o = loadgen.Options("broadcast", first, server_pid=list(pids), also=others,
+                        watch_pids=[redis_pid] if redis_pid else [], conns=per_node * len(ports), window=window,
+                        pipeline=pipeline, duration=duration, warmup=warmup, drain=drain,
+                        # python-socketio's managers subscribe on their first connection
+                        on_connected=lambda: wait_for(subscribed, 15, "every node to subscribe"))
+    r = await loadgen.run_async(o)
+    if "error" in r:
+        return r
+    broadcasts = r["ops"] / r["conns"]
+    redis_cpu = r.get("watched_cpu_s", {}).get(str(redis_pid)) if redis_pid else None
+    r["broadcasts_sent"] = r["broadcasts"]
     r["deliveries_per_s"] = r["throughput"]
     r["server_cpu_us_per_broadcast"] = r["server_cpu_s"] / broadcasts * 1e6 if broadcasts else None
-    r["redis_cpu_us_per_broadcast"] = (redis_cpu / broadcasts * 1e6 if broadcasts and redis_pid else None)
+    r["redis_cpu_us_per_broadcast"] = (redis_cpu / broadcasts * 1e6
+                                       if broadcasts and redis_cpu is not None else None)
     return r
 
 
@@ -384,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = a.out or os.path.join(harness.RESULTS, "cluster-%s.json" % stamp)
     log_path = os.path.join(harness.RESULTS, "cluster-%s.log" % stamp)
-    loadgen._raise_fd_limit()
+    loadgen.raise_fd_limit()
     try:
         import uvloop
         runner: Any = uvloop.run

@@ -85,6 +85,10 @@ connect and idle need no handler. Clients use the WebSocket transport directly (
 The URL's path is the namespace (http://host:8000/chat -> /chat), as in socket.io-client.
 With --server-pid PID (a server on this machine) the table adds the server's CPU time per
 operation (user/system) and, for idle, its memory per client.
+Several servers of one fleet (e.g. nodes sharing a Redis manager), broadcast only:
+  fastio bench http://127.0.0.1:8001 http://127.0.0.1:8002 --server-pid 101 --server-pid 102
+splits the receivers round-robin over the URLs (the sender is on the first), counts every
+delivery on every node, and sums the CPU and memory of every --server-pid.
 """
 
 
@@ -94,10 +98,12 @@ def _add_bench_parser(sub: Any) -> None:
         description="Load-test a Socket.IO server (fastio, python-socketio, Node socket.io, ...) "
                     "over WebSocket and print rate, latency percentiles and errors.",
         epilog=BENCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("url", help="server URL, e.g. http://127.0.0.1:8000 (https:// or wss:// for TLS)")
-    p.add_argument("-s", "--scenarios", default=BENCH_SCENARIOS,
+    p.add_argument("url", nargs="+",
+                   help="server URL, e.g. http://127.0.0.1:8000 (https:// or wss:// for TLS); broadcast: "
+                        "several URLs (nodes of one fleet) split the receivers round-robin, the sender on the first")
+    p.add_argument("-s", "--scenarios", default=None,
                    help="comma-separated, from echo, ack, broadcast, connect, idle, latency, binary "
-                        "(default %(default)s)")
+                        "(default %s; with several URLs broadcast)" % BENCH_SCENARIOS)
     p.add_argument("-c", "--conns", type=int, default=None,
                    help="connections for echo/ack (default 100) and broadcast receivers (default 1000)")
     p.add_argument("-w", "--window", type=int, default=None,
@@ -117,8 +123,9 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument("--namespace", default=None, help="namespace (default: the URL's path, else /)")
     p.add_argument("--path", default=None, help="Engine.IO path (default /socket.io/)")
     p.add_argument("--insecure", action="store_true", help="TLS: do not verify the server's certificate")
-    p.add_argument("--server-pid", type=int, default=0,
-                   help="PID of the server (same machine): add its CPU per operation and memory")
+    p.add_argument("--server-pid", type=int, action="append", default=[],
+                   help="PID of the server (same machine): add its CPU per operation and memory; "
+                        "repeat it for the nodes of a fleet (the figures are the sums)")
     p.add_argument("--quick", action="store_true", help="tiny counts (10 conns, 0.3 s): a smoke test")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of a table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
@@ -131,21 +138,27 @@ def _bench(args: argparse.Namespace) -> int:
     from fastio import loadgen
 
     try:
-        target = loadgen.parse_url(args.url, args.namespace, args.path)
+        targets = [loadgen.parse_url(url, args.namespace, args.path) for url in args.url]
     except ValueError as exc:
         print("fastio bench: %s" % exc, file=sys.stderr)
         return 2
-    target.verify_tls = not args.insecure
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for t in targets:
+        t.verify_tls = not args.insecure
+    target, also = targets[0], targets[1:]
+    chosen = args.scenarios if args.scenarios is not None else ("broadcast" if also else BENCH_SCENARIOS)
+    scenarios = [s.strip() for s in chosen.split(",") if s.strip()]
     unknown = [s for s in scenarios if s not in loadgen.SCENARIOS]
     if unknown or not scenarios:
         print("fastio bench: unknown scenario %s (one of %s)" % (", ".join(unknown) or "''",
                                                                  ", ".join(loadgen.SCENARIOS)), file=sys.stderr)
         return 2
+    if also and scenarios != ["broadcast"]:
+        print("fastio bench: several URLs are for the broadcast scenario only (-s broadcast)", file=sys.stderr)
+        return 2
     results = []
     for sc in scenarios:
         opts = loadgen.Options(
-            scenario=sc, target=target, server_pid=args.server_pid, conns=args.conns, window=args.window,
+            scenario=sc, target=target, also=also, server_pid=args.server_pid, conns=args.conns, window=args.window,
             clients=args.clients, concurrency=args.concurrency, settle=args.settle, rate=args.rate,
             duration=args.duration, warmup=args.warmup, max_ops=args.max_ops, pipeline=args.pipeline,
             echo_event=args.echo_event, broadcast_event=args.broadcast_event, quick=args.quick)
@@ -155,9 +168,10 @@ def _bench(args: argparse.Namespace) -> int:
             res = {"scenario": sc, "error": "%s: %s" % (type(exc).__name__, exc)}
         results.append(res)
     if args.json:
-        print(json.dumps({"target": target.url(), "results": results}, indent=1))
+        print(json.dumps({"target": target.url(), "targets": [t.url() for t in targets], "results": results},
+                         indent=1))
     else:
-        print("fastio bench %s" % target.url())
+        print("fastio bench %s" % " ".join(t.url() for t in targets))
         print(loadgen.format_summary(results))
     return 1 if any("error" in r for r in results) else 0
 

@@ -16,7 +16,10 @@ Scenarios (one per run):
 ``broadcast``
     ``conns`` clients connect, then the last one keeps ``window`` ``<broadcast_event>`` events
     in flight; one operation is one delivery to one client. Latency here is from the send to
-    the delivery that reached the last of the ``conns`` clients.
+    the delivery that reached the last of the ``conns`` clients. With ``Options.also`` (further
+    servers of one fleet, e.g. nodes sharing a Redis manager) the receivers are split
+    round-robin over the target and those servers, and the sender is the last client of the
+    first target: every delivery on every node is counted.
 ``connect``
     handshakes through to the Socket.IO CONNECT reply, ``concurrency`` at a time, kept open;
     latency is one handshake's duration.
@@ -36,9 +39,11 @@ names are options.
 ``window`` events in flight per client go out each in its own ``write`` (one WebSocket frame,
 normally one TCP segment); with ``pipeline`` every batch is coalesced into one write instead.
 
-With ``server_pid`` (a process on this machine) the run also reads the server's CPU time
-(utime and stime of every thread, from /proc/PID/stat) and RSS at the start and end of the
-measured phase. The result of a run is a JSON-able dict.
+With ``server_pid`` (a process on this machine, or a list of them: the nodes of a fleet) the
+run also reads the server's CPU time (utime and stime of every thread, from /proc/PID/stat) and
+RSS at the start and end of the measured phase; with several PIDs the figures are the sums.
+``watch_pids`` are further processes (a Redis, a broker) whose CPU time over the measured phase
+is reported apart, in ``watched_cpu_s``. The result of a run is a JSON-able dict.
 """
 from __future__ import annotations
 
@@ -55,10 +60,10 @@ import ssl
 import struct
 import time
 import urllib.parse
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Awaitable, Callable, Optional, Sequence, TextIO, Union
 
 __all__ = ["Options", "Target", "ServerProbe", "SCENARIOS", "parse_url", "run", "run_async",
-           "format_summary", "percentiles"]
+           "format_summary", "percentiles", "raise_fd_limit", "split_round_robin"]
 
 MASK = os.urandom(4)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -181,18 +186,29 @@ def upgrade_request(target: Target) -> bytes:
 # -- the server under test -----------------------------------------------------------------------
 
 class ServerProbe:
-    """CPU time and RSS of the server process (a PID on this machine), from /proc; zeros without one."""
+    """CPU time and RSS of the server, from /proc; zeros without a PID.
 
-    def __init__(self, pid: Optional[int]) -> None:
-        self.pid = pid or 0
+    ``pid`` is one process on this machine, or several (the nodes of a fleet): then every
+    figure is the sum over them. ``pid`` (the attribute) is the first one, 0 without any.
+    """
+
+    def __init__(self, pid: Union[None, int, Sequence[int]]) -> None:
+        if pid is None or isinstance(pid, int):
+            pids = [pid] if pid else []
+        else:
+            pids = [p for p in pid if p]
+        self.pids: list[int] = pids
+        self.pid = pids[0] if pids else 0
 
     def cpu_split(self) -> tuple[float, float]:
         """(utime, stime) of every thread in seconds, at clock-tick resolution."""
-        if not self.pid:
-            return 0.0, 0.0
-        with open("/proc/%d/stat" % self.pid, "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+        ut = st = 0
+        for pid in self.pids:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+            ut += int(fields[11])
+            st += int(fields[12])
+        return ut / CLK_TCK, st / CLK_TCK
 
     def cpu(self) -> float:
         """utime + stime of every thread, in seconds."""
@@ -201,23 +217,23 @@ class ServerProbe:
 
     def sched_cpu(self) -> float:
         """On-CPU time of every thread in seconds (ns resolution) from schedstat, 0 if absent."""
-        if not self.pid:
-            return 0.0
         total = 0
-        try:
-            for tid in os.listdir("/proc/%d/task" % self.pid):
+        for pid in self.pids:
+            try:
+                tids = os.listdir("/proc/%d/task" % pid)
+            except OSError:
+                continue
+            for tid in tids:
                 try:
-                    with open("/proc/%d/task/%s/schedstat" % (self.pid, tid), "rb") as f:
+                    with open("/proc/%d/task/%s/schedstat" % (pid, tid), "rb") as f:
                         total += int(f.read().split()[0])
                 except OSError:
                     pass
-        except OSError:
-            return 0.0
         return total / 1e9
 
     def only_cpu(self) -> Optional[int]:
-        """The one CPU the server is pinned to, or ``None`` (no PID, or several CPUs allowed)."""
-        if not self.pid:
+        """The one CPU the server is pinned to, or ``None`` (no PID, several PIDs, or several CPUs allowed)."""
+        if len(self.pids) != 1:
             return None
         try:
             cpus = os.sched_getaffinity(self.pid)
@@ -226,11 +242,12 @@ class ServerProbe:
         return next(iter(cpus)) if len(cpus) == 1 else None
 
     def rss(self) -> int:
-        """Resident set size in bytes (0 without a PID)."""
-        if not self.pid:
-            return 0
-        with open("/proc/%d/statm" % self.pid, "rb") as f:
-            return int(f.read().split()[1]) * PAGE
+        """Resident set size in bytes (0 without a PID; the sum with several)."""
+        total = 0
+        for pid in self.pids:
+            with open("/proc/%d/statm" % pid, "rb") as f:
+                total += int(f.read().split()[1]) * PAGE
+        return total
 
 
 def _own_cpu() -> float:
@@ -258,9 +275,10 @@ def _cpu_ticks() -> dict[str, tuple[int, int, int]]:
 
 
 class _Snapshot:
-    __slots__ = ("t", "ops", "probed", "utime", "stime", "ssched", "gcpu", "rss", "ticks", "cpu")
+    __slots__ = ("t", "ops", "probed", "utime", "stime", "ssched", "gcpu", "rss", "ticks", "cpu", "watched")
 
-    def __init__(self, probe: ServerProbe, ops: int, rss: bool = False) -> None:
+    def __init__(self, probe: ServerProbe, ops: int, rss: bool = False,
+                 watch: Sequence[ServerProbe] = ()) -> None:
         self.t = perf()
         self.ops = ops
         self.probed = bool(probe.pid)
@@ -270,6 +288,7 @@ class _Snapshot:
         self.rss = probe.rss() if rss else 0
         self.ticks = _cpu_ticks()
         self.cpu = probe.only_cpu()
+        self.watched = [w.cpu() for w in watch]
 
 
 # -- clients --------------------------------------------------------------------------------------
@@ -279,14 +298,16 @@ class _State:
 
     def __init__(self, o: "Options") -> None:
         self.target = o.target
+        self.targets = [o.target] + list(o.also)
         self.frames = Frames(o.target, o.echo_event, o.broadcast_event)
         self.request = upgrade_request(o.target)
         self.ssl = None
-        if o.target.tls:
+        if any(t.tls for t in self.targets):
             self.ssl = ssl.create_default_context()
-            if not o.target.verify_tls:
+            if not all(t.verify_tls for t in self.targets if t.tls):
                 self.ssl.check_hostname = False
                 self.ssl.verify_mode = ssl.CERT_NONE
+        self.watch = [ServerProbe(pid) for pid in o.watch_pids]
         self.pipeline = o.pipeline
         self.running = False
         self.measuring = False
@@ -319,10 +340,11 @@ class _Client(asyncio.Protocol):
         self.k = 0
         self.ready = loop.create_future()
         self.closed = False
+        self.request = g.request  # the upgrade request of the server this client goes to
 
     def connection_made(self, transport: Any) -> None:
         self.t = transport
-        transport.write(self.g.request)
+        transport.write(self.request)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.closed = True
@@ -467,9 +489,8 @@ class _EchoClient(_Client):
         self.stamps.extend([now] * k)
         self.send(self.g.frames.echo, k)
 
-    def flush(self) -> None:
-        k = self.k
-        self.k = 0
+    def answered(self, k: int) -> bool:
+        """Count ``k`` answers, record their latencies; True when as many should go out again."""
         g = self.g
         g.recv += k
         now = perf()
@@ -480,9 +501,18 @@ class _EchoClient(_Client):
             t = pop()
             if measuring:
                 lat.append(now - t)
-        if g.running and g.sent < g.limit:
-            self.start(k)
-            g.sent += k
+        return g.running and g.sent < g.limit
+
+    def flush(self) -> None:
+        k = self.k
+        self.k = 0
+        if self.answered(k):
+            self.again(k)
+            self.g.sent += k
+
+    def again(self, k: int) -> None:
+        """Send ``k`` events again in place of the ``k`` just answered."""
+        self.start(k)
 
 
 class _AckClient(_EchoClient):
@@ -512,24 +542,11 @@ class _AckClient(_EchoClient):
             for i in ids:
                 self.t.write(acks[i])
 
-    def flush(self) -> None:
+    def again(self, k: int) -> None:
+        """Ask again for the ``k`` acknowledgement ids just answered."""
         ids = self.ids
-        k = self.k
-        self.k = 0
         self.ids = []
-        g = self.g
-        g.recv += k
-        now = perf()
-        pop = self.stamps.popleft
-        lat = g.latencies
-        measuring = g.measuring
-        for _ in range(min(k, len(self.stamps))):
-            t = pop()
-            if measuring:
-                lat.append(now - t)
-        if g.running and g.sent < g.limit:
-            self.start_ids(ids)
-            g.sent += k
+        self.start_ids(ids)
 
 
 class _BroadcastClient(_Client):
@@ -610,18 +627,28 @@ class _LatencyClient(_Client):
 
 # -- helpers ----------------------------------------------------------------------------------------
 
-async def _connect(g: _State, cls: type) -> _Client:
+async def _connect(g: _State, cls: type, target: Optional[Target] = None) -> _Client:
     loop = asyncio.get_running_loop()
     kw: dict[str, Any] = {}
-    if g.ssl is not None:
-        kw = {"ssl": g.ssl, "server_hostname": g.target.host}
-    _, c = await loop.create_connection(lambda: cls(g, loop), g.target.host, g.target.port, **kw)
+    target = target or g.target
+    request = g.request if target is g.target else upgrade_request(target)
+    if target.tls and g.ssl is not None:
+        kw = {"ssl": g.ssl, "server_hostname": target.host}
+
+    def make() -> _Client:
+        c = cls(g, loop)
+        c.request = request
+        return c
+
+    _, c = await loop.create_connection(make, target.host, target.port, **kw)
     return c
 
 
 async def _open_clients(g: _State, n: int, cls: type, concurrency: int = 64,
-                        timeout: float = 15.0, latencies: Optional[list[float]] = None) -> list[_Client]:
-    """Open ``n`` clients through the full handshake, ``concurrency`` at a time."""
+                        timeout: float = 15.0, latencies: Optional[list[float]] = None,
+                        target: Optional[Target] = None) -> list[_Client]:
+    """Open ``n`` clients to ``target`` (default: the run's) through the full handshake,
+    ``concurrency`` at a time."""
     clients: list[_Client] = []
     failures: list[str] = []
     it = iter(range(n))
@@ -633,7 +660,7 @@ async def _open_clients(g: _State, n: int, cls: type, concurrency: int = 64,
                 return
             t0 = perf()
             try:
-                c = await asyncio.wait_for(_connect(g, cls), timeout)
+                c = await asyncio.wait_for(_connect(g, cls, target), timeout)
                 clients.append(c)
                 await asyncio.wait_for(c.ready, timeout)
                 if latencies is not None:
@@ -742,6 +769,8 @@ def _result(name: str, s0: _Snapshot, s1: _Snapshot, g: _State, unit: str, **ext
     # Cores kept busy by anything but the server and this generator (other jobs, softirq work).
     out["other_load"] = max(0.0, sum(busy.values()) - (scpu + gcpu) / wall) if wall > 0 else 0.0
     out["gen_saturated"] = out["gen_util"] >= 0.85
+    if s1.watched:
+        out["watched_cpu_s"] = {str(w.pid): b - a for w, a, b in zip(g.watch, s0.watched, s1.watched)}
     out.update(extra)
     return out
 
@@ -754,7 +783,18 @@ class Options:
 
     scenario: str
     target: Target
-    server_pid: int = 0
+    #: the server's PID, or the PIDs of every node of a fleet (CPU and RSS are then summed)
+    server_pid: Union[int, list[int]] = 0
+    #: broadcast: further servers of the same fleet; the receivers are split round-robin over
+    #: ``target`` and these, the sender is on ``target``
+    also: list[Target] = dataclasses.field(default_factory=list)
+    #: further processes (a Redis, a broker) whose CPU time over the measured phase is
+    #: reported apart, in ``watched_cpu_s`` ({"<pid>": seconds})
+    watch_pids: list[int] = dataclasses.field(default_factory=list)
+    #: awaited once every client is connected, before the load starts (echo, ack, broadcast,
+    #: latency, binary): e.g. wait until every node of a fleet has subscribed to its channel,
+    #: which python-socketio's managers do only on their first connection
+    on_connected: Optional[Callable[[], Awaitable[None]]] = None
     conns: Optional[int] = None
     window: Optional[int] = None
     clients: Optional[int] = None
@@ -775,6 +815,8 @@ class Options:
         """A copy with every ``None`` replaced by the scenario's default (or its quick default)."""
         if self.scenario not in SCENARIOS:
             raise ValueError("unknown scenario %r (one of %s)" % (self.scenario, ", ".join(SCENARIOS)))
+        if self.also and self.scenario != "broadcast":
+            raise ValueError("several servers (also=...) are for the broadcast scenario only")
         o = dataclasses.replace(self)
         base = (QUICK if o.quick else DEFAULTS)[o.scenario]
         for k, v in base.items():
@@ -817,11 +859,17 @@ QUICK: dict[str, dict[str, Any]] = {
 
 # -- scenarios --------------------------------------------------------------------------------------
 
+async def _connected(o: Options) -> None:
+    if o.on_connected is not None:
+        await o.on_connected()
+
+
 async def _sc_echo(o: Options, probe: ServerProbe, g: _State, ack: bool) -> dict:
     window = o.window or 1
     clients = await _open_clients(g, o.conns or 1, _AckClient if ack else _EchoClient)
     g.conns = len(clients)
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         for c in clients:
@@ -833,12 +881,12 @@ async def _sc_echo(o: Options, probe: ServerProbe, g: _State, ack: bool) -> dict
         await _run_for(g, o.warmup or 0.0)
         g.measuring = True
         g.phase = "measuring"
-        s0 = _Snapshot(probe, g.recv)
+        s0 = _Snapshot(probe, g.recv, watch=g.watch)
         await _run_for(g, o.duration or 0.0)
         g.running = False
         g.phase = "draining"
         drained = await _wait_until(lambda: g.recv >= g.sent, o.drain)
-        s1 = _Snapshot(probe, g.recv)
+        s1 = _Snapshot(probe, g.recv, watch=g.watch)
         g.measuring = False
     finally:
         g.running = False
@@ -849,14 +897,32 @@ async def _sc_echo(o: Options, probe: ServerProbe, g: _State, ack: bool) -> dict
                    samples=len(g.latencies))
 
 
+def split_round_robin(n: int, parts: int) -> list[int]:
+    """How many of ``n`` clients go to each of ``parts`` servers dealt round-robin (first ones first)."""
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
 async def _sc_broadcast(o: Options, probe: ServerProbe, g: _State) -> dict:
-    clients = await _open_clients(g, o.conns or 1, _BroadcastClient, o.concurrency or 64)
+    clients: list[_Client] = []
+    sender: Optional[_Client] = None
+    try:
+        for target, count in zip(g.targets, split_round_robin(o.conns or 1, len(g.targets))):
+            if count:
+                opened = await _open_clients(g, count, _BroadcastClient, o.concurrency or 64, target=target)
+                clients += opened
+                if sender is None:
+                    # The last client to connect to the first server sends; on most servers it
+                    # is also the last recipient.
+                    sender = opened[-1]
+    except BaseException:
+        _close_clients(clients)
+        raise
+    assert sender is not None
     n = len(clients)
     g.conns = n
     window = o.window or 1
     try:
-        # The last client to connect sends; on most servers it is also the last recipient.
-        sender = clients[-1]
+        await _connected(o)
         g.sender = sender
         g.running = True
         g.phase = "warm-up"
@@ -864,13 +930,13 @@ async def _sc_broadcast(o: Options, probe: ServerProbe, g: _State) -> dict:
         await _run_for(g, o.warmup or 0.0)
         g.skip_seq = g.sent
         g.phase = "measuring"
-        s0 = _Snapshot(probe, g.recv)
+        s0 = _Snapshot(probe, g.recv, watch=g.watch)
         sent0 = g.sent
         await _run_for(g, o.duration or 0.0)
         g.running = False
         g.phase = "draining"
         drained = await _wait_until(lambda: g.recv >= g.sent * n, o.drain)
-        s1 = _Snapshot(probe, g.recv)
+        s1 = _Snapshot(probe, g.recv, watch=g.watch)
     finally:
         g.running = False
         _close_clients(clients)
@@ -882,6 +948,7 @@ async def _sc_broadcast(o: Options, probe: ServerProbe, g: _State) -> dict:
     r["broadcasts_per_s"] = r["ops"] / n / wall if wall > 0 else 0.0
     r["server_cpu_us_per_broadcast"] = (r["server_cpu_s"] / (r["ops"] / n) * 1e6
                                         if r["ops"] and r["server_cpu_us_per_op"] is not None else None)
+    r["receivers_per_target"] = {t.url(): c for t, c in zip(g.targets, split_round_robin(n, len(g.targets)))}
     return r
 
 
@@ -912,9 +979,9 @@ async def _sc_connect(o: Options, probe: ServerProbe, g: _State) -> dict:
     g.phase = "measuring"
     g.running = True
     try:
-        s0 = _Snapshot(probe, 0)
+        s0 = _Snapshot(probe, 0, watch=g.watch)
         await asyncio.gather(*[worker() for _ in range(o.concurrency or 1)])
-        s1 = _Snapshot(probe, len(lat))
+        s1 = _Snapshot(probe, len(lat), watch=g.watch)
     finally:
         g.running = False
         _close_clients(clients)
@@ -931,7 +998,7 @@ async def _sc_idle(o: Options, probe: ServerProbe, g: _State) -> dict:
         await asyncio.sleep(o.settle or 0.0)
         gc.collect()
         g.phase = "connecting"
-        s0 = _Snapshot(probe, 0, rss=True)
+        s0 = _Snapshot(probe, 0, rss=True, watch=g.watch)
         clients = await _open_clients(g, o.clients or 1, _Client, o.concurrency or 64, latencies=lat)
         g.recv = len(clients)
         t_open = perf() - s0.t
@@ -939,7 +1006,7 @@ async def _sc_idle(o: Options, probe: ServerProbe, g: _State) -> dict:
         g.phase = "idle"
         await asyncio.sleep(o.settle or 0.0)
         g.running = False
-        s1 = _Snapshot(probe, len(clients), rss=True)
+        s1 = _Snapshot(probe, len(clients), rss=True, watch=g.watch)
         alive = sum(1 for c in clients if not c.closed)
         # Then every client vanishes at once (RST): the CPU the server spends tearing down,
         # measured until its CPU time stops moving.
@@ -980,6 +1047,7 @@ async def _sc_latency(o: Options, probe: ServerProbe, g: _State) -> dict:
     frames = g.frames
     s0 = None
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         t0 = perf()
@@ -995,16 +1063,16 @@ async def _sc_latency(o: Options, probe: ServerProbe, g: _State) -> dict:
             g.sent = seq
             if s0 is None and seq >= g.skip_seq:
                 g.phase = "measuring"
-                s0 = _Snapshot(probe, g.recv)
+                s0 = _Snapshot(probe, g.recv, watch=g.watch)
             if now - t0 > ((o.warmup or 0.0) + (o.duration or 0.0)) * 2 + 5:
                 break  # the loop fell far behind schedule; stop anyway
             await asyncio.sleep(0.001)
         if s0 is None:
-            s0 = _Snapshot(probe, g.recv)
+            s0 = _Snapshot(probe, g.recv, watch=g.watch)
         g.running = False
         g.phase = "draining"
         drained = await _wait_until(lambda: g.recv >= g.sent, o.drain)
-        s1 = _Snapshot(probe, g.recv)
+        s1 = _Snapshot(probe, g.recv, watch=g.watch)
     finally:
         g.running = False
         _close_clients(clients)
@@ -1017,6 +1085,7 @@ async def _sc_binary(o: Options, probe: ServerProbe, g: _State) -> dict:
     clients = await _open_clients(g, o.conns or 1, _BinaryClient)
     window = o.window or 1
     try:
+        await _connected(o)
         g.running = True
         g.phase = "warm-up"
         for c in clients:
@@ -1025,12 +1094,12 @@ async def _sc_binary(o: Options, probe: ServerProbe, g: _State) -> dict:
         g.sent += window * len(clients)
         await _run_for(g, o.warmup or 0.0)
         g.phase = "measuring"
-        s0 = _Snapshot(probe, g.recv)
+        s0 = _Snapshot(probe, g.recv, watch=g.watch)
         await _run_for(g, o.duration or 0.0)
         g.running = False
         g.phase = "draining"
         drained = await _wait_until(lambda: g.recv >= g.sent, o.drain)
-        s1 = _Snapshot(probe, g.recv)
+        s1 = _Snapshot(probe, g.recv, watch=g.watch)
     finally:
         g.running = False
         _close_clients(clients)
@@ -1099,13 +1168,15 @@ async def run_async(o: Options, progress: Optional[TextIO] = None, interval: flo
             except asyncio.CancelledError:
                 pass
     out["target"] = o.target.url()
+    if o.also:
+        out["targets"] = [t.url() for t in [o.target] + list(o.also)]
     out["params"] = {k: getattr(o, k) for k in ("duration", "warmup", "conns", "window", "clients",
                                                 "concurrency", "rate", "max_ops", "pipeline",
                                                 "echo_event", "broadcast_event", "quick")}
     return out
 
 
-def _raise_fd_limit() -> None:
+def raise_fd_limit() -> None:
     """Lift the soft limit on open files to the hard one: thousands of clients need as many sockets."""
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1125,7 +1196,7 @@ def run(o: Options, progress: Optional[TextIO] = None) -> dict:
         runner: Callable[[Any], Any] = uvloop.run
     except ImportError:
         runner = asyncio.run
-    _raise_fd_limit()
+    raise_fd_limit()
     gc.disable()
     try:
         out = runner(run_async(o, progress))

@@ -1,11 +1,22 @@
-"""fastio.loadgen's pure parts: reading a URL, the upgrade request, the frames, the summary table."""
+"""fastio.loadgen: reading a URL, the upgrade request, the frames, the summary table, the probe of
+several PIDs, and the broadcast over two fastio servers sharing a Redis manager (Redis on
+127.0.0.1:6379, a channel of its own per run)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import secrets
+import subprocess
+import time
+from typing import Any
 
 import pytest
 
+import fastio
 from fastio import loadgen
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.mark.parametrize("url,host,port,path,namespace,tls", [
@@ -107,3 +118,102 @@ def test_summary_table_lists_rate_latency_errors_and_the_cpu_split():
     assert "x4 pipe" in bcast
     assert bcast.split()[-2] == "5"  # 1 error + 4 deliveries that never came
     assert "connect    error: RuntimeError" in text
+
+
+def test_round_robin_split_puts_the_remainder_on_the_first_servers():
+    assert loadgen.split_round_robin(7, 2) == [4, 3]
+    assert loadgen.split_round_robin(9, 3) == [3, 3, 3]
+    assert loadgen.split_round_robin(2, 3) == [1, 1, 0]
+    assert sum(loadgen.split_round_robin(1001, 4)) == 1001
+
+
+def test_several_servers_are_for_the_broadcast_scenario_only():
+    t = loadgen.parse_url("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="broadcast"):
+        loadgen.Options("echo", t, also=[loadgen.parse_url("http://127.0.0.1:2")]).filled()
+    o = loadgen.Options("broadcast", t, also=[loadgen.parse_url("http://127.0.0.1:2")]).filled()
+    assert [x.port for x in o.also] == [2]
+
+
+def test_probe_of_several_pids_sums_their_cpu_and_memory():
+    # Two sleeping processes: their CPU time and RSS do not move while they are read.
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    try:
+        one = [loadgen.ServerProbe(p.pid) for p in procs]
+        both = loadgen.ServerProbe([p.pid for p in procs])
+        assert both.pid == procs[0].pid and both.pids == [p.pid for p in procs]
+        assert both.rss() == sum(p.rss() for p in one) > 0
+        u, s = both.cpu_split()
+        assert (u, s) == (sum(p.cpu_split()[0] for p in one), sum(p.cpu_split()[1] for p in one))
+        assert both.only_cpu() is None
+        none = loadgen.ServerProbe(None)
+        assert (none.pid, none.cpu(), none.rss(), none.sched_cpu()) == (0, 0.0, 0, 0.0)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+async def wait_subscribers(channel: str, count: int, timeout: float = 10.0) -> None:
+    """Poll PUBSUB NUMSUB until ``count`` nodes listen on ``channel``."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + timeout
+        while (await r.pubsub_numsub(channel))[0][1] < count:
+            assert time.monotonic() < deadline, "the nodes did not subscribe to %s" % channel
+            await asyncio.sleep(0.02)
+    finally:
+        await r.aclose()
+
+
+async def start_fleet(channel: str, nodes: int = 2) -> tuple[list[Any], dict[str, int]]:
+    """``nodes`` fastio servers on port 0 sharing a fastio.AsyncRedisManager on ``channel``."""
+    servers = []
+    calls = {"broadcast": 0}
+    for _ in range(nodes):
+        sio = fastio.AsyncServer(client_manager=fastio.AsyncRedisManager(REDIS_URL, channel=channel))
+
+        @sio.event
+        async def broadcast(sid, data, sio=sio):
+            calls["broadcast"] += 1
+            await sio.emit("broadcast", data)
+
+        servers.append(await fastio.serve(sio, "127.0.0.1", 0))
+    await wait_subscribers(channel, nodes)
+    return servers, calls
+
+
+@pytest.mark.timeout(60)
+async def test_broadcast_over_two_servers_on_redis_counts_every_delivery_on_both():
+    channel = "fastio-loadgen-test-" + secrets.token_hex(4)
+    servers, calls = await start_fleet(channel)
+    try:
+        urls = [s.url for s in servers]
+        targets = [loadgen.parse_url(u) for u in urls]
+        hook: list[int] = []
+
+        async def on_connected() -> None:
+            hook.append(calls["broadcast"])  # every client is in, no broadcast sent yet
+
+        o = loadgen.Options("broadcast", targets[0], also=targets[1:], server_pid=[os.getpid()],
+                            watch_pids=[os.getpid()], conns=7, window=2, duration=0.3, warmup=0.1,
+                            on_connected=on_connected)
+        r = await loadgen.run_async(o)
+    finally:
+        for s in servers:
+            await s.close()
+    assert r["errors"] == 0 and r["lost"] == 0, r
+    assert r["drained"] and r["undelivered"] == 0 and r["unexpected_events"] == 0, r
+    assert hook == [0]
+    assert r["conns"] == 7
+    assert r["receivers_per_target"] == {targets[0].url(): 4, targets[1].url(): 3}
+    assert r["targets"] == [t.url() for t in targets]
+    # Every broadcast the first node handled reached all 7 receivers, the 3 on the other node too.
+    assert calls["broadcast"] > 0
+    assert r["ops_all_phases"] == calls["broadcast"] * 7
+    assert r["ops"] > 0 and r["broadcasts_per_s"] > 0
+    assert r["latency_us"]["p50"] is not None
+    assert r["server_cpu_us_per_broadcast"] is not None
+    assert list(r["watched_cpu_s"]) == [str(os.getpid())]

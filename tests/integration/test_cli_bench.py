@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -158,3 +160,60 @@ async def test_bench_rejects_unknown_scenarios_and_urls():
     assert rc == 2 and "unknown scenario storm" in err
     rc, out, err = await fastio_bench("ftp://127.0.0.1:1")
     assert rc == 2 and "unsupported URL scheme" in err
+
+
+async def numsub(channel: str) -> int:
+    """How many nodes listen on ``channel`` of the Redis on 127.0.0.1:6379."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        return (await r.pubsub_numsub(channel))[0][1]
+    finally:
+        await r.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_bench_broadcast_over_two_fastio_nodes_on_redis():
+    channel = "fastio-cli-bench-" + secrets.token_hex(4)
+    calls = {"broadcast": 0}
+    servers = []
+    try:
+        for _ in range(2):
+            sio = fastio.AsyncServer(client_manager=fastio.AsyncRedisManager("redis://127.0.0.1:6379/0",
+                                                                             channel=channel))
+
+            @sio.event
+            async def broadcast(sid, data, sio=sio):
+                calls["broadcast"] += 1
+                await sio.emit("broadcast", data)
+
+            servers.append(await fastio.serve(sio, "127.0.0.1", 0))
+        deadline = time.monotonic() + 10
+        while await numsub(channel) < 2:
+            assert time.monotonic() < deadline, "the nodes did not subscribe"
+            await asyncio.sleep(0.02)
+        pid = str(os.getpid())
+        rc, out, err = await fastio_bench(servers[0].url, servers[1].url, "-c", "5", "-w", "2", "-d", "0.3",
+                                          "--warmup", "0.1", "--server-pid", pid, "--server-pid", pid, "--json", "-q")
+        assert rc == 0, out + err
+        doc = json.loads(out)
+        # Several URLs and no -s: the broadcast scenario alone.
+        assert [r["scenario"] for r in doc["results"]] == ["broadcast"]
+        r = doc["results"][0]
+        assert doc["targets"] == r["targets"] == [s.url.replace("http://", "ws://") + "/socket.io" for s in servers]
+        assert r["receivers_per_target"] == dict(zip(r["targets"], [3, 2]))
+        assert r["drained"] and r["undelivered"] == 0 and r["errors"] == 0 and r["lost"] == 0, r
+        assert r["ops_all_phases"] == calls["broadcast"] * 5 > 0
+        assert r["server_cpu_us_per_op"] is not None
+        # The table names both servers; the other scenarios are refused with several URLs.
+        rc, out, err = await fastio_bench(servers[0].url, servers[1].url, "-c", "4", "-d", "0.2", "--warmup", "0.1",
+                                          "-q")
+        assert rc == 0, out + err
+        assert out.splitlines()[0] == "fastio bench " + " ".join(r["targets"])
+        assert out.splitlines()[3].split()[0] == "broadcast"
+        rc, out, err = await fastio_bench(servers[0].url, servers[1].url, "-s", "echo")
+        assert rc == 2 and "broadcast scenario only" in err
+    finally:
+        for s in servers:
+            await s.close()
