@@ -41,3 +41,18 @@ def announce_when_listening(name: str, host: str, port: int, timeout: float = 30
         print("NOT READY %s: port %d never accepted a connection" % (name, port), file=sys.stderr, flush=True)
 
     threading.Thread(target=probe, name="ready-probe", daemon=True).start()
+
+
+def add_bench_handlers(sio) -> None:
+    """The two handlers every Python benchmark server has, the same code on fastio and
+    python-socketio: ``echo`` emits its arguments back to the sender and returns them as the
+    ack; ``broadcast`` emits its argument to everyone."""
+
+    @sio.event
+    async def echo(sid, *args):
+        await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
+        return args
+
+    @sio.event
+    async def broadcast(sid, data):
+        await sio.emit("broadcast", data)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import fastio  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, announce_when_listening, parse_args  # noqa: E402
 
 URL = os.environ.get("FASTIO_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 KEY = os.environ.get("FASTIO_BENCH_KEY", "socket.io")
@@ -30,16 +30,7 @@ else:
     raise SystemExit("FASTIO_BENCH_MANAGER must be node-redis or redis, not %r" % MANAGER)
 sio = fastio.AsyncServer(client_manager=mgr, cors_allowed_origins="*")
 
-
-@sio.event
-async def echo(sid, *args):
-    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-    return args
-
-
-@sio.event
-async def broadcast(sid, data):
-    await sio.emit("broadcast", data)
+add_bench_handlers(sio)
 
 
 if __name__ == "__main__":

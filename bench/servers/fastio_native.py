@@ -9,20 +9,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import fastio  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, announce_when_listening, parse_args  # noqa: E402
 
 sio = fastio.AsyncServer(cors_allowed_origins="*")
 
-
-@sio.event
-async def echo(sid, *args):
-    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-    return args
-
-
-@sio.event
-async def broadcast(sid, data):
-    await sio.emit("broadcast", data)
+add_bench_handlers(sio)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,13 @@ import socketio  # noqa: E402
 import uvloop  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, announce_when_listening, parse_args  # noqa: E402
 
 sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*")
 app = web.Application()
 sio.attach(app)
 
-
-@sio.event
-async def echo(sid, *args):
-    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-    return args
-
-
-@sio.event
-async def broadcast(sid, data):
-    await sio.emit("broadcast", data)
+add_bench_handlers(sio)
 
 
 if __name__ == "__main__":

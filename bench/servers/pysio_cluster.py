@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import socketio  # noqa: E402
 import uvicorn  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, announce_when_listening, parse_args  # noqa: E402
 
 URL = os.environ.get("FASTIO_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 KEY = os.environ.get("FASTIO_BENCH_KEY", "socketio")
@@ -20,16 +20,7 @@ sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*",
                            client_manager=socketio.AsyncRedisManager(URL, channel=KEY))
 app = socketio.ASGIApp(sio)
 
-
-@sio.event
-async def echo(sid, *args):
-    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-    return args
-
-
-@sio.event
-async def broadcast(sid, data):
-    await sio.emit("broadcast", data)
+add_bench_handlers(sio)
 
 
 if __name__ == "__main__":

@@ -10,21 +10,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import socketio  # noqa: E402
 import uvicorn  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, announce_when_listening, parse_args  # noqa: E402
 
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*")
 app = socketio.ASGIApp(sio)
 
-
-@sio.event
-async def echo(sid, *args):
-    await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-    return args
-
-
-@sio.event
-async def broadcast(sid, data):
-    await sio.emit("broadcast", data)
+add_bench_handlers(sio)
 
 
 if __name__ == "__main__":
