@@ -142,9 +142,19 @@ def test_probe_of_several_pids_sums_their_cpu_and_memory():
         one = [loadgen.ServerProbe(p.pid) for p in procs]
         both = loadgen.ServerProbe([p.pid for p in procs])
         assert both.pid == procs[0].pid and both.pids == [p.pid for p in procs]
-        assert both.rss() == sum(p.rss() for p in one) > 0
-        u, s = both.cpu_split()
-        assert (u, s) == (sum(p.cpu_split()[0] for p in one), sum(p.cpu_split()[1] for p in one))
+        # A process just spawned may still be loading (its RSS grows until it sleeps): read the
+        # sum alone, then together, then alone again, until the two lone readings agree.
+        for _ in range(200):
+            before = (sum(p.rss() for p in one), [p.cpu_split() for p in one])
+            rss, (u, s) = both.rss(), both.cpu_split()
+            after = (sum(p.rss() for p in one), [p.cpu_split() for p in one])
+            if before == after:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("two sleeping processes kept changing their RSS or CPU time")
+        assert rss == before[0] > 0
+        assert (u, s) == (sum(c[0] for c in before[1]), sum(c[1] for c in before[1]))
         assert both.only_cpu() is None
         none = loadgen.ServerProbe(None)
         assert (none.pid, none.cpu(), none.rss(), none.sched_cpu()) == (0, 0.0, 0, 0.0)
