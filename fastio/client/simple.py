@@ -13,21 +13,53 @@ from typing import Any
 from fastio.client.async_client import AsyncClient
 from fastio.exceptions import DisconnectedError, SocketIOError, TimeoutError
 
-__all__ = ["AsyncSimpleClient"]
+__all__ = ["AsyncSimpleClient", "SimpleClientBase"]
 
 
-class AsyncSimpleClient:
-    """A Socket.IO client for one namespace. Constructor arguments go to :class:`AsyncClient`."""
+class SimpleClientBase:
+    """What the asyncio and the blocking simple clients share: the constructor arguments kept
+    for ``client_class``, the state of the one namespace and the four handlers that feed it."""
 
-    client_class = AsyncClient
+    client: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.client_args = args
         self.client_kwargs = kwargs
-        self.client: AsyncClient | None = None
+        #: The ``client_class`` instance (None before ``connect``).
+        self.client = None
         self.namespace = "/"
         self.connected = False
         self.input_buffer: deque[list[Any]] = deque()
+
+    def _listen(self, client: Any, on_connect: Any, on_disconnect: Any, on_final: Any,
+                on_event: Any) -> None:
+        """Register the handlers of the one namespace on ``client`` (``on_event`` is the
+        catch-all; ``on_final`` runs when the client gives up for good)."""
+        namespace = self.namespace
+        client.on("connect", on_connect, namespace=namespace)
+        client.on("disconnect", on_disconnect, namespace=namespace)
+        client.on("__disconnect_final", on_final, namespace=namespace)
+        client.on("*", on_event, namespace=namespace)
+
+    @property
+    def sid(self) -> str | None:
+        """The sid in the namespace (it may change when reconnecting)."""
+        return self.client.get_sid(self.namespace) if self.client else None
+
+    @property
+    def transport(self) -> str:
+        """``'polling'`` or ``'websocket'`` (``''`` before connecting)."""
+        return (self.client.transport() or "") if self.client else ""
+
+
+class AsyncSimpleClient(SimpleClientBase):
+    """A Socket.IO client for one namespace. Constructor arguments go to :class:`AsyncClient`."""
+
+    client_class = AsyncClient
+    client: AsyncClient | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._connected_event = asyncio.Event()
         self._changed = asyncio.Event()
 
@@ -59,23 +91,10 @@ class AsyncSimpleClient:
             self.input_buffer.append([event, *args])
             self._changed.set()
 
-        client.on("connect", on_connect, namespace=namespace)
-        client.on("disconnect", on_disconnect, namespace=namespace)
-        client.on("__disconnect_final", on_final, namespace=namespace)
-        client.on("*", on_event, namespace=namespace)
+        self._listen(client, on_connect, on_disconnect, on_final, on_event)
         await client.connect(url, headers=headers, auth=auth, transports=transports,
                              namespaces=[namespace], socketio_path=socketio_path,
                              wait_timeout=wait_timeout)
-
-    @property
-    def sid(self) -> str | None:
-        """The sid in the namespace (it may change when reconnecting)."""
-        return self.client.get_sid(self.namespace) if self.client else None
-
-    @property
-    def transport(self) -> str:
-        """``'polling'`` or ``'websocket'`` (``''`` before connecting)."""
-        return (self.client.transport() or "") if self.client else ""
 
     async def _ready(self) -> AsyncClient:
         await self._connected_event.wait()

@@ -11,12 +11,12 @@ import concurrent.futures
 import threading
 import time
 import weakref
-from collections import deque
 from typing import Any, Callable, Coroutine
 
 from fastio.base.util import new_event_loop
 from fastio.client.async_client import AsyncClient
 from fastio.client.namespace import ClientNamespace
+from fastio.client.simple import SimpleClientBase
 from fastio.exceptions import DisconnectedError, SocketIOError, TimeoutError
 
 __all__ = ["Client", "SimpleClient"]
@@ -206,7 +206,7 @@ def _shutdown_runner(loop: asyncio.AbstractEventLoop, executor: concurrent.futur
         executor.shutdown(wait=False)
 
 
-class SimpleClient:
+class SimpleClient(SimpleClientBase):
     """A blocking Socket.IO client for one namespace, with ``receive()`` instead of handlers.
 
     Arguments go to ``client_class`` (:class:`fastio.Client`; a subclass may name a subclass of
@@ -216,15 +216,10 @@ class SimpleClient:
     """
 
     client_class: type[Client] = Client
+    client: Client | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.client_args = args
-        self.client_kwargs = kwargs
-        #: The ``client_class`` instance (None before ``connect``).
-        self.client: Client | None = None
-        self.namespace = "/"
-        self.connected = False
-        self.input_buffer: deque[list[Any]] = deque()
+        super().__init__(*args, **kwargs)
         # Guards connected/_settled/input_buffer; notified on every change.
         self._cond = threading.Condition()
         self._settled = False  # False while (re)connecting, True when connected or gone for good
@@ -263,22 +258,9 @@ class SimpleClient:
                 self.input_buffer.append([event, *args])
                 self._cond.notify_all()
 
-        client.on("connect", on_connect, namespace=namespace)
-        client.on("disconnect", on_disconnect, namespace=namespace)
-        client.on("__disconnect_final", on_final, namespace=namespace)
-        client.on("*", on_event, namespace=namespace)
+        self._listen(client, on_connect, on_disconnect, on_final, on_event)
         client.connect(url, headers=headers, auth=auth, transports=transports, namespaces=[namespace],
                        socketio_path=socketio_path, wait_timeout=wait_timeout)
-
-    @property
-    def sid(self) -> str | None:
-        """The sid of this client in its namespace (it may change when reconnecting)."""
-        return self.client.get_sid(self.namespace) if self.client else None
-
-    @property
-    def transport(self) -> str:
-        """``'polling'`` or ``'websocket'`` (``''`` before connecting)."""
-        return (self.client.transport() or "") if self.client else ""
 
     def _ready(self) -> Client:
         with self._cond:
