@@ -24,6 +24,33 @@ def keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
     return task
 
 
+async def cancel_and_wait(task: "asyncio.Future[Any]") -> None:
+    """Cancel ``task`` and wait until it has ended; its cancellation or failure is not raised."""
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
+def cancel_timers(timers: "set[asyncio.TimerHandle]") -> None:
+    """Cancel every timer in ``timers`` and empty the set."""
+    for timer in timers:
+        timer.cancel()
+    timers.clear()
+
+
+async def close_after_loss(conn: Any, backoff: float) -> float:
+    """After a lost backend connection: close ``conn`` (its errors are moot), wait ``backoff``
+    seconds and return the next wait (doubled, at most 5 s)."""
+    try:
+        await conn.aclose()
+    except Exception:
+        pass
+    await asyncio.sleep(backoff)
+    return min(backoff * 2, 5.0)
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new uvloop event loop, or the standard library's where uvloop is missing (Windows)."""
     try:

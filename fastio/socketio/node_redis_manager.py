@@ -25,6 +25,7 @@ import secrets
 from functools import partial
 from typing import Any, Awaitable, Callable, Hashable, Sequence
 
+from fastio.base.util import cancel_and_wait, cancel_timers, close_after_loss
 from fastio.socketio.manager import AsyncManager, Socket, event_args, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
 from fastio.socketio.publish_queue import PublishQueue, QueuedManager
@@ -195,15 +196,9 @@ class AsyncNodeRedisManager(QueuedManager):
     async def aclose(self) -> None:
         """Publish what is queued (up to 5 s), leave the fleet and close the connections."""
         await self._publish_queue.drain(5)
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        cancel_timers(self._timers)
         if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self._listener)
             self._listener = None
         await self.redis.aclose()
 
@@ -307,12 +302,7 @@ class AsyncNodeRedisManager(QueuedManager):
                 for ns in self.namespaces.values():
                     ns.subscribed.clear()
                 self._get_logger().error("Redis subscription lost, resubscribing in %.1f s: %s", backoff, exc)
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = await close_after_loss(pubsub, backoff)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

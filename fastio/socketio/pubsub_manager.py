@@ -37,6 +37,7 @@ import uuid
 from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable
 
+from fastio.base.util import cancel_and_wait, cancel_timers
 from fastio.socketio.manager import AsyncManager, handshake
 from fastio.socketio.operators import BroadcastFlags, BroadcastTimeoutError
 from fastio.socketio.publish_queue import PublishQueue, QueuedManager
@@ -261,15 +262,9 @@ class AsyncPubSubManager(QueuedManager):
             self._heartbeat = None
             self._post({"method": BYE}, _CONTROL_OVERDRAFT)
         await self._publish_queue.drain(5)
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        cancel_timers(self._timers)
         if self.thread is not None:
-            self.thread.cancel()
-            try:
-                await self.thread
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self.thread)
             self.thread = None
         await self._close_backend()
 

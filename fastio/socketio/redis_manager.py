@@ -17,6 +17,7 @@ import logging
 from typing import Any, AsyncIterator
 from urllib.parse import urlparse
 
+from fastio.base.util import close_after_loss
 from fastio.socketio.pubsub_manager import AsyncPubSubManager
 
 __all__ = ["AsyncRedisManager", "parse_redis_sentinel_url"]
@@ -197,12 +198,7 @@ class AsyncRedisManager(AsyncPubSubManager):
             except Exception as exc:
                 self._set_unsubscribed()
                 self._get_logger().error("Cannot receive from redis... retrying in %.1f s: %s", backoff, exc)
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = await close_after_loss(pubsub, backoff)
 
     async def _close_backend(self) -> None:
         await self.redis.aclose()
