@@ -25,6 +25,23 @@ async def serve_asgi(app: Any) -> tuple[Any, asyncio.Task, int]:
     return userver, task, userver.servers[0].sockets[0].getsockname()[1]
 
 
+async def serve_room_server(pmgr: Any, room: str = "r",
+                            **server_kwargs: Any) -> tuple[Any, Any, asyncio.Task, int]:
+    """Serve, as :func:`serve_asgi` does, a python-socketio AsyncServer on the client manager
+    ``pmgr`` (``server_kwargs`` passed on) that puts every connecting client into ``room``;
+    return the server, the uvicorn server, the task serving it and the port."""
+    import socketio as pysio
+
+    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi", **server_kwargs)
+
+    @psio.event
+    async def connect(sid, environ, auth):
+        await psio.enter_room(sid, room)
+
+    userver, task, port = await serve_asgi(pysio.ASGIApp(psio))
+    return psio, userver, task, port
+
+
 async def stop_asgi(userver: Any, task: asyncio.Task) -> None:
     """Stop a server :func:`serve_asgi` started."""
     userver.should_exit = True

@@ -9,7 +9,8 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
+from pysio_peer import close_pubsub_manager, serve_room_server, stop_asgi, until_heard
+from room_server import add_remote_control_handlers, add_room_handlers
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -34,23 +35,8 @@ async def exchange():
 async def _server(exchange):
     mgr = fastio.AsyncAioPikaManager(AMQP_URL, channel=exchange)
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "r")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="r", skip_sid=sid)
-
-    @sio.event
-    async def join_remote(sid, target, room):
-        await sio.enter_room(target, room)
-
-    @sio.event
-    async def kick(sid, target):
-        await sio.disconnect(target)
-
+    add_room_handlers(sio)
+    add_remote_control_handlers(sio)
     srv = await fastio.serve(sio, "127.0.0.1", 0)
     await asyncio.wait_for(mgr.ready(), 10)
     return sio, srv
@@ -117,13 +103,7 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
     from either reaches the other's clients, and an acknowledgement crosses."""
     fsio, fsrv = await _server(exchange)
     pmgr = pysio.AsyncAioPikaManager(AMQP_URL, channel=exchange)
-    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
-
-    @psio.event
-    async def connect(sid, environ, auth):
-        await psio.enter_room(sid, "r")
-
-    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
+    psio, userver, task, pport = await serve_room_server(pmgr)
     f_client, f_inbox = await _client(fsrv.url)
     p_client, p_inbox = await _client("http://127.0.0.1:%d" % pport)
     try:

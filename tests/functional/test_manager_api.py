@@ -10,6 +10,7 @@ import socketio as pysio
 from socketio import packet as pysio_packet
 
 import fastio
+from room_server import add_room_handlers
 
 
 async def _client(url, **kwargs):
@@ -143,14 +144,7 @@ class RecordingManager(fastio.AsyncManager):
 async def test_subclass_overrides_are_called_by_the_server():
     mgr = RecordingManager()
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "lobby")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="lobby")
+    add_room_handlers(sio, room="lobby", skip_sender=False)
 
     srv = await fastio.serve(sio, "127.0.0.1", 0)
     c, inbox = await _client(srv.url)

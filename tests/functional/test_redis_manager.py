@@ -6,7 +6,8 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
+from pysio_peer import close_pubsub_manager, serve_room_server, stop_asgi, until_heard
+from room_server import add_remote_control_handlers, add_room_handlers
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -14,14 +15,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 async def _server(channel):
     mgr = fastio.AsyncRedisManager(REDIS_URL, channel=channel)
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "r")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="r", skip_sid=sid)
+    add_room_handlers(sio)
 
     @sio.event
     async def direct(sid, target, data):
@@ -80,27 +74,7 @@ async def test_emits_reach_clients_of_other_servers():
 async def _remote_control_server(channel):
     """A server whose handlers act on clients that may be connected to another process."""
     sio, srv = await _server(channel)
-
-    @sio.event
-    async def join_remote(sid, target, room):
-        await sio.enter_room(target, room)
-
-    @sio.event
-    async def leave_remote(sid, target, room):
-        await sio.leave_room(target, room)
-
-    @sio.event
-    async def to_room(sid, room, data):
-        await sio.emit("news", data, to=room)
-
-    @sio.event
-    async def kick(sid, target):
-        await sio.disconnect(target)
-
-    @sio.event
-    async def ask(sid, target, question):
-        return await sio.call("question", question, to=target, timeout=5)
-
+    add_remote_control_handlers(sio)
     return sio, srv
 
 
@@ -169,13 +143,7 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
     channel = "fastio-test-" + uuid.uuid4().hex
     fsio, fsrv = await _server(channel)
     pmgr = pysio.AsyncRedisManager(REDIS_URL, channel=channel)
-    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
-
-    @psio.event
-    async def connect(sid, environ, auth):
-        await psio.enter_room(sid, "r")
-
-    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
+    psio, userver, task, pport = await serve_room_server(pmgr)
     f_inbox, p_inbox = asyncio.Queue(), asyncio.Queue()
     f_client = await _client(fsrv.url, f_inbox)
     p_client = await _client("http://127.0.0.1:%d" % pport, p_inbox)
