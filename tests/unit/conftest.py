@@ -1,5 +1,6 @@
-"""Fixtures shared by the unit tests of the compiled session (Conn) and its transports: an event
-loop to flush on, one flush of it, and a fake WebSocket transport taking frames.
+"""Fixtures shared by the unit tests of the compiled core: for the session (Conn) and its
+transports an event loop to flush on, one flush of it and a fake WebSocket transport taking
+frames; for the WebSocket parsers the partial-message budget at its default.
 
 The unit tests run with ``--import-mode=importlib`` (also against built wheels), so test modules
 cannot import each other or this file: they get these through fixtures.
@@ -7,10 +8,12 @@ cannot import each other or this file: they get these through fixtures.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Callable, Iterator
 
 import pytest
 
+from fastio._core import wsframe
 from fastio._core.conn import WSTransport
 from fastio._core.wsframe import FrameReader
 
@@ -51,6 +54,19 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def run_flush() -> Callable[[asyncio.AbstractEventLoop], None]:
     """``run_flush(loop)`` runs the callbacks scheduled on ``loop`` so far (a Flusher's pass)."""
     return _run_flush
+
+
+@pytest.fixture
+def partial_budget_released() -> Iterator[None]:
+    """The process-wide budget of partial WebSocket messages at its default for the test, and
+    free: readers an earlier test left mid-message (some wait in reference cycles, e.g. through
+    a caught exception's traceback) must not spend it.  The budget is restored afterwards."""
+    if wsframe.partial_bytes():
+        gc.collect()
+    old = wsframe.partial_budget()
+    wsframe.set_partial_budget(wsframe.DEFAULT_PARTIAL_BUDGET)
+    yield
+    wsframe.set_partial_budget(old)
 
 
 @pytest.fixture
