@@ -9,7 +9,8 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_room_server, stop_asgi, until_heard
+from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
+                        until_heard)
 from room_server import add_remote_control_handlers, add_room_handlers
 
 aio_pika = pytest.importorskip("aio_pika")
@@ -113,16 +114,8 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
             f_inbox.get_nowait()
         while not p_inbox.empty():
             p_inbox.get_nowait()
-        # fastio -> python-socketio's client
-        await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
-        assert await asyncio.wait_for(p_inbox.get(), 10) == {"from": "fastio", "bin": b"\x01\x02"}
-        assert await asyncio.wait_for(f_inbox.get(), 10) == {"from": "fastio", "bin": b"\x01\x02"}
-        # python-socketio -> fastio's client
-        await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to="r")
-        assert await asyncio.wait_for(f_inbox.get(), 10) == {"from": "python-socketio", "bin": b"\x03"}
-        # acknowledgements across the two implementations, both ways
-        p_client.on("question", lambda q: q * 2)
-        assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=10) == "abab"
+        # room emits both ways, and acknowledgements across the two implementations, both ways
+        await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 10)
         f_client.on("question", lambda q: q + "?")
         assert await psio.call("question", "ok", to=f_client.get_sid(), timeout=10) == "ok?"
     finally:

@@ -6,7 +6,8 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_room_server, stop_asgi, until_heard
+from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
+                        until_heard)
 from room_server import add_remote_control_handlers, add_room_handlers
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -152,14 +153,8 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         await until_heard(lambda: fsio.emit("news", "probe", to="r"), p_inbox, "probe", 100, 0.1)
         while not f_inbox.empty():
             f_inbox.get_nowait()
-        await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
-        assert await asyncio.wait_for(p_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
-        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
-        await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to="r")
-        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "python-socketio", "bin": b"\x03"}
-        # an acknowledgement across the two implementations
-        p_client.on("question", lambda q: q * 2)
-        assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=5) == "abab"
+        # room emits both ways, and an acknowledgement across the two implementations
+        await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 5)
     finally:
         await f_client.disconnect()
         await p_client.disconnect()

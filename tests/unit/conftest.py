@@ -1,6 +1,6 @@
 """Fixtures shared by the unit tests of the compiled core: for the session (Conn) and its
 transports an event loop to flush on, one flush of it and a fake WebSocket transport taking
-frames; for the WebSocket parsers the partial-message budget at its default.
+frames or whole messages; for the WebSocket parsers the partial-message budget at its default.
 
 The unit tests run with ``--import-mode=importlib`` (also against built wheels), so test modules
 cannot import each other or this file: they get these through fixtures.
@@ -54,6 +54,25 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def run_flush() -> Callable[[asyncio.AbstractEventLoop], None]:
     """``run_flush(loop)`` runs the callbacks scheduled on ``loop`` so far (a Flusher's pass)."""
     return _run_flush
+
+
+class MessageWS(FramedWS):
+    """A framework's WebSocket transport (whole messages), recording each batch Conn sends in
+    ``batches``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ws_messages = True
+        self.batches: list[list] = []
+
+    def ws_send_messages(self, messages):
+        self.batches.append(list(messages))
+
+
+@pytest.fixture
+def message_ws() -> type[MessageWS]:
+    """The class of a fake framework WebSocket transport, taking whole messages."""
+    return MessageWS
 
 
 @pytest.fixture

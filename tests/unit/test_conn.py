@@ -23,21 +23,6 @@ class Handler:
         self.overflowed.append(conn.sid)
 
 
-@pytest.fixture
-def message_ws(framed_ws):
-    """A framework's WebSocket transport: whole messages, each batch recorded in ``batches``."""
-    class MessageWS(framed_ws):
-        def __init__(self):
-            super().__init__()
-            self.ws_messages = True
-            self.batches = []
-
-        def ws_send_messages(self, messages):
-            self.batches.append(list(messages))
-
-    return MessageWS
-
-
 def test_message_transport_gets_whole_messages_in_one_batch(loop, run_flush, message_ws):
     handler = Handler()
     conn = Conn("s1", handler, Flusher(loop))

@@ -46,15 +46,10 @@ def test_broadcast_gives_v3_websockets_prefixed_binary_and_v4_the_shared_frames(
     assert frames(ws4) == [(1, enc.message), (2, b"\x00\x01"), (1, b'42["text"]')]
 
 
-def test_v3_binary_on_a_message_transport_and_after_upgrade(loop, run_flush, framed_ws):
-    class MessageWS(framed_ws):
-        def __init__(self):
-            super().__init__()
-            self.ws_messages = True
-            self.batches = []
-
+def test_v3_binary_on_a_message_transport_and_after_upgrade(loop, run_flush, message_ws):
+    class MessageWS(message_ws):
         def ws_send_messages(self, messages):
-            self.batches.extend(messages)
+            self.batches.extend(messages)  # every message, not the batches
 
     conn = Conn("a", Handler(), Flusher(loop))
     conn.eio3 = True
