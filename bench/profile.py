@@ -77,12 +77,17 @@ def summarize(raw_path: str, top: int) -> str:
     return "\n".join(out)
 
 
-def drive(srv, a, pinned: bool, warmup: float) -> dict:
-    """Run the scenario against ``srv``; the generator's JSON result ({} if it failed)."""
+def loadgen_cmd(srv, a, pinned: bool, warmup: float) -> list[str]:
+    """The load generator's command line for the scenario against ``srv``."""
     lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
                                   "--server-pid", str(srv.pid)]
-    lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
-                                                 idle_clients=None, rate=None), a.scenario)
+    return lg + runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
+                                                       idle_clients=None, rate=None), a.scenario)
+
+
+def drive(srv, a, pinned: bool, warmup: float) -> dict:
+    """Run the scenario against ``srv``; the generator's JSON result ({} if it failed)."""
+    lg = loadgen_cmd(srv, a, pinned, warmup)
     res = subprocess.run(lg, capture_output=True, text=True, timeout=180 + 3 * a.duration)
     try:
         r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -215,10 +220,7 @@ def main() -> int:
             spy_cmd.append("--native")
         spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
-        lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
-                                      "--server-pid", str(srv.pid)]
-        lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
-                                                     idle_clients=None, rate=None), a.scenario)
+        lg = loadgen_cmd(srv, a, pinned, warmup)
         res = subprocess.run(lg, capture_output=True, text=True, timeout=120 + 3 * a.duration)
         try:
             r = json.loads(res.stdout.strip().splitlines()[-1])
