@@ -1,9 +1,9 @@
 """The handlers of the room server the client-manager tests run: every client joins one room, a
 client's ``shout`` reaches that room, and handlers that act on a client which may be connected
-to another process."""
+to another process; and the end of such a test, its clients disconnected and servers closed."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 
 def add_room_handlers(sio: Any, room: str = "r", skip_sender: bool = True) -> None:
@@ -44,3 +44,12 @@ def add_remote_control_handlers(sio: Any) -> None:
     @sio.event
     async def ask(sid, target, question):
         return await sio.call("question", question, to=target, timeout=5)
+
+
+async def disconnect_and_close(clients: Iterable[Any], servers: Iterable[Any]) -> None:
+    """Disconnect every client of ``clients``, then close every server of ``servers``, in
+    order."""
+    for client in clients:
+        await client.disconnect()
+    for server in servers:
+        await server.close()

@@ -11,7 +11,7 @@ import socketio as pysio
 import fastio
 from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
                         until_heard)
-from room_server import add_remote_control_handlers, add_room_handlers
+from room_server import add_remote_control_handlers, add_room_handlers, disconnect_and_close
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -72,10 +72,7 @@ async def test_fastio_servers_share_an_exchange(exchange):
         await asyncio.wait_for(gone.wait(), 10)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 @pytest.mark.timeout(60)

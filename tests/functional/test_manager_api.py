@@ -10,7 +10,7 @@ import socketio as pysio
 from socketio import packet as pysio_packet
 
 import fastio
-from room_server import add_room_handlers
+from room_server import add_room_handlers, disconnect_and_close
 
 
 async def _client(url, **kwargs):
@@ -249,10 +249,7 @@ async def test_a_pubsub_backend_from_the_two_extension_points():
             sio1.manager.published + sio2.manager.published)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 class CountingJson:

@@ -8,7 +8,7 @@ import socketio as pysio
 import fastio
 from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
                         until_heard)
-from room_server import add_remote_control_handlers, add_room_handlers
+from room_server import add_remote_control_handlers, add_room_handlers, disconnect_and_close
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -66,10 +66,7 @@ async def test_emits_reach_clients_of_other_servers():
         assert await asyncio.wait_for(inbox_c.get(), 5) == "marker 2"
         assert inbox_a.empty()
     finally:
-        for client in (a, b, c):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b, c), (srv1, srv2))
 
 
 async def _remote_control_server(channel):
@@ -109,10 +106,7 @@ async def test_rooms_disconnects_and_acks_for_clients_of_another_process():
         await asyncio.wait_for(b_gone.wait(), 5)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 @pytest.mark.timeout(30)
@@ -200,10 +194,7 @@ async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
         release.set()
         assert inbox_a.empty() and inbox_b.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 def test_sentinel_urls_parse_as_python_socketio_parses_them():
