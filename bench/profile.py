@@ -136,23 +136,35 @@ def summarize_strace(path: str, ops: int, top: int) -> str:
     return "\n".join(out)
 
 
+def start_server(a: argparse.Namespace, kind: str):
+    """Start the server ``a.server`` (on CPU 0 where taskset exists) and wait until it is ready.
+    Returns the ServerProcess (None, after saying so, when it did not start), whether processes
+    are pinned, and where this run's files go: bench/results/``kind``-server-scenario-time, to
+    which each file adds its ending (the server's log ``-server.log``)."""
+    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
+    pinned = runner.have_taskset()
+    os.makedirs(runner.RESULTS, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(runner.RESULTS, "%s-%s-%s-%s" % (kind, a.server, a.scenario, stamp))
+    srv = runner.ServerProcess(a.server, spec, pinned, base + "-server.log")
+    if not srv.wait_ready(60):
+        srv.stop()
+        print("server did not start", file=sys.stderr)
+        return None, pinned, base
+    return srv, pinned, base
+
+
 def profile_other(a: argparse.Namespace) -> int:
     """--tool perf / strace."""
     exe = shutil.which(a.tool)
     if exe is None:
         print("%s not found" % a.tool, file=sys.stderr)
         return 2
-    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
-    pinned = runner.have_taskset()
-    os.makedirs(runner.RESULTS, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(runner.RESULTS, "%s-%s-%s-%s" % (a.tool, a.server, a.scenario, stamp))
-    srv = runner.ServerProcess(a.server, spec, pinned, base + "-server.log")
+    srv, pinned, base = start_server(a, a.tool)
+    if srv is None:
+        return 1
     tool = None
     try:
-        if not srv.wait_ready(60):
-            print("server did not start", file=sys.stderr)
-            return 1
         warmup = 1.0
         if a.tool == "perf":
             out_file = base + ".data"
@@ -201,17 +213,12 @@ def main() -> int:
     if spy is None:
         print("py-spy not found: pip install py-spy", file=sys.stderr)
         return 2
-    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
-    pinned = runner.have_taskset()
-    os.makedirs(runner.RESULTS, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    raw = os.path.join(runner.RESULTS, "profile-%s-%s-%s.txt" % (a.server, a.scenario, stamp))
-    srv = runner.ServerProcess(a.server, spec, pinned, raw[:-4] + "-server.log")
+    srv, pinned, base = start_server(a, "profile")
+    if srv is None:
+        return 1
+    raw = base + ".txt"
     spy_proc = None
     try:
-        if not srv.wait_ready(60):
-            print("server did not start", file=sys.stderr)
-            return 1
         warmup = 1.0
         spy_cmd = runner.pin(1, pinned) + [spy, "record", "--pid", str(srv.pid), "--rate", str(a.rate),
                                            "--duration", str(int(a.duration + warmup + 2)),

@@ -116,8 +116,6 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
         f_client.on("question", lambda q: q + "?")
         assert await psio.call("question", "ok", to=f_client.get_sid(), timeout=10) == "ok?"
     finally:
-        await f_client.disconnect()
-        await p_client.disconnect()
-        await fsrv.close()
+        await disconnect_and_close((f_client, p_client), (fsrv,))
         await stop_asgi(userver, task)
         await close_pubsub_manager(pmgr)

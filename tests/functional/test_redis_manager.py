@@ -150,9 +150,7 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         # room emits both ways, and an acknowledgement across the two implementations
         await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 5)
     finally:
-        await f_client.disconnect()
-        await p_client.disconnect()
-        await fsrv.close()
+        await disconnect_and_close((f_client, p_client), (fsrv,))
         await stop_asgi(userver, task)
         await close_pubsub_manager(pmgr)
 
