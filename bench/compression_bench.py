@@ -21,38 +21,24 @@ Cases (best of several repeats, microseconds per operation):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
-import time
 import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fastio._core import wsframe  # noqa: E402
 from fastio._core.wsframe import OP_TEXT, FrameReader, build_frame, deflate_frame  # noqa: E402
+from core_fanout import broadcaster, fake_room, timeit  # noqa: E402
 
 FANOUT = 1000
 KEY = b"\x12\x34\x56\x78"
-
-
-def timeit(fn, number: int, repeat: int) -> float:
-    best = float("inf")
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / number)
-    finally:
-        gc.enable()
-    return best
 
 
 def payload(size: int) -> bytes:
@@ -75,63 +61,11 @@ def masked(data: bytes, opcode: int, rsv1: bool) -> bytes:
 
 
 def fanout(compressed: bool, size: int):
-    from fastio._core.conn import Conn, Flusher, WSTransport
-    from fastio._core.packet import EVENT, encode
-    from fastio._core.rooms import RoomTable
-
-    class FakeLoop:
-        def __init__(self):
-            self.cbs = []
-
-        def call_soon(self, cb, *args):
-            self.cbs.append(cb)
-
-    class FakeWS(WSTransport):
-        def __init__(self):
-            self.written = 0
-            self.ws_messages = False
-            if compressed:
-                self.deflate_wbits = 15
-                self.deflate_threshold = 1024
-
-        def ws_write(self, data):
-            self.written += len(data)
-
-        def ws_close(self, code=1000, reason=""):
-            pass
-
-    class Handler:
-        heartbeat_interval = 25.0
-
-        def message_sink(self, conn, data, binary):
-            pass
-
-        def overflow(self, conn):
-            pass
-
-        def conn_closed(self, conn, reason):
-            pass
-
-    loop = FakeLoop()
-    flusher = Flusher(loop)
-    table = RoomTable()
-    transports = []
-    for i in range(FANOUT):
-        c = Conn("s%d" % i, Handler(), flusher)
-        ws = FakeWS()
-        transports.append(ws)
-        c.upgrade(ws)
-        table.enter("/", None, "s%d" % i, c)
+    table, loop, transports = fake_room(FANOUT, deflate_wbits=15 if compressed else 0)
     rows = json.loads(payload(size * 2)[len(b'42["update",'):].rsplit(b"},", 1)[0] + b"}]")
     while len(json.dumps(rows)) > size:
         rows.pop()
-
-    def one():
-        table.fanout("/", None, None, encode(EVENT, "/", ["update", rows]))
-        cbs = loop.cbs
-        loop.cbs = []
-        for cb in cbs:
-            cb()
+    one = broadcaster(table, loop, ["update", rows])
 
     def wire_bytes():
         for t in transports:

@@ -24,39 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from core_fanout import broadcaster, fake_room, timeit  # noqa: E402
 
 SMALL = ["echo", {"n": 1, "msg": "hello, world"}]
 BLOB = os.urandom(64 * 1024)
 SMALL_TEXT = b'2["echo",{"n":1,"msg":"hello, world"}]'
 BIN_TEXT = b'51-["echo",{"_placeholder":true,"num":0}]'
 MASK = b"\x12\x34\x56\x78"
-
-
-def timeit(fn, number: int, repeat: int) -> float:
-    """Best seconds per call of ``fn`` over ``repeat`` runs of ``number`` calls."""
-    best = float("inf")
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / number)
-    finally:
-        if gc_was:
-            gc.enable()
-    return best
 
 
 def masked_frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -209,61 +193,8 @@ FANOUT = 1000
 def fastio_fanout(messages: bool):
     """fastio's side of a fan-out: one emit to FANOUT connections, each carried by a fake
     WebSocket taking frames (the native server) or whole messages (``messages``: a framework's)."""
-    from fastio._core.conn import Conn, Flusher, WSTransport
-    from fastio._core.packet import EVENT, encode
-    from fastio._core.rooms import RoomTable
-
-    class FakeLoop:
-        def __init__(self):
-            self.cbs = []
-
-        def call_soon(self, cb, *args):
-            self.cbs.append(cb)
-
-    class FakeWS(WSTransport):
-        def __init__(self):
-            self.written = 0
-            self.ws_messages = messages
-
-        def ws_write(self, data):
-            self.written += 1
-
-        def ws_send_messages(self, msgs):
-            self.written += 1
-
-        def ws_close(self, code=1000, reason=""):
-            pass
-
-    class Handler:
-        heartbeat_interval = 25.0
-
-        def message_sink(self, conn, data, binary):
-            pass
-
-        def overflow(self, conn):
-            pass
-
-        def conn_closed(self, conn, reason):
-            pass
-
-    loop = FakeLoop()
-    flusher = Flusher(loop)
-    handler = Handler()
-    table = RoomTable()
-    for i in range(FANOUT):
-        c = Conn("s%d" % i, handler, flusher)
-        c.upgrade(FakeWS())
-        table.enter("/", None, "s%d" % i, c)
-    data = ["broadcast", {"n": 1, "msg": "hello, world"}]
-
-    def fastio_one():
-        table.fanout("/", None, None, encode(EVENT, "/", data))
-        cbs = loop.cbs
-        loop.cbs = []
-        for cb in cbs:
-            cb()
-
-    return fastio_one
+    table, loop, _ = fake_room(FANOUT, messages=messages)
+    return broadcaster(table, loop, ["broadcast", {"n": 1, "msg": "hello, world"}])
 
 
 def case_fanout_messages():

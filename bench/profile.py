@@ -77,12 +77,17 @@ def summarize(raw_path: str, top: int) -> str:
     return "\n".join(out)
 
 
-def drive(srv, a, pinned: bool, warmup: float) -> dict:
-    """Run the scenario against ``srv``; the generator's JSON result ({} if it failed)."""
+def loadgen_cmd(srv, a, pinned: bool, warmup: float) -> list[str]:
+    """The load generator's command line for the scenario against ``srv``."""
     lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
                                   "--server-pid", str(srv.pid)]
-    lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
-                                                 idle_clients=None, rate=None), a.scenario)
+    return lg + runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
+                                                       idle_clients=None, rate=None), a.scenario)
+
+
+def drive(srv, a, pinned: bool, warmup: float) -> dict:
+    """Run the scenario against ``srv``; the generator's JSON result ({} if it failed)."""
+    lg = loadgen_cmd(srv, a, pinned, warmup)
     res = subprocess.run(lg, capture_output=True, text=True, timeout=180 + 3 * a.duration)
     try:
         r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -131,23 +136,35 @@ def summarize_strace(path: str, ops: int, top: int) -> str:
     return "\n".join(out)
 
 
+def start_server(a: argparse.Namespace, kind: str):
+    """Start the server ``a.server`` (on CPU 0 where taskset exists) and wait until it is ready.
+    Returns the ServerProcess (None, after saying so, when it did not start), whether processes
+    are pinned, and where this run's files go: bench/results/``kind``-server-scenario-time, to
+    which each file adds its ending (the server's log ``-server.log``)."""
+    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
+    pinned = runner.have_taskset()
+    os.makedirs(runner.RESULTS, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(runner.RESULTS, "%s-%s-%s-%s" % (kind, a.server, a.scenario, stamp))
+    srv = runner.ServerProcess(a.server, spec, pinned, base + "-server.log")
+    if not srv.wait_ready(60):
+        srv.stop()
+        print("server did not start", file=sys.stderr)
+        return None, pinned, base
+    return srv, pinned, base
+
+
 def profile_other(a: argparse.Namespace) -> int:
     """--tool perf / strace."""
     exe = shutil.which(a.tool)
     if exe is None:
         print("%s not found" % a.tool, file=sys.stderr)
         return 2
-    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
-    pinned = runner.have_taskset()
-    os.makedirs(runner.RESULTS, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(runner.RESULTS, "%s-%s-%s-%s" % (a.tool, a.server, a.scenario, stamp))
-    srv = runner.ServerProcess(a.server, spec, pinned, base + "-server.log")
+    srv, pinned, base = start_server(a, a.tool)
+    if srv is None:
+        return 1
     tool = None
     try:
-        if not srv.wait_ready(60):
-            print("server did not start", file=sys.stderr)
-            return 1
         warmup = 1.0
         if a.tool == "perf":
             out_file = base + ".data"
@@ -196,17 +213,12 @@ def main() -> int:
     if spy is None:
         print("py-spy not found: pip install py-spy", file=sys.stderr)
         return 2
-    spec = runner.REFERENCE_SPEC if a.server == runner.REFERENCE else runner.SERVERS[a.server]
-    pinned = runner.have_taskset()
-    os.makedirs(runner.RESULTS, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    raw = os.path.join(runner.RESULTS, "profile-%s-%s-%s.txt" % (a.server, a.scenario, stamp))
-    srv = runner.ServerProcess(a.server, spec, pinned, raw[:-4] + "-server.log")
+    srv, pinned, base = start_server(a, "profile")
+    if srv is None:
+        return 1
+    raw = base + ".txt"
     spy_proc = None
     try:
-        if not srv.wait_ready(60):
-            print("server did not start", file=sys.stderr)
-            return 1
         warmup = 1.0
         spy_cmd = runner.pin(1, pinned) + [spy, "record", "--pid", str(srv.pid), "--rate", str(a.rate),
                                            "--duration", str(int(a.duration + warmup + 2)),
@@ -215,10 +227,7 @@ def main() -> int:
             spy_cmd.append("--native")
         spy_proc = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
-        lg = runner.pin(1, pinned) + [runner.PY, os.path.join(runner.BENCH, "loadgen.py"), "--port", str(srv.port),
-                                      "--server-pid", str(srv.pid)]
-        lg += runner.loadgen_args(argparse.Namespace(quick=False, duration=a.duration, warmup=warmup,
-                                                     idle_clients=None, rate=None), a.scenario)
+        lg = loadgen_cmd(srv, a, pinned, warmup)
         res = subprocess.run(lg, capture_output=True, text=True, timeout=120 + 3 * a.duration)
         try:
             r = json.loads(res.stdout.strip().splitlines()[-1])

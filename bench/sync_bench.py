@@ -31,6 +31,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from procs import free_port, stop_process  # noqa: E402
+
 ROOT = HERE.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
@@ -85,12 +89,6 @@ def serve_native(port: int) -> None:
 
 # -- the runner -------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(name: str, threads: int) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start server ``name``; returns (process, port, PID whose CPU is measured)."""
     port = free_port()
@@ -119,15 +117,6 @@ def start(name: str, threads: int) -> tuple[subprocess.Popen[bytes], int, int]:
     return proc, port, int(children[0])
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def run_one(name: str, scenario: str, a: argparse.Namespace) -> dict[str, Any]:
     conns = a.conns if scenario != "broadcast" else a.broadcast_conns
     threads = max(64, conns + 16)  # a gthread WebSocket holds one thread for its whole life
@@ -146,7 +135,7 @@ def run_one(name: str, scenario: str, a: argparse.Namespace) -> dict[str, Any]:
         result.update(server=name, scenario=scenario)
         return result
     finally:
-        stop(proc)
+        stop_process(proc, 15)
 
 
 def describe() -> str:

@@ -29,13 +29,16 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from procs import stop_process  # noqa: E402
+
 ROOT = HERE.parent
 APP = "bench.servers.fastio_native:sio"
 
@@ -115,15 +118,6 @@ def start_server(workers: int, server_cpus: list[int] | None) -> tuple[subproces
     return proc, port, pids
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def measure(scenario: str, workers: int, a: argparse.Namespace) -> dict:
     ncpu = os.cpu_count() or 1
     gen_cpu = [ncpu - 1] if a.pin and ncpu > 1 else None
@@ -152,7 +146,7 @@ def measure(scenario: str, workers: int, a: argparse.Namespace) -> dict:
             # loadgen reads the CPU at the start and the end of the measured phase
             out["master_cpu_s"] = probe.master_readings[-1] - probe.master_readings[-2]
     finally:
-        stop_server(proc)
+        stop_process(proc, 20)
     out["workers"] = workers
     out["server_pids"] = pids
     out["server_cpus"] = "worker i on CPU i" if workers > 1 else server_cpus

@@ -43,6 +43,22 @@ def announce_when_listening(name: str, host: str, port: int, timeout: float = 30
     threading.Thread(target=probe, name="ready-probe", daemon=True).start()
 
 
+def serve_with_uvicorn(app, name: str, description: str, **options) -> None:
+    """Serve ``app`` under uvicorn on the ``--host``/``--port`` of the command line (described
+    by ``description``) and print the READY line as ``name`` once it listens.  Every uvicorn
+    server of the benchmark has the same settings: uvloop, httptools, the WebSocket library
+    uvicorn picks by itself, no access log, no lifespan, a backlog of 4096; ``options``
+    override them (e.g. ``ws``)."""
+    import uvicorn
+
+    a = parse_args(description)
+    announce_when_listening(name, a.host, a.port)
+    settings = dict(loop="uvloop", http="httptools", ws="auto", log_level="warning", access_log=False,
+                    lifespan="off", backlog=4096)
+    settings.update(options)
+    uvicorn.run(app, host=a.host, port=a.port, **settings)
+
+
 def add_bench_handlers(sio) -> None:
     """The two handlers every Python benchmark server has, the same code on fastio and
     python-socketio: ``echo`` emits its arguments back to the sender and returns them as the

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import fastio  # noqa: E402
 
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import add_bench_handlers, serve_with_uvicorn  # noqa: E402
 
 SKIP_STATUS = 3
 
@@ -33,22 +33,8 @@ if __name__ == "__main__":
     if not available():
         print("SKIP fastio_uvicorn: fastio.ASGIApp does not exist in this build", flush=True)
         sys.exit(SKIP_STATUS)
-    import uvicorn
-
     sio = fastio.AsyncServer(cors_allowed_origins="*")
     app = fastio.ASGIApp(sio)
-
-    @sio.event
-    async def echo(sid, *args):
-        await sio.emit("echo", args if len(args) != 1 else args[0], to=sid)
-        return args
-
-    @sio.event
-    async def broadcast(sid, data):
-        await sio.emit("broadcast", data)
-
-    a = parse_args(__doc__)
-    announce_when_listening("fastio_uvicorn_ws" if native_ws else "fastio_uvicorn", a.host, a.port)
-    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools",
-                ws=app.uvicorn_ws if native_ws else "auto",
-                log_level="warning", access_log=False, lifespan="off", backlog=4096)
+    add_bench_handlers(sio)
+    serve_with_uvicorn(app, "fastio_uvicorn_ws" if native_ws else "fastio_uvicorn", __doc__,
+                       ws=app.uvicorn_ws if native_ws else "auto")

@@ -1,22 +1,13 @@
 // socket.io 4.8 on Node's http server (default "ws" engine) as one node of a fleet on Redis with
 // @socket.io/redis-adapter (classic mode), for the cluster benchmark.
 // Usage: node node_cluster.mjs --port N [--host H]; FASTIO_BENCH_REDIS is the Redis URL and
-// FASTIO_BENCH_KEY the adapter's key.  Same handlers as node_socketio.mjs.
+// FASTIO_BENCH_KEY the adapter's key.  Same handlers as node_socketio.mjs (_common.mjs).
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { addBenchHandlers, arg, require } from "./_common.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "..", "package.json"));
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
-
-function arg(name, dflt) {
-  const i = process.argv.indexOf("--" + name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
 
 const host = arg("host", "127.0.0.1");
 const port = parseInt(arg("port", "0"), 10);
@@ -32,16 +23,7 @@ await Promise.all([pub.connect(), sub.connect()]);
 const httpServer = createServer();
 const io = new Server(httpServer, { cors: { origin: "*" }, adapter: createAdapter(pub, sub, { key }) });
 
-io.on("connection", (socket) => {
-  socket.on("echo", (...args) => {
-    const ack = args.length && typeof args[args.length - 1] === "function" ? args.pop() : null;
-    socket.emit("echo", ...args);
-    if (ack) ack(...args);
-  });
-  socket.on("broadcast", (data) => {
-    io.emit("broadcast", data);
-  });
-});
+addBenchHandlers(io);
 
 httpServer.listen({ host, port, backlog: 4096 }, () => {
   console.log(`READY node_cluster port=${httpServer.address().port} pid=${process.pid}`);

@@ -20,9 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import uvicorn  # noqa: E402
-
-from _common import announce_when_listening, parse_args  # noqa: E402
+from _common import serve_with_uvicorn  # noqa: E402
 
 OPEN = '0{"sid":"%s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
 CONNECTED: dict[str, object] = {}
@@ -80,7 +78,4 @@ async def app(scope, receive, send) -> None:  # noqa: ANN001 - a plain ASGI call
 
 
 if __name__ == "__main__":
-    a = parse_args(__doc__)
-    announce_when_listening("uvicorn_floor", a.host, a.port)
-    uvicorn.run(app, host=a.host, port=a.port, loop="uvloop", http="httptools", ws="auto",
-                log_level="warning", access_log=False, lifespan="off", backlog=4096)
+    serve_with_uvicorn(app, "uvicorn_floor", __doc__)

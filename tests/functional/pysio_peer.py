@@ -1,6 +1,7 @@
 """A python-socketio server as a peer of fastio's servers in a test: served by uvicorn on a
-free port, stopped with its pub/sub manager's listener and connections; and the wait until a
-freshly started listener hears the channel."""
+free port (or as a server that puts its clients into a room), stopped with its pub/sub manager's
+listener and connections; the wait until a freshly started listener hears the channel; and the
+check that emits and acknowledgements cross between the two implementations."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +26,23 @@ async def serve_asgi(app: Any) -> tuple[Any, asyncio.Task, int]:
     return userver, task, userver.servers[0].sockets[0].getsockname()[1]
 
 
+async def serve_room_server(pmgr: Any, room: str = "r",
+                            **server_kwargs: Any) -> tuple[Any, Any, asyncio.Task, int]:
+    """Serve, as :func:`serve_asgi` does, a python-socketio AsyncServer on the client manager
+    ``pmgr`` (``server_kwargs`` passed on) that puts every connecting client into ``room``;
+    return the server, the uvicorn server, the task serving it and the port."""
+    import socketio as pysio
+
+    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi", **server_kwargs)
+
+    @psio.event
+    async def connect(sid, environ, auth):
+        await psio.enter_room(sid, room)
+
+    userver, task, port = await serve_asgi(pysio.ASGIApp(psio))
+    return psio, userver, task, port
+
+
 async def stop_asgi(userver: Any, task: asyncio.Task) -> None:
     """Stop a server :func:`serve_asgi` started."""
     userver.should_exit = True
@@ -45,6 +63,21 @@ async def close_pubsub_manager(pmgr: Any) -> None:
         await pmgr.redis.aclose()
     if getattr(pmgr, "publisher_connection", None) is not None:
         await pmgr.publisher_connection.close()
+
+
+async def check_emits_and_acks_cross(fsio: Any, psio: Any, f_inbox: asyncio.Queue, p_client: Any,
+                                     p_inbox: asyncio.Queue, timeout: float, room: str = "r") -> None:
+    """A fastio server ``fsio`` and a python-socketio server ``psio`` on one pub/sub channel,
+    each with a client in ``room`` whose ``news`` events go to ``f_inbox`` and ``p_inbox``: a
+    room emit (with binary) from either reaches both clients as sent, and a call from fastio to
+    the python-socketio server's client ``p_client`` comes back acknowledged."""
+    await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to=room)
+    assert await asyncio.wait_for(p_inbox.get(), timeout) == {"from": "fastio", "bin": b"\x01\x02"}
+    assert await asyncio.wait_for(f_inbox.get(), timeout) == {"from": "fastio", "bin": b"\x01\x02"}
+    await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to=room)
+    assert await asyncio.wait_for(f_inbox.get(), timeout) == {"from": "python-socketio", "bin": b"\x03"}
+    p_client.on("question", lambda q: q * 2)
+    assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=timeout) == "abab"
 
 
 async def until_heard(send: Callable[[], Awaitable[Any]], inbox: asyncio.Queue, expected: Any,

@@ -9,7 +9,9 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
+from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
+                        until_heard)
+from room_server import add_remote_control_handlers, add_room_handlers, disconnect_and_close
 
 aio_pika = pytest.importorskip("aio_pika")
 
@@ -34,23 +36,8 @@ async def exchange():
 async def _server(exchange):
     mgr = fastio.AsyncAioPikaManager(AMQP_URL, channel=exchange)
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "r")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="r", skip_sid=sid)
-
-    @sio.event
-    async def join_remote(sid, target, room):
-        await sio.enter_room(target, room)
-
-    @sio.event
-    async def kick(sid, target):
-        await sio.disconnect(target)
-
+    add_room_handlers(sio)
+    add_remote_control_handlers(sio)
     srv = await fastio.serve(sio, "127.0.0.1", 0)
     await asyncio.wait_for(mgr.ready(), 10)
     return sio, srv
@@ -85,10 +72,7 @@ async def test_fastio_servers_share_an_exchange(exchange):
         await asyncio.wait_for(gone.wait(), 10)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 @pytest.mark.timeout(60)
@@ -117,13 +101,7 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
     from either reaches the other's clients, and an acknowledgement crosses."""
     fsio, fsrv = await _server(exchange)
     pmgr = pysio.AsyncAioPikaManager(AMQP_URL, channel=exchange)
-    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
-
-    @psio.event
-    async def connect(sid, environ, auth):
-        await psio.enter_room(sid, "r")
-
-    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
+    psio, userver, task, pport = await serve_room_server(pmgr)
     f_client, f_inbox = await _client(fsrv.url)
     p_client, p_inbox = await _client("http://127.0.0.1:%d" % pport)
     try:
@@ -133,21 +111,11 @@ async def test_fastio_and_python_socketio_servers_share_an_exchange(exchange):
             f_inbox.get_nowait()
         while not p_inbox.empty():
             p_inbox.get_nowait()
-        # fastio -> python-socketio's client
-        await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
-        assert await asyncio.wait_for(p_inbox.get(), 10) == {"from": "fastio", "bin": b"\x01\x02"}
-        assert await asyncio.wait_for(f_inbox.get(), 10) == {"from": "fastio", "bin": b"\x01\x02"}
-        # python-socketio -> fastio's client
-        await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to="r")
-        assert await asyncio.wait_for(f_inbox.get(), 10) == {"from": "python-socketio", "bin": b"\x03"}
-        # acknowledgements across the two implementations, both ways
-        p_client.on("question", lambda q: q * 2)
-        assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=10) == "abab"
+        # room emits both ways, and acknowledgements across the two implementations, both ways
+        await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 10)
         f_client.on("question", lambda q: q + "?")
         assert await psio.call("question", "ok", to=f_client.get_sid(), timeout=10) == "ok?"
     finally:
-        await f_client.disconnect()
-        await p_client.disconnect()
-        await fsrv.close()
+        await disconnect_and_close((f_client, p_client), (fsrv,))
         await stop_asgi(userver, task)
         await close_pubsub_manager(pmgr)

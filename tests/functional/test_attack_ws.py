@@ -16,6 +16,8 @@ import pytest
 
 from fastio._core import wsframe
 
+from connection_log import log_connections
+
 pytestmark = pytest.mark.timeout(60)
 
 PLACEHOLDER = '{"_placeholder":true,"num":%d}'
@@ -33,14 +35,7 @@ async def start(make_sio, serve_sio, event_log, **options):
     options.setdefault("ping_timeout", 300)
     sio = make_sio(**options)
     log = event_log
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        log.add("connect", sid=sid)
-
-    @sio.event
-    async def disconnect(sid, reason):
-        log.add("disconnect", sid=sid, reason=reason)
+    log_connections(sio, log)
 
     @sio.event
     async def echo(sid, data):

@@ -21,6 +21,8 @@ import struct
 import aiohttp
 import pytest
 
+from connection_log import log_connections
+
 pytestmark = pytest.mark.timeout(60)
 
 MAX_BUFFER = 100_000
@@ -93,14 +95,7 @@ class Bystander:
 async def server(make_sio, serve_sio, event_log):
     sio = make_sio(max_http_buffer_size=MAX_BUFFER)
     log = event_log
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        log.add("connect", sid=sid)
-
-    @sio.event
-    async def disconnect(sid, reason):
-        log.add("disconnect", sid=sid, reason=reason)
+    log_connections(sio, log)
 
     @sio.event
     async def echo(sid, data):

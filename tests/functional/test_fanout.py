@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from connection_log import log_connections
+
 N_CLIENTS = 1000
 CONCURRENT_HANDSHAKES = 64
 DISCONNECT_REASONS = {
@@ -140,14 +142,7 @@ async def test_broadcast_to_1000_clients_skip_sid_and_leave_room(make_sio, serve
 async def test_client_that_stops_reading_is_disconnected(make_sio, serve_sio, raw_ws, event_log):
     sio = make_sio()
     log = event_log
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        log.add("connect", sid=sid)
-
-    @sio.event
-    async def disconnect(sid, reason):
-        log.add("disconnect", sid=sid, reason=reason)
+    log_connections(sio, log)
 
     @sio.event
     async def ping(sid, n):

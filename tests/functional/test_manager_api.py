@@ -10,6 +10,7 @@ import socketio as pysio
 from socketio import packet as pysio_packet
 
 import fastio
+from room_server import add_room_handlers, disconnect_and_close
 
 
 async def _client(url, **kwargs):
@@ -143,14 +144,7 @@ class RecordingManager(fastio.AsyncManager):
 async def test_subclass_overrides_are_called_by_the_server():
     mgr = RecordingManager()
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "lobby")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="lobby")
+    add_room_handlers(sio, room="lobby", skip_sender=False)
 
     srv = await fastio.serve(sio, "127.0.0.1", 0)
     c, inbox = await _client(srv.url)
@@ -255,10 +249,7 @@ async def test_a_pubsub_backend_from_the_two_extension_points():
             sio1.manager.published + sio2.manager.published)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 class CountingJson:

@@ -14,7 +14,7 @@ import pytest
 import fastio
 from fastio.socketio.operators import BroadcastTimeoutError
 from pubsub_bus import Bus, BusManager
-from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
+from pysio_peer import close_pubsub_manager, serve_room_server, stop_asgi, until_heard
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -254,13 +254,7 @@ async def test_python_socketio_server_on_the_channel_ignores_fastio_messages():
     plog.setLevel(logging.DEBUG)
     plog.addHandler(Collect())
     pmgr = pysio.AsyncRedisManager(REDIS_URL, channel=channel)
-    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi", logger=plog)
-
-    @psio.event
-    async def connect(sid, environ, auth):
-        await psio.enter_room(sid, "r")
-
-    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
+    psio, userver, task, pport = await serve_room_server(pmgr, logger=plog)
     p_inbox: asyncio.Queue = asyncio.Queue()
     p_client = pysio.AsyncClient()
     p_client.on("news", lambda *args: p_inbox.put_nowait(args))

@@ -17,6 +17,7 @@ import pytest
 import socketio as pysocketio
 
 import fastio
+from connection_log import log_connections
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -766,14 +767,7 @@ async def test_send_and_message_event(server, py_client, make_log):
 async def test_ping_timeout_reason(make_sio, serve_sio, event_log, raw_ws, py_client):
     sio = make_sio(ping_interval=0.2, ping_timeout=0.2)
     log = event_log
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        log.add("connect", sid=sid)
-
-    @sio.event
-    async def disconnect(sid, reason):
-        log.add("disconnect", sid=sid, reason=reason)
+    log_connections(sio, log)
 
     srv = await serve_sio(sio)
     # a raw client that stops answering pings

@@ -6,7 +6,9 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import close_pubsub_manager, serve_asgi, stop_asgi, until_heard
+from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
+                        until_heard)
+from room_server import add_remote_control_handlers, add_room_handlers, disconnect_and_close
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -14,14 +16,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 async def _server(channel):
     mgr = fastio.AsyncRedisManager(REDIS_URL, channel=channel)
     sio = fastio.AsyncServer(client_manager=mgr)
-
-    @sio.event
-    async def connect(sid, environ, auth):
-        await sio.enter_room(sid, "r")
-
-    @sio.event
-    async def shout(sid, data):
-        await sio.emit("news", data, to="r", skip_sid=sid)
+    add_room_handlers(sio)
 
     @sio.event
     async def direct(sid, target, data):
@@ -71,36 +66,13 @@ async def test_emits_reach_clients_of_other_servers():
         assert await asyncio.wait_for(inbox_c.get(), 5) == "marker 2"
         assert inbox_a.empty()
     finally:
-        for client in (a, b, c):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b, c), (srv1, srv2))
 
 
 async def _remote_control_server(channel):
     """A server whose handlers act on clients that may be connected to another process."""
     sio, srv = await _server(channel)
-
-    @sio.event
-    async def join_remote(sid, target, room):
-        await sio.enter_room(target, room)
-
-    @sio.event
-    async def leave_remote(sid, target, room):
-        await sio.leave_room(target, room)
-
-    @sio.event
-    async def to_room(sid, room, data):
-        await sio.emit("news", data, to=room)
-
-    @sio.event
-    async def kick(sid, target):
-        await sio.disconnect(target)
-
-    @sio.event
-    async def ask(sid, target, question):
-        return await sio.call("question", question, to=target, timeout=5)
-
+    add_remote_control_handlers(sio)
     return sio, srv
 
 
@@ -134,10 +106,7 @@ async def test_rooms_disconnects_and_acks_for_clients_of_another_process():
         await asyncio.wait_for(b_gone.wait(), 5)
         assert inbox_a.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 @pytest.mark.timeout(30)
@@ -169,13 +138,7 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
     channel = "fastio-test-" + uuid.uuid4().hex
     fsio, fsrv = await _server(channel)
     pmgr = pysio.AsyncRedisManager(REDIS_URL, channel=channel)
-    psio = pysio.AsyncServer(client_manager=pmgr, async_mode="asgi")
-
-    @psio.event
-    async def connect(sid, environ, auth):
-        await psio.enter_room(sid, "r")
-
-    userver, task, pport = await serve_asgi(pysio.ASGIApp(psio))
+    psio, userver, task, pport = await serve_room_server(pmgr)
     f_inbox, p_inbox = asyncio.Queue(), asyncio.Queue()
     f_client = await _client(fsrv.url, f_inbox)
     p_client = await _client("http://127.0.0.1:%d" % pport, p_inbox)
@@ -184,18 +147,10 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
         await until_heard(lambda: fsio.emit("news", "probe", to="r"), p_inbox, "probe", 100, 0.1)
         while not f_inbox.empty():
             f_inbox.get_nowait()
-        await fsio.emit("news", {"from": "fastio", "bin": b"\x01\x02"}, to="r")
-        assert await asyncio.wait_for(p_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
-        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "fastio", "bin": b"\x01\x02"}
-        await psio.emit("news", {"from": "python-socketio", "bin": b"\x03"}, to="r")
-        assert await asyncio.wait_for(f_inbox.get(), 5) == {"from": "python-socketio", "bin": b"\x03"}
-        # an acknowledgement across the two implementations
-        p_client.on("question", lambda q: q * 2)
-        assert await fsio.call("question", "ab", to=p_client.get_sid(), timeout=5) == "abab"
+        # room emits both ways, and an acknowledgement across the two implementations
+        await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 5)
     finally:
-        await f_client.disconnect()
-        await p_client.disconnect()
-        await fsrv.close()
+        await disconnect_and_close((f_client, p_client), (fsrv,))
         await stop_asgi(userver, task)
         await close_pubsub_manager(pmgr)
 
@@ -237,10 +192,7 @@ async def test_room_callbacks_sets_ignore_queue_and_timeouts_across_processes():
         release.set()
         assert inbox_a.empty() and inbox_b.empty()
     finally:
-        for client in (a, b):
-            await client.disconnect()
-        await srv1.close()
-        await srv2.close()
+        await disconnect_and_close((a, b), (srv1, srv2))
 
 
 def test_sentinel_urls_parse_as_python_socketio_parses_them():

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from fastio._core.conn import Conn, Flusher, WSTransport
+from fastio._core.conn import Conn, Flusher
 from fastio._core.packet import BINARY_EVENT, encode
 from fastio._core.wsframe import FrameReader
 
@@ -23,44 +23,10 @@ class Handler:
         self.overflowed.append(conn.sid)
 
 
-class FramedWS(WSTransport):
-    def __init__(self):
-        self.written = []
-        self.close_codes = []
-
-    def ws_write(self, data):
-        self.written.append(data)
-
-    def ws_close(self, code=1000, reason=""):
-        self.close_codes.append(code)
-
-
-class MessageWS(FramedWS):
-    def __init__(self):
-        super().__init__()
-        self.ws_messages = True
-        self.batches = []
-
-    def ws_send_messages(self, messages):
-        self.batches.append(list(messages))
-
-
-@pytest.fixture
-def loop():
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def run_flush(loop):
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-
-
-def test_message_transport_gets_whole_messages_in_one_batch(loop):
+def test_message_transport_gets_whole_messages_in_one_batch(loop, run_flush, message_ws):
     handler = Handler()
     conn = Conn("s1", handler, Flusher(loop))
-    ws = MessageWS()
+    ws = message_ws()
     conn.upgrade(ws)
     enc = encode(BINARY_EVENT, "/", ["pic", b"\x00\x01", {"x": b"zz"}])
     conn.send_eio(b"2")
@@ -74,9 +40,9 @@ def test_message_transport_gets_whole_messages_in_one_batch(loop):
     assert enc.message_str() is enc.message_str()
 
 
-def test_framed_transport_gets_the_same_packets_as_frames(loop):
+def test_framed_transport_gets_the_same_packets_as_frames(loop, run_flush, framed_ws):
     conn = Conn("s2", Handler(), Flusher(loop))
-    ws = FramedWS()
+    ws = framed_ws()
     conn.upgrade(ws)
     enc = encode(BINARY_EVENT, "/", ["pic", b"\x00\x01"])
     conn.send_eio(b"2")
@@ -87,10 +53,10 @@ def test_framed_transport_gets_the_same_packets_as_frames(loop):
     assert [(op, bytes(p)) for op, p in frames] == [(1, b"2"), (1, enc.message), (2, b"\x00\x01")]
 
 
-def test_close_with_notice_sends_the_close_packet_as_a_message(loop):
+def test_close_with_notice_sends_the_close_packet_as_a_message(loop, message_ws):
     handler = Handler()
     conn = Conn("s3", handler, Flusher(loop))
-    ws = MessageWS()
+    ws = message_ws()
     conn.upgrade(ws)
     conn.send_eio(b"4hello")
     conn.close("server disconnect", True)
@@ -99,10 +65,10 @@ def test_close_with_notice_sends_the_close_packet_as_a_message(loop):
     assert handler.closed == ["server disconnect"]
 
 
-def test_message_queue_limit_drops_a_peer_that_does_not_read(loop):
+def test_message_queue_limit_drops_a_peer_that_does_not_read(loop, message_ws):
     handler = Handler()
     conn = Conn("s4", handler, Flusher(loop), 64)
-    ws = MessageWS()
+    ws = message_ws()
     ws.ws_paused = True
     conn.upgrade(ws)
     for _ in range(10):
@@ -110,18 +76,23 @@ def test_message_queue_limit_drops_a_peer_that_does_not_read(loop):
     assert handler.overflowed == ["s4"]
 
 
-class PartsWS(FramedWS):
-    def __init__(self):
-        super().__init__()
-        self.part_writes = []
+@pytest.fixture
+def parts_ws(framed_ws):
+    """A frame-taking transport whose writelines() records its parts in ``part_writes``."""
+    class PartsWS(framed_ws):
+        def __init__(self):
+            super().__init__()
+            self.part_writes = []
 
-    def ws_writelines(self, parts):
-        self.part_writes.append(list(parts))
+        def ws_writelines(self, parts):
+            self.part_writes.append(list(parts))
+
+    return PartsWS
 
 
-def test_large_output_goes_out_as_parts_without_copying_attachments(loop):
+def test_large_output_goes_out_as_parts_without_copying_attachments(loop, run_flush, parts_ws):
     conn = Conn("s5", Handler(), Flusher(loop))
-    ws = PartsWS()
+    ws = parts_ws()
     conn.upgrade(ws)
     blob = bytes(range(256)) * 400
     enc = encode(BINARY_EVENT, "/", ["big", blob])
@@ -135,9 +106,9 @@ def test_large_output_goes_out_as_parts_without_copying_attachments(loop):
     assert [(op, bytes(p)) for op, p in frames] == [(1, b"2"), (1, enc.message), (2, blob)]
 
 
-def test_default_writelines_joins_into_one_write(loop):
+def test_default_writelines_joins_into_one_write(loop, run_flush, framed_ws):
     conn = Conn("s6", Handler(), Flusher(loop))
-    ws = FramedWS()
+    ws = framed_ws()
     conn.upgrade(ws)
     enc = encode(BINARY_EVENT, "/", ["big", b"x" * 70000])
     conn.send_packet(enc)
@@ -145,13 +116,13 @@ def test_default_writelines_joins_into_one_write(loop):
     assert ws.written == [enc.ws_frames()]
 
 
-@pytest.mark.parametrize("transport", [PartsWS, MessageWS])
-def test_overflow_in_the_middle_of_a_packet_sends_none_of_it(loop, transport):
+@pytest.mark.parametrize("transport", ["parts_ws", "message_ws"])
+def test_overflow_in_the_middle_of_a_packet_sends_none_of_it(loop, run_flush, request, transport):
     """Past max_buffer the session ends; the rest of the packet that overflowed must not be
     queued again on its own (an attachment without its frame header would reach the peer)."""
     handler = Handler()
     conn = Conn("s7", handler, Flusher(loop), 100_000)
-    ws = transport()
+    ws = request.getfixturevalue(transport)()
     conn.upgrade(ws)
     conn.send_eio(b"4" + b"x" * 99_990)
     conn.send_packet(encode(BINARY_EVENT, "/", ["big", b"\x81\x05hello" * 3000]))
@@ -199,14 +170,14 @@ def test_framework_websocket_that_cannot_keep_up_is_bounded_by_max_buffer(loop):
 # -- limits under attack ----------------------------------------------------------------------
 
 
-def test_tiny_items_count_their_overhead_against_the_write_budget(loop):
+def test_tiny_items_count_their_overhead_against_the_write_budget(loop, framed_ws):
     # 1-byte pongs for a peer that never reads: payload bytes alone (2,000) would stay far
     # under the budget; with the per-item overhead 2,000 items pass it.
     from fastio._core.conn import ENTRY_OVERHEAD
 
     handler = Handler()
     conn = Conn("t1", handler, Flusher(loop), 2000 * ENTRY_OVERHEAD // 2)
-    ws = FramedWS()
+    ws = framed_ws()
     ws.ws_paused = True
     conn.upgrade(ws)
     for _ in range(2000):
@@ -224,10 +195,10 @@ def test_polling_replies_count_their_overhead_too(loop):
     assert handler.overflowed == ["t2"]
 
 
-def test_websocket_pongs_count_against_the_write_budget(loop):
+def test_websocket_pongs_count_against_the_write_budget(loop, framed_ws):
     handler = Handler()
     conn = Conn("t3", handler, Flusher(loop), 100_000)
-    ws = FramedWS()
+    ws = framed_ws()
     ws.ws_paused = True
     conn.upgrade(ws)
     for _ in range(1000):
@@ -236,20 +207,20 @@ def test_websocket_pongs_count_against_the_write_budget(loop):
     assert conn.ws_close_code == 1008
 
 
-def test_pongs_go_out_as_pong_frames(loop):
+def test_pongs_go_out_as_pong_frames(loop, run_flush, framed_ws):
     conn = Conn("t4", Handler(), Flusher(loop))
-    ws = FramedWS()
+    ws = framed_ws()
     conn.upgrade(ws)
     conn.send_pong(b"abc")
     run_flush(loop)
     assert [(op, bytes(p)) for op, p in FrameReader(1 << 20, False).feed(b"".join(ws.written))] == [(10, b"abc")]
 
 
-def test_many_small_parts_are_joined_not_written_as_thousands_of_buffers(loop):
+def test_many_small_parts_are_joined_not_written_as_thousands_of_buffers(loop, run_flush, parts_ws):
     # uvloop turns a writelines() of tens of thousands of buffers into one libuv write that
     # fails with EINVAL: a flood of tiny frames must reach the transport as few parts.
     conn = Conn("t5", Handler(), Flusher(loop))
-    ws = PartsWS()
+    ws = parts_ws()
     conn.upgrade(ws)
     for _ in range(30_000):
         conn.send_eio(b"3")

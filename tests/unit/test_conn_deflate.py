@@ -1,9 +1,6 @@
 """Sessions on a WebSocket that negotiated permessage-deflate: which frames go compressed, and a
 broadcast's packet deflated once for every recipient with the same window."""
-import asyncio
 import zlib
-
-import pytest
 
 from fastio._core.conn import Conn, Flusher, WSTransport
 from fastio._core.packet import BINARY_EVENT, EVENT, encode
@@ -36,18 +33,6 @@ class FramedWS(WSTransport):
         pass
 
 
-@pytest.fixture
-def loop():
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def flush(loop):
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-
-
 def session(loop, flusher, ws):
     conn = Conn("s%d" % id(ws), Handler(), flusher)
     conn.upgrade(ws)
@@ -73,7 +58,7 @@ def frames(data, wbits=15):
     return out
 
 
-def test_threshold_and_kinds(loop):
+def test_threshold_and_kinds(loop, run_flush):
     ws = FramedWS(15, threshold=100)
     conn = session(loop, Flusher(loop), ws)
     conn.send_eio(b"4" + b"e" * 98)            # 99 bytes: under the threshold
@@ -81,7 +66,7 @@ def test_threshold_and_kinds(loop):
     conn.send_binary(b"\x00" * 500)
     enc = encode(BINARY_EVENT, "/", ["pic", b"\x01" * 50, b"\x02" * 300])
     conn.send_packet(enc)
-    flush(loop)
+    run_flush(loop)
     got = frames(b"".join(ws.written))
     assert got == [
         (False, OP_TEXT, b"4" + b"e" * 98),
@@ -96,14 +81,14 @@ def test_threshold_and_kinds(loop):
     assert [p for _, p in reader.feed(b"".join(ws.written))][1] == b"4" + b"f" * 100
 
 
-def test_broadcast_deflated_once_per_window(loop):
+def test_broadcast_deflated_once_per_window(loop, run_flush):
     flusher = Flusher(loop)
     a, b, c, plain = FramedWS(15), FramedWS(15), FramedWS(10), FramedWS(0)
     conns = [session(loop, flusher, ws) for ws in (a, b, c, plain)]
     enc = encode(EVENT, "/", ["news", "n" * 5000])
     for conn in conns:
         conn.send_packet(enc)
-    flush(loop)
+    run_flush(loop)
     # The same bytes object went to both 2**15 recipients: one deflate.
     assert a.written[0] is b.written[0]
     assert frames(a.written[0]) == [(True, OP_TEXT, enc.message)]
@@ -113,21 +98,21 @@ def test_broadcast_deflated_once_per_window(loop):
     # A new packet is deflated anew.
     enc2 = encode(EVENT, "/", ["news", "m" * 5000])
     conns[0].send_packet(enc2)
-    flush(loop)
+    run_flush(loop)
     assert frames(a.written[1]) == [(True, OP_TEXT, enc2.message)]
 
 
-def test_no_compress_flag(loop):
+def test_no_compress_flag(loop, run_flush):
     ws = FramedWS(15)
     conn = session(loop, Flusher(loop), ws)
     enc = encode(EVENT, "/", ["photo", "p" * 5000])
     enc.no_compress = True
     conn.send_packet(enc)
-    flush(loop)
+    run_flush(loop)
     assert frames(ws.written[0]) == [(False, OP_TEXT, enc.message)]
 
 
-def test_engineio_v3_binary_keeps_its_type_byte(loop):
+def test_engineio_v3_binary_keeps_its_type_byte(loop, run_flush):
     # A v3 session's binary messages start with the type byte 4: compressed one by one, never
     # the broadcast's shared frames.
     ws = FramedWS(15)
@@ -135,6 +120,6 @@ def test_engineio_v3_binary_keeps_its_type_byte(loop):
     conn.eio3 = True
     enc = encode(BINARY_EVENT, "/", ["pic", b"\x07" * 3000])
     conn.send_packet(enc)
-    flush(loop)
+    run_flush(loop)
     got = frames(b"".join(ws.written))
     assert got == [(False, OP_TEXT, enc.message), (True, OP_BINARY, b"\x04" + b"\x07" * 3000)]

@@ -3,9 +3,7 @@ a transport whose write fails."""
 import asyncio
 import logging
 
-import pytest
-
-from fastio._core.conn import Conn, Flusher, WSTransport
+from fastio._core.conn import Conn, Flusher
 from fastio._core.wsframe import FrameReader
 
 
@@ -32,33 +30,6 @@ class Handler:
         self.calls.append(("overflow", conn.sid))
 
 
-class FramedWS(WSTransport):
-    def __init__(self):
-        self.written = []
-        self.close_codes = []
-
-    def ws_write(self, data):
-        self.written.append(data)
-
-    def ws_close(self, code=1000, reason=""):
-        self.close_codes.append(code)
-
-    def texts(self):
-        return [bytes(p) for _, p in FrameReader(1 << 20, False).feed(b"".join(self.written))]
-
-
-@pytest.fixture
-def loop():
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def run_flush(loop):
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-
-
 def polling_conn(loop, sid="p1"):
     handler = Handler()
     conn = Conn(sid, handler, Flusher(loop))
@@ -66,9 +37,9 @@ def polling_conn(loop, sid="p1"):
     return conn, handler
 
 
-def test_probe_is_answered_then_the_pending_poll_gets_a_noop(loop):
+def test_probe_is_answered_then_the_pending_poll_gets_a_noop(loop, run_flush, framed_ws):
     conn, handler = polling_conn(loop)
-    ws = FramedWS()
+    ws = framed_ws()
     assert conn.on_probe_packet(ws, b"2probe") is False
     assert ws.texts() == [b"3probe"]
     assert handler.calls == [("probe_started", "p1")]
@@ -77,11 +48,11 @@ def test_probe_is_answered_then_the_pending_poll_gets_a_noop(loop):
     assert not conn.upgraded
 
 
-def test_upgrade_packet_moves_the_session_to_the_websocket(loop):
+def test_upgrade_packet_moves_the_session_to_the_websocket(loop, run_flush, framed_ws):
     conn, handler = polling_conn(loop)
     conn.poll_waiter = None
     conn.send_eio(b"4queued while polling")
-    ws = FramedWS()
+    ws = framed_ws()
     conn.on_probe_packet(ws, b"2probe")
     assert conn.on_probe_packet(ws, b"5") is True
     assert ("conn_upgraded", ws, False) in handler.calls
@@ -92,30 +63,30 @@ def test_upgrade_packet_moves_the_session_to_the_websocket(loop):
     assert ws.texts() == [b"3probe", b"4queued while polling"]
 
 
-def test_other_packets_during_the_probe_are_ignored(loop):
+def test_other_packets_during_the_probe_are_ignored(loop, framed_ws):
     conn, handler = polling_conn(loop)
-    ws = FramedWS()
+    ws = framed_ws()
     assert conn.on_probe_packet(ws, b"4hello") is False
     assert conn.on_probe_packet(ws, b"2ping") is False
     assert ws.written == [] and ws.close_codes == [] and handler.calls == []
 
 
-def test_probe_of_a_closed_or_upgraded_session_closes_the_websocket(loop):
+def test_probe_of_a_closed_or_upgraded_session_closes_the_websocket(loop, framed_ws):
     conn, handler = polling_conn(loop)
-    first = FramedWS()
+    first = framed_ws()
     conn.on_probe_packet(first, b"5")
-    second = FramedWS()
+    second = framed_ws()
     assert conn.on_probe_packet(second, b"2probe") is False
     assert second.close_codes == [1000] and second.written == []
     conn.close("server disconnect")
-    third = FramedWS()
+    third = framed_ws()
     assert conn.on_probe_packet(third, b"5") is False
     assert third.close_codes == [1000]
 
 
-def test_output_mode_is_decided_when_the_websocket_is_attached(loop):
+def test_output_mode_is_decided_when_the_websocket_is_attached(loop, run_flush, framed_ws):
     conn, _ = polling_conn(loop)
-    ws = FramedWS()
+    ws = framed_ws()
     conn.upgrade(ws)
     ws.ws_messages = True            # too late: the session frames its output for this transport
     conn.send_eio(b"4x")
@@ -153,18 +124,18 @@ def test_bridge_sends_3probe_before_the_noop_that_ends_the_poll(loop):
     loop.run_until_complete(scenario())
 
 
-class BrokenWS(FramedWS):
-    def ws_write(self, data):
-        raise OSError("connection reset")
-
-
-def test_a_failed_write_is_logged_once_and_closes_the_session(loop, caplog):
+def test_a_failed_write_is_logged_once_and_closes_the_session(loop, run_flush, framed_ws, caplog):
     handler = Handler()
     flusher = Flusher(loop)
     conn = Conn("w1", handler, flusher)
+
+    class BrokenWS(framed_ws):
+        def ws_write(self, data):
+            raise OSError("connection reset")
+
     conn.upgrade(BrokenWS())
     healthy = Conn("w2", handler, flusher)
-    ok = FramedWS()
+    ok = framed_ws()
     healthy.upgrade(ok)
     conn.send_eio(b"4a")
     healthy.send_eio(b"4b")
@@ -228,7 +199,7 @@ def client_frame(text):
     return build_frame(OP_TEXT, text, True, b"\x01\x02\x03\x04")
 
 
-def test_native_protocol_probe_goes_through_the_session(loop):
+def test_native_protocol_probe_goes_through_the_session(loop, run_flush):
     from fastio._core.protocol import HttpProtocol
 
     conn, handler = polling_conn(loop, "n1")

@@ -1,11 +1,8 @@
 """A Conn marked ``eio3`` (an Engine.IO v3 client): the type byte on WebSocket binary messages,
 client pings that move the deadline, and the sweep that never pings it."""
-import asyncio
 import time
 
-import pytest
-
-from fastio._core.conn import Conn, Flusher, WSTransport, heartbeat
+from fastio._core.conn import Conn, Flusher, heartbeat
 from fastio._core.eio import PING, PONG
 from fastio._core.packet import BINARY_EVENT, EVENT, encode
 from fastio._core.rooms import RoomTable
@@ -27,49 +24,16 @@ class Handler:
         self.errors.append(message)
 
 
-class FramedWS(WSTransport):
-    def __init__(self):
-        self.written = []
-
-    def ws_write(self, data):
-        self.written.append(data)
-
-    def ws_close(self, code=1000, reason=""):
-        pass
-
-
-class MessageWS(FramedWS):
-    def __init__(self):
-        super().__init__()
-        self.ws_messages = True
-        self.batches = []
-
-    def ws_send_messages(self, messages):
-        self.batches.extend(messages)
-
-
-@pytest.fixture
-def loop():
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def run_flush(loop):
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-
-
 def frames(ws):
     return [(op, bytes(p)) for op, p in FrameReader(1 << 20, False).feed(b"".join(ws.written))]
 
 
-def test_broadcast_gives_v3_websockets_prefixed_binary_and_v4_the_shared_frames(loop):
+def test_broadcast_gives_v3_websockets_prefixed_binary_and_v4_the_shared_frames(loop, run_flush, framed_ws):
     flusher = Flusher(loop)
     table = RoomTable()
     v3, v4 = Conn("a", Handler(), flusher), Conn("b", Handler(), flusher)
     v3.eio3 = True
-    ws3, ws4 = FramedWS(), FramedWS()
+    ws3, ws4 = framed_ws(), framed_ws()
     v3.upgrade(ws3)
     v4.upgrade(ws4)
     table.enter("/", None, "a", v3)
@@ -82,7 +46,11 @@ def test_broadcast_gives_v3_websockets_prefixed_binary_and_v4_the_shared_frames(
     assert frames(ws4) == [(1, enc.message), (2, b"\x00\x01"), (1, b'42["text"]')]
 
 
-def test_v3_binary_on_a_message_transport_and_after_upgrade(loop):
+def test_v3_binary_on_a_message_transport_and_after_upgrade(loop, run_flush, message_ws):
+    class MessageWS(message_ws):
+        def ws_send_messages(self, messages):
+            self.batches.extend(messages)  # every message, not the batches
+
     conn = Conn("a", Handler(), Flusher(loop))
     conn.eio3 = True
     conn.send_binary(b"queued")  # while polling: b<base64>, converted when polled

@@ -288,6 +288,13 @@ async def request(eio: AsyncServer, *args: Any, **kwargs: Any) -> Response:
     return await req.response()
 
 
+def open_poll(eio: AsyncServer, sid: str) -> FakeRequest:
+    """A long poll of session ``sid``, handed to the server; its response is not awaited."""
+    poll = FakeRequest("GET", polling(sid))
+    eio.handle_request(poll)
+    return poll
+
+
 async def handshake(eio: AsyncServer, **kwargs: Any) -> str:
     res = await request(eio, "GET", polling(t="abc"), **kwargs)
     return res.open_packet()["sid"]
@@ -442,8 +449,7 @@ async def test_unsupported_method_on_a_session(make_server):
 async def test_long_poll_is_answered_when_a_message_is_sent(make_server):
     eio, _ = make_server()
     sid = await handshake(eio)
-    poll = FakeRequest("GET", polling(sid))
-    eio.handle_request(poll)
+    poll = open_poll(eio, sid)
     await asyncio.sleep(0)  # one loop turn: nothing to send, so the poll stays open
     assert not poll.responded
     await eio.send(sid, "hello ✓")
@@ -526,8 +532,7 @@ async def test_empty_post(make_server):
 async def test_second_concurrent_poll_closes_the_session(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
-    first = FakeRequest("GET", polling(sid))
-    eio.handle_request(first)
+    first = open_poll(eio, sid)
     second = await request(eio, "GET", polling(sid))
     assert_error(second, 400, 3, "Bad request")
     assert await events.wait_for("disconnects") == [(sid, "transport error")]
@@ -540,8 +545,7 @@ async def test_second_concurrent_poll_closes_the_session(make_server):
 async def test_aborted_long_poll_closes_the_session(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
-    poll = FakeRequest("GET", polling(sid))
-    eio.handle_request(poll)
+    poll = open_poll(eio, sid)
     assert poll.on_abort is not None, "a pending poll must watch for the client going away"
     poll.abort()
     assert await events.wait_for("disconnects") == [(sid, "transport close")]
@@ -582,8 +586,7 @@ async def test_close_packet_via_post_ends_the_session(make_server):
 async def test_close_packet_answers_the_waiting_poll(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
-    poll = FakeRequest("GET", polling(sid))
-    eio.handle_request(poll)
+    poll = open_poll(eio, sid)
     assert (await post(eio, sid, b"1")).status == 200
     await events.wait_for("disconnects")
     res = await poll.response()
@@ -596,8 +599,7 @@ async def test_close_packet_answers_the_waiting_poll(make_server):
 async def test_server_disconnect_sends_a_close_packet(make_server):
     eio, events = make_server()
     sid = await handshake(eio)
-    poll = FakeRequest("GET", polling(sid))
-    eio.handle_request(poll)
+    poll = open_poll(eio, sid)
     await eio.disconnect(sid)
     assert (await poll.response()).body == b"1"
     assert await events.wait_for("disconnects") == [(sid, "server disconnect")]

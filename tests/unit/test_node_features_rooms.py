@@ -17,13 +17,6 @@ class Handler:
     message_sink = staticmethod(lambda *a: None)
 
 
-@pytest.fixture
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 def table(loop: Any) -> tuple[RoomTable, dict[str, Conn]]:
     """Namespace '/': a, b, c, d; rooms r = {a, b}, s = {b, c}, t = {d}.  Namespace '/x': a2 in r."""
     flusher = Flusher(loop)

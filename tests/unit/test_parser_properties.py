@@ -4,7 +4,6 @@ The ``fuzz`` marked tests run with a small example budget in the normal suite; s
 ``FASTIO_FUZZ_EXAMPLES`` (e.g. 20000) for a longer run, or select them alone with
 ``pytest -m fuzz``.  The unmarked tests are one quick property per parser.
 """
-import gc
 import os
 
 import pytest
@@ -23,15 +22,7 @@ FUZZ = settings(database=None, deadline=None, max_examples=FUZZ_EXAMPLES,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 KEY = b"\x11\x22\x33\x44"
 
-
-@pytest.fixture(autouse=True)
-def default_partial_budget():
-    if wsframe.partial_bytes():
-        gc.collect()
-    old = wsframe.partial_budget()
-    wsframe.set_partial_budget(wsframe.DEFAULT_PARTIAL_BUDGET)
-    yield
-    wsframe.set_partial_budget(old)
+pytestmark = pytest.mark.usefixtures("partial_budget_released")
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:

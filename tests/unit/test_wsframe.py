@@ -1,5 +1,4 @@
 """Tests for fastio._core.wsframe (RFC 6455 framing)."""
-import gc
 import pickle
 import random
 import struct
@@ -34,6 +33,8 @@ HYP = settings(
 )
 
 KEY = b"\x37\xfa\x21\x3d"
+
+pytestmark = pytest.mark.usefixtures("partial_budget_released")
 
 
 def raw_frame(opcode, payload=b"", *, fin=True, rsv=0, mask_key=KEY, length=None,
@@ -647,19 +648,6 @@ def test_module_exports():
     for name in ("FrameReader", "WebSocketError", "build_frame", "build_close",
                  "parse_close", "accept_key"):
         assert hasattr(wsframe, name)
-
-
-@pytest.fixture(autouse=True)
-def partial_budget_released():
-    # The partial budget is process-wide: readers a test left mid-message (some wait in
-    # reference cycles, e.g. through a caught exception's traceback) must not spend it for the
-    # next test.
-    if wsframe.partial_bytes():
-        gc.collect()
-    old = wsframe.partial_budget()
-    wsframe.set_partial_budget(wsframe.DEFAULT_PARTIAL_BUDGET)
-    yield
-    wsframe.set_partial_budget(old)
 
 
 @pytest.fixture
