@@ -24,7 +24,6 @@ worker 1 shares its CPU with the generator).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -39,49 +38,25 @@ sys.path.insert(0, str(HERE))
 
 from procs import stop_process  # noqa: E402
 
+sys.path.insert(0, str(HERE.parent))
+from fastio import loadgen  # noqa: E402
+
 ROOT = HERE.parent
 APP = "bench.servers.fastio_native:sio"
 
 
-def _loadgen():
-    spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-loadgen = _loadgen()
-
-
 class ClusterProbe(loadgen.ServerProbe):
-    """CPU time and RSS summed over the master and its worker processes."""
+    """CPU time and RSS summed over the master and its worker processes (``ServerProbe`` of
+    several PIDs), keeping the master's own on-CPU time at each reading."""
 
     def __init__(self, pids: list[int]) -> None:
-        super().__init__(pids[0])
-        self.pids = pids
+        super().__init__(pids)
+        self.master = loadgen.ServerProbe(pids[0])
         self.master_readings: list[float] = []  # the first PID's on-CPU time at each reading
 
-    def _sum(self, method) -> float:
-        total = 0.0
-        for pid in self.pids:
-            self.pid = pid
-            try:
-                total += method()
-            except OSError:
-                pass
-        self.pid = self.pids[0]
-        return total
-
-    def cpu(self) -> float:
-        return self._sum(super().cpu)
-
     def sched_cpu(self) -> float:
-        self.master_readings.append(super().sched_cpu())
-        return self._sum(super().sched_cpu)
-
-    def rss(self) -> int:
-        return int(self._sum(super().rss))
+        self.master_readings.append(self.master.sched_cpu())
+        return super().sched_cpu()
 
 
 def start_server(workers: int, server_cpus: list[int] | None) -> tuple[subprocess.Popen, int, list[int]]:
@@ -126,22 +101,18 @@ def measure(scenario: str, workers: int, a: argparse.Namespace) -> dict:
     server_cpus = [0] if a.pin and ncpu > 1 and workers == 1 else list(range(ncpu))
     proc, port, pids = start_server(workers, server_cpus)
     try:
-        args = ["--port", str(port), "--scenario", scenario, "--duration", str(a.duration),
-                "--warmup", str(a.warmup)]
-        if a.quick:
-            args.append("--quick")
         if scenario == "echo":
-            args += ["--conns", str(a.conns), "--window", str(a.window)]
+            sizes = dict(conns=a.conns, window=a.window)
         elif scenario == "connect":
-            args += ["--clients", str(a.clients)]
+            sizes = dict(clients=a.clients)
         else:
-            args += ["--conns", str(a.broadcast_conns), "--window", str(a.window)]
-        la = loadgen.fill_defaults(loadgen.build_parser().parse_args(args))
+            sizes = dict(conns=a.broadcast_conns, window=a.window)
+        opts = loadgen.Options(scenario, loadgen.Target("127.0.0.1", port), server_pid=pids,
+                               duration=a.duration, warmup=a.warmup, quick=a.quick, **sizes)
         if gen_cpu is not None:
             os.sched_setaffinity(0, gen_cpu)
         probe = ClusterProbe(pids)
-        loadgen.ServerProbe = lambda pid: probe
-        out = loadgen.run(la)
+        out = loadgen.run(opts, probe=probe)
         if workers > 1 and len(probe.master_readings) >= 2:
             # loadgen reads the CPU at the start and the end of the measured phase
             out["master_cpu_s"] = probe.master_readings[-1] - probe.master_readings[-2]

@@ -1140,14 +1140,17 @@ async def _progress(g: _State, o: Options, out: TextIO, interval: float) -> None
     raise asyncio.CancelledError
 
 
-async def run_async(o: Options, progress: Optional[TextIO] = None, interval: float = 0.5) -> dict:
+async def run_async(o: Options, progress: Optional[TextIO] = None, interval: float = 0.5,
+                    probe: Optional[ServerProbe] = None) -> dict:
     """Run one scenario on the running loop; returns its result (see the module docstring).
 
-    With ``progress`` a status line is written there every ``interval`` seconds.
+    With ``progress`` a status line is written there every ``interval`` seconds. ``probe``
+    measures the server instead of ``ServerProbe(o.server_pid)`` (a subclass may keep more).
     """
     o = o.filled()
     g = _State(o)
-    probe = ServerProbe(o.server_pid)
+    if probe is None:
+        probe = ServerProbe(o.server_pid)
     funcs = {
         "echo": lambda: _sc_echo(o, probe, g, False),
         "ack": lambda: _sc_echo(o, probe, g, True),
@@ -1186,10 +1189,11 @@ def raise_fd_limit() -> None:
         pass
 
 
-def run(o: Options, progress: Optional[TextIO] = None) -> dict:
+def run(o: Options, progress: Optional[TextIO] = None, probe: Optional[ServerProbe] = None) -> dict:
     """Run one scenario on a fresh event loop (uvloop when installed); returns its result.
 
-    The garbage collector is off during the run (no pauses in the measured loops).
+    The garbage collector is off during the run (no pauses in the measured loops). ``probe``:
+    as in :func:`run_async`.
     """
     try:
         import uvloop
@@ -1199,7 +1203,7 @@ def run(o: Options, progress: Optional[TextIO] = None) -> dict:
     raise_fd_limit()
     gc.disable()
     try:
-        out = runner(run_async(o, progress))
+        out = runner(run_async(o, progress, probe=probe))
     finally:
         gc.enable()
     out["gen_pid"] = os.getpid()

@@ -57,3 +57,22 @@ def test_harness_compares_the_asgi_servers_with_uvicorns_floor(tmp_path):
             cell = summary[scenario][server]
             assert cell["ok"] == cell["runs"] >= 1, (scenario, server, cell)
             assert cell["server_cpu_us_per_op"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_workers_bench_measures_one_and_two_workers(tmp_path):
+    """bench/workers_bench.py: the same load on 1 and on 2 worker processes, the CPU summed over
+    the master and its workers (the master's own share kept apart)."""
+    out = tmp_path / "workers.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "workers_bench.py"), "--quick", "--no-pin",
+         "--workers", "1,2", "--scenarios", "echo", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["scenario"], r["workers"]) for r in rows] == [("echo", 1), ("echo", 2)]
+    for r in rows:
+        assert r["ops"] > 0 and r["errors"] == 0 and r["server_cpu_s"] > 0
+    one, two = rows
+    assert len(one["server_pids"]) == 1 and len(two["server_pids"]) == 3  # master + 2 workers
+    assert "master_cpu_s" in two
