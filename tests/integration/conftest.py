@@ -248,6 +248,38 @@ async def client_scenario(url: str, sio: Any, log: Log, sio_client: Callable[...
     await proc.wait_exit()
 
 
+async def routes_beside_socketio(url: str, sio: Any, sio_client: Callable[..., Any], name: str,
+                                 notice: dict[str, Any], not_found: Any = None) -> None:
+    """The web application's own routes on the Socket.IO server's port, while a socket.io-client
+    is connected over WebSocket: ``GET /api/hello?name=`` answers with ``name`` and the count of
+    connected clients, ``POST /api/notify`` broadcasts its body as a "notice" event, an unknown
+    path is the application's 404 (with the JSON body ``not_found`` when given), and a polling
+    request with an unknown sid is Engine.IO's 400. The Socket.IO session still works after."""
+    import httpx
+
+    proc = await sio_client(url, "websocket")
+    sid = (await proc.expect("connect", socket="/"))["id"]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        r = await http.get("/api/hello", params={"name": name})
+        assert r.status_code == 200
+        assert r.json() == {"hello": name, "clients": 1}
+        # a route broadcasting to the connected Socket.IO clients
+        r = await http.post("/api/notify", json=notice)
+        assert r.status_code == 200 and r.json() == {"sent": True}
+        assert (await proc.expect("ev", type="notice"))["args"] == [notice]
+        # unknown paths are the application's 404, not Socket.IO's
+        r = await http.get("/nowhere")
+        assert r.status_code == 404
+        if not_found is not None:
+            assert r.json() == not_found
+        # a polling request with an unknown sid is answered by Engine.IO (400), not the application
+        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
+        assert r.status_code == 400
+    await proc.send("emit", name="add", args=[1, 2], ack=True, id="after-http")
+    assert (await proc.expect("ack", id="after-http"))["args"] == [3]
+    assert sio.transport(sid) == "websocket"
+
+
 async def upgrades_promptly(url: str, path: str = "/socket.io", count: int = 100, limit_ms: int = 3000) -> None:
     """socket.io-client with its default transports, ``count`` times in a row: every
     polling -> WebSocket upgrade must finish within ``limit_ms`` (they take a few ms; a
