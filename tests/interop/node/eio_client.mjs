@@ -47,31 +47,21 @@
 
 import { Socket } from "engine.io-client";
 import {
-  armTimeout,
   describe,
   emit,
   fail,
   finish,
   finishWhenIdle,
   fromBase64,
-  installCrashHandlers,
   isBinary,
-  parseConfig,
   readCommands,
+  startScript,
   toBase64,
-  EXIT_BAD_CONFIG,
 } from "./common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg);
+startScript(main, { strings: ["url"] });
 
 function main(cfg) {
-  if (typeof cfg.url !== "string" || !cfg.url) {
-    fail("config.url is required", EXIT_BAD_CONFIG);
-    return;
-  }
-  armTimeout(cfg.timeoutMs);
 
   const opts = {
     path: cfg.path || "/engine.io",
