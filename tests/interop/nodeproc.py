@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -246,35 +246,19 @@ class NodeProcess:
         timeout, when the script reports a fatal error, or when it exits
         first. Waiting for ``"fatal"`` or ``"exit"`` themselves is allowed.
         """
-        if self._changed is None:
-            raise RuntimeError("start() the process first")
         names = (name,) if isinstance(name, str) else tuple(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with self._changed:
-            while True:
-                while self._cursor < len(self.events):
-                    event = self.events[self._cursor]
-                    self._cursor += 1
-                    if self._matches(event, names, fields):
-                        return event
-                    if event.get("event") == "fatal" and "fatal" not in names:
-                        raise NodeProcessError(
-                            f"script failed while waiting for {names} {fields}\n{self.describe()}"
-                        )
-                if self._eof:
-                    raise NodeProcessError(
-                        f"script ended before printing {names} {fields}\n{self.describe()}"
-                    )
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise NodeProcessError(
-                        f"no {names} {fields} within {timeout} s\n{self.describe()}"
-                    )
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+
+        def next_match() -> dict[str, Any] | None:
+            while self._cursor < len(self.events):
+                event = self.events[self._cursor]
+                self._cursor += 1
+                if self._matches(event, names, fields):
+                    return event
+                if event.get("event") == "fatal" and "fatal" not in names:
+                    raise NodeProcessError(f"script failed while waiting for {names} {fields}\n{self.describe()}")
+            return None
+
+        return await self._wait_for(next_match, names, fields, timeout)
 
     async def first(
         self,
@@ -286,16 +270,32 @@ class NodeProcess:
         """Like :meth:`expect`, but look at the whole history (the earliest
         match wins, waiting for one if there is none yet) and leave the
         :meth:`expect` position alone."""
+        names = (name,) if isinstance(name, str) else tuple(name)
+
+        def earliest_match() -> dict[str, Any] | None:
+            return next((event for event in self.events if self._matches(event, names, fields)), None)
+
+        return await self._wait_for(earliest_match, names, fields, timeout)
+
+    async def _wait_for(
+        self,
+        find: Callable[[], dict[str, Any] | None],
+        names: tuple[str, ...],
+        fields: dict[str, Any],
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Call ``find`` now and each time the script prints more, until it returns an event.
+        Raises :class:`NodeProcessError` (with the script's whole output) when the script ended
+        or ``timeout`` passed first; ``names`` and ``fields`` say what was awaited."""
         if self._changed is None:
             raise RuntimeError("start() the process first")
-        names = (name,) if isinstance(name, str) else tuple(name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:
             while True:
-                for event in self.events:
-                    if self._matches(event, names, fields):
-                        return event
+                event = find()
+                if event is not None:
+                    return event
                 if self._eof:
                     raise NodeProcessError(
                         f"script ended before printing {names} {fields}\n{self.describe()}"
