@@ -11,7 +11,6 @@ all of it), they are never skipped.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -36,49 +35,27 @@ from nodeproc import (  # noqa: E402
     DEFAULT_TIMEOUT,
     NodeProcess,
     NodeProcessError,
+    NodeProcesses,
     check_node_modules,
     node_executable,
     UnorderedNodeProcess,
 )
 from eventlog import EventLog as Log  # noqa: E402
+from clientkit import (  # noqa: E402
+    FINAL_TRANSPORT,
+    MODES,
+    TRANSPORTS,
+    answer_clients,
+    client_config,
+    from_wire,
+    to_wire,
+)
 
 # The test modules import the helpers below as ``integration_support``: several directories of
 # the suite have a conftest.py and no __init__.py, so the name "conftest" is not this module's.
 sys.modules["integration_support"] = sys.modules[__name__]
 
 EVENT_TIMEOUT = 10.0
-MODES = ["polling", "websocket", "upgrade"]
-TRANSPORTS = {
-    "polling": ["polling"],
-    "websocket": ["websocket"],
-    "upgrade": ["polling", "websocket"],
-}
-FINAL_TRANSPORT = {"polling": "polling", "websocket": "websocket", "upgrade": "websocket"}
-
-
-# -----------------------------------------------------------------------------
-# binary values across the JSON lines of sio_client.mjs ({"$bin": base64})
-# -----------------------------------------------------------------------------
-
-
-def to_wire(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bin": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, (list, tuple)):
-        return [to_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
-    return value
-
-
-def from_wire(value: Any) -> Any:
-    if isinstance(value, list):
-        return [from_wire(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return base64.b64decode(value["$bin"])
-        return {k: from_wire(v) for k, v in value.items()}
-    return value
 
 
 # -----------------------------------------------------------------------------
@@ -101,24 +78,14 @@ async def sio_client(node_ready) -> AsyncIterator[Callable[..., Any]]:
     """Factory: ``proc = await sio_client(url, mode, **config)``; every client is killed (by its
     PID) and reaped at teardown. Servers are started after this fixture, so they stop after
     the clients."""
-    procs: list[SioClient] = []
+    procs = NodeProcesses()
 
     async def factory(url: str, mode: str = "websocket", **config: Any) -> SioClient:
-        cfg = {
-            "url": url,
-            "transports": TRANSPORTS[mode],
-            "upgrade": mode == "upgrade",
-            "timeoutMs": 60000,
-            **config,
-        }
-        proc = SioClient(SIO_CLIENT, cfg, name=f"sio_client-{mode}")
-        procs.append(proc)
-        await proc.start()
-        return proc
+        proc = SioClient(SIO_CLIENT, client_config(url, mode, 60000, **config), name=f"sio_client-{mode}")
+        return await procs.start(proc)
 
     yield factory
-    for proc in reversed(procs):
-        await proc.aclose()
+    await procs.aclose()
 
 
 # -----------------------------------------------------------------------------
@@ -147,23 +114,7 @@ def build_sio(log: Log, **options: Any) -> Any:
     async def disconnect(sid, reason):
         log.add("disconnect", sid=sid, reason=reason)
 
-    @sio.event
-    async def add(sid, a, b):
-        return a + b
-
-    @sio.event
-    async def triple(sid, x):
-        return x, "second", {"third": 3}
-
-    @sio.event
-    async def echo(sid, data):
-        log.add("echo", sid=sid, data=data)
-        return data
-
-    @sio.event
-    async def shout(sid, text):
-        log.add("shout", sid=sid, text=text)
-        await sio.emit("shouted", text.upper(), to=sid)
+    answer_clients(sio, log, three="triple", echo="echo", shout=("shout", "shouted"))
 
     @sio.event
     async def join(sid, room):

@@ -373,6 +373,24 @@ async def run_node(script: str, config: dict[str, Any], **kwargs: Any) -> AsyncI
         await proc.aclose()
 
 
+class NodeProcesses:
+    """The Node scripts started for one test: :meth:`aclose` stops (by PID) and reaps them all,
+    the last started first."""
+
+    def __init__(self) -> None:
+        self.procs: list[NodeProcess] = []
+
+    async def start(self, proc: NodeProcess) -> NodeProcess:
+        """Start ``proc`` and keep it to stop later; returns it."""
+        self.procs.append(proc)
+        await proc.start()
+        return proc
+
+    async def aclose(self) -> None:
+        for proc in reversed(self.procs):
+            await proc.aclose()
+
+
 class UnorderedNodeProcess(NodeProcess):
     """A NodeProcess whose ``expect`` consumes events in any order: it returns the first
     matching event not returned before, wherever it is in the output (socket.io-client events
