@@ -156,6 +156,16 @@ export function readCommands(handler, onEnd) {
   };
 }
 
+// The last case of a script's command switch: {"cmd":"exit"} ends the script at once (status
+// 0); any other command is an error.
+export function exitOrUnknown(cmd) {
+  if (cmd.cmd === "exit") {
+    finish(0);
+    return;
+  }
+  throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+}
+
 // Binary payloads travel as base64 inside the JSON lines.
 export function toBase64(data) {
   if (Buffer.isBuffer(data)) return data.toString("base64");

@@ -49,6 +49,7 @@ import { Socket } from "engine.io-client";
 import {
   describe,
   emit,
+  exitOrUnknown,
   fail,
   finish,
   finishWhenIdle,
@@ -195,11 +196,8 @@ function main(cfg) {
             pings,
           });
           break;
-        case "exit":
-          finish(0);
-          break;
         default:
-          throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+          exitOrUnknown(cmd);
       }
     },
     () => {

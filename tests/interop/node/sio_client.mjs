@@ -60,7 +60,7 @@
 
 import { Manager } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
-import { describe, emit, fail, finish, isBinary, readCommands, startScript, toBase64 } from "./common.mjs";
+import { describe, emit, exitOrUnknown, fail, finish, isBinary, readCommands, startScript, toBase64 } from "./common.mjs";
 
 startScript(main, { strings: ["url"] });
 
@@ -235,11 +235,8 @@ function main(cfg) {
           emit("state", { sockets: out, transport: transportName() });
           break;
         }
-        case "exit":
-          finish(0);
-          break;
         default:
-          throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+          exitOrUnknown(cmd);
       }
     },
     () => finish(0, { reason: "stdin closed" }),
