@@ -38,6 +38,7 @@ from nodeproc import (  # noqa: E402
     NodeProcesses,
     check_node_modules,
     node_executable,
+    run_to_exit,
     UnorderedNodeProcess,
 )
 from eventlog import EventLog as Log  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import socketio
-from integration_support import FASTIO_CLI, REPO_ROOT
+from integration_support import FASTIO_CLI, REPO_ROOT, run_to_exit
 
 import fastio
 
@@ -19,17 +19,7 @@ import fastio
 async def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, bytes, bytes]:
     """Run ``fastio <args>`` to its end (killed, by its PID, if it takes over 20 s); returns its
     exit status, stdout and stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        str(FASTIO_CLI), *args,
-        cwd=None if cwd is None else str(cwd), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return proc.returncode, out, err
+    return await run_to_exit([str(FASTIO_CLI), *args], 20, cwd=cwd)
 
 
 class Peer:

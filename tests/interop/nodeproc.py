@@ -69,6 +69,24 @@ def script_path(name: str) -> Path:
     return path
 
 
+async def run_to_exit(
+    argv: list[str], timeout: float, cwd: str | os.PathLike | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` until it exits; returns its exit status, stdout and stderr. A process still
+    running after ``timeout`` seconds is killed (by its PID) and reaped, and the timeout raised."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=None if cwd is None else str(cwd),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out, err
+
+
 class NodeProcessError(AssertionError):
     """The script failed, exited early, or an awaited event did not come."""
 
