@@ -70,12 +70,16 @@ def script_path(name: str) -> Path:
 
 
 async def run_to_exit(
-    argv: list[str], timeout: float, cwd: str | os.PathLike | None = None
+    argv: list[str],
+    timeout: float,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, bytes, bytes]:
-    """Run ``argv`` until it exits; returns its exit status, stdout and stderr. A process still
-    running after ``timeout`` seconds is killed (by its PID) and reaped, and the timeout raised."""
+    """Run ``argv`` (in ``cwd``, with the environment ``env`` when given) until it exits; returns
+    its exit status, stdout and stderr. A process still running after ``timeout`` seconds is
+    killed (by its PID) and reaped, and the timeout raised."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=None if cwd is None else str(cwd),
+        *argv, cwd=None if cwd is None else str(cwd), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
