@@ -59,6 +59,13 @@ async function main(cfg) {
       emit("joined", { who, room: await page.evaluate(() => document.body.dataset.room), transport });
     }
 
+    // the nick and text of the last log line of `lines`, once it shows
+    async function messageShown(lines) {
+      const line = lines.last();
+      await line.waitFor();
+      return { nick: await line.locator(".nick").textContent(), text: await line.locator(".text").textContent() };
+    }
+
     const alice = await open("alice");
     await joined(alice, "alice");
 
@@ -91,20 +98,8 @@ async function main(cfg) {
 
     // alice submits: the message shows on bob's page, and the indicator goes away
     await alice.locator("#text").press("Enter");
-    const seen = bob.locator("#log .msg", { hasText: text }).last();
-    await seen.waitFor();
-    emit("message_seen", {
-      who: "bob",
-      nick: await seen.locator(".nick").textContent(),
-      text: await seen.locator(".text").textContent(),
-    });
-    const own = alice.locator("#log .msg.mine", { hasText: text }).last();
-    await own.waitFor();
-    emit("own_message", {
-      who: "alice",
-      nick: await own.locator(".nick").textContent(),
-      text: await own.locator(".text").textContent(),
-    });
+    emit("message_seen", { who: "bob", ...(await messageShown(bob.locator("#log .msg", { hasText: text }))) });
+    emit("own_message", { who: "alice", ...(await messageShown(alice.locator("#log .msg.mine", { hasText: text }))) });
     await bob.waitForFunction(() => document.getElementById("typing").textContent === "");
     emit("typing_cleared", { who: "bob" });
 
