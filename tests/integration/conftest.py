@@ -38,6 +38,7 @@ from nodeproc import (  # noqa: E402
     NodeProcesses,
     check_node_modules,
     node_executable,
+    reap,
     run_to_exit,
     UnorderedNodeProcess,
 )
@@ -424,12 +425,7 @@ class ServerProcess:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
+            await reap(proc, 5)
         await self._drain()
         for task in self._tasks:
             task.cancel()

@@ -69,6 +69,16 @@ def script_path(name: str) -> Path:
     return path
 
 
+async def reap(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Wait up to ``grace`` seconds for ``proc`` to exit, then kill it (by its PID); reaps it."""
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
 async def run_to_exit(
     argv: list[str],
     timeout: float,
@@ -159,12 +169,7 @@ class NodeProcess:
                 os.kill(proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-            try:
-                await asyncio.wait_for(proc.wait(), 0.5)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await reap(proc, 0.5)
         elif proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
         self.returncode = proc.returncode
