@@ -11,7 +11,6 @@ all of it), they are never skipped.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -36,49 +35,29 @@ from nodeproc import (  # noqa: E402
     DEFAULT_TIMEOUT,
     NodeProcess,
     NodeProcessError,
+    NodeProcesses,
     check_node_modules,
     node_executable,
+    reap,
+    run_to_exit,
     UnorderedNodeProcess,
 )
 from eventlog import EventLog as Log  # noqa: E402
+from clientkit import (  # noqa: E402
+    FINAL_TRANSPORT,
+    MODES,
+    TRANSPORTS,
+    answer_clients,
+    client_config,
+    from_wire,
+    to_wire,
+)
 
 # The test modules import the helpers below as ``integration_support``: several directories of
 # the suite have a conftest.py and no __init__.py, so the name "conftest" is not this module's.
 sys.modules["integration_support"] = sys.modules[__name__]
 
 EVENT_TIMEOUT = 10.0
-MODES = ["polling", "websocket", "upgrade"]
-TRANSPORTS = {
-    "polling": ["polling"],
-    "websocket": ["websocket"],
-    "upgrade": ["polling", "websocket"],
-}
-FINAL_TRANSPORT = {"polling": "polling", "websocket": "websocket", "upgrade": "websocket"}
-
-
-# -----------------------------------------------------------------------------
-# binary values across the JSON lines of sio_client.mjs ({"$bin": base64})
-# -----------------------------------------------------------------------------
-
-
-def to_wire(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bin": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, (list, tuple)):
-        return [to_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
-    return value
-
-
-def from_wire(value: Any) -> Any:
-    if isinstance(value, list):
-        return [from_wire(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return base64.b64decode(value["$bin"])
-        return {k: from_wire(v) for k, v in value.items()}
-    return value
 
 
 # -----------------------------------------------------------------------------
@@ -101,24 +80,14 @@ async def sio_client(node_ready) -> AsyncIterator[Callable[..., Any]]:
     """Factory: ``proc = await sio_client(url, mode, **config)``; every client is killed (by its
     PID) and reaped at teardown. Servers are started after this fixture, so they stop after
     the clients."""
-    procs: list[SioClient] = []
+    procs = NodeProcesses()
 
     async def factory(url: str, mode: str = "websocket", **config: Any) -> SioClient:
-        cfg = {
-            "url": url,
-            "transports": TRANSPORTS[mode],
-            "upgrade": mode == "upgrade",
-            "timeoutMs": 60000,
-            **config,
-        }
-        proc = SioClient(SIO_CLIENT, cfg, name=f"sio_client-{mode}")
-        procs.append(proc)
-        await proc.start()
-        return proc
+        proc = SioClient(SIO_CLIENT, client_config(url, mode, 60000, **config), name=f"sio_client-{mode}")
+        return await procs.start(proc)
 
     yield factory
-    for proc in reversed(procs):
-        await proc.aclose()
+    await procs.aclose()
 
 
 # -----------------------------------------------------------------------------
@@ -147,23 +116,7 @@ def build_sio(log: Log, **options: Any) -> Any:
     async def disconnect(sid, reason):
         log.add("disconnect", sid=sid, reason=reason)
 
-    @sio.event
-    async def add(sid, a, b):
-        return a + b
-
-    @sio.event
-    async def triple(sid, x):
-        return x, "second", {"third": 3}
-
-    @sio.event
-    async def echo(sid, data):
-        log.add("echo", sid=sid, data=data)
-        return data
-
-    @sio.event
-    async def shout(sid, text):
-        log.add("shout", sid=sid, text=text)
-        await sio.emit("shouted", text.upper(), to=sid)
+    answer_clients(sio, log, three="triple", echo="echo", shout=("shout", "shouted"))
 
     @sio.event
     async def join(sid, room):
@@ -246,6 +199,38 @@ async def client_scenario(url: str, sio: Any, log: Log, sio_client: Callable[...
     assert (await log.expect("disconnect", sid=sid))["reason"] == "client disconnect"
     await proc.send("exit")
     await proc.wait_exit()
+
+
+async def routes_beside_socketio(url: str, sio: Any, sio_client: Callable[..., Any], name: str,
+                                 notice: dict[str, Any], not_found: Any = None) -> None:
+    """The web application's own routes on the Socket.IO server's port, while a socket.io-client
+    is connected over WebSocket: ``GET /api/hello?name=`` answers with ``name`` and the count of
+    connected clients, ``POST /api/notify`` broadcasts its body as a "notice" event, an unknown
+    path is the application's 404 (with the JSON body ``not_found`` when given), and a polling
+    request with an unknown sid is Engine.IO's 400. The Socket.IO session still works after."""
+    import httpx
+
+    proc = await sio_client(url, "websocket")
+    sid = (await proc.expect("connect", socket="/"))["id"]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        r = await http.get("/api/hello", params={"name": name})
+        assert r.status_code == 200
+        assert r.json() == {"hello": name, "clients": 1}
+        # a route broadcasting to the connected Socket.IO clients
+        r = await http.post("/api/notify", json=notice)
+        assert r.status_code == 200 and r.json() == {"sent": True}
+        assert (await proc.expect("ev", type="notice"))["args"] == [notice]
+        # unknown paths are the application's 404, not Socket.IO's
+        r = await http.get("/nowhere")
+        assert r.status_code == 404
+        if not_found is not None:
+            assert r.json() == not_found
+        # a polling request with an unknown sid is answered by Engine.IO (400), not the application
+        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
+        assert r.status_code == 400
+    await proc.send("emit", name="add", args=[1, 2], ack=True, id="after-http")
+    assert (await proc.expect("ack", id="after-http"))["args"] == [3]
+    assert sio.transport(sid) == "websocket"
 
 
 async def upgrades_promptly(url: str, path: str = "/socket.io", count: int = 100, limit_ms: int = 3000) -> None:
@@ -440,12 +425,7 @@ class ServerProcess:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
+            await reap(proc, 5)
         await self._drain()
         for task in self._tasks:
             task.cancel()

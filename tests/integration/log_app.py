@@ -1,17 +1,15 @@
 """A server run by tests/integration/test_logging.py: ``fastio.run(..., log_level="info")`` with
 servers made before it (``logger=True``), and a route that logs one line through each logger."""
 import fastio
+from plain_asgi import complete_lifespan
 
 sio = fastio.AsyncServer(logger=True, engineio_logger=True)
 
 
 async def other(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
+        await complete_lifespan(receive, send)
+        return
     sio.logger.info("marker-socketio")
     sio.eio.logger.info("marker-engineio")
     await send({"type": "http.response.start", "status": 200, "headers": []})

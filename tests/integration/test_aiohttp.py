@@ -7,7 +7,6 @@ polling upgraded to WebSocket.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from aiohttp import web
 from integration_support import (
@@ -17,6 +16,7 @@ from integration_support import (
     build_sio,
     client_scenario,
     raw_polling_client,
+    routes_beside_socketio,
     upgrades_promptly,
 )
 
@@ -57,22 +57,7 @@ async def test_socketio_client_over_aiohttp(aiohttp_env, sio_client, mode):
 @pytest.mark.timeout(60)
 async def test_aiohttp_routes_beside_socketio(aiohttp_env, sio_client):
     sio, log, port = aiohttp_env
-    url = f"http://127.0.0.1:{port}"
-    proc = await sio_client(url, "websocket")
-    sid = (await proc.expect("connect", socket="/"))["id"]
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        r = await http.get("/api/hello", params={"name": "aio"})
-        assert r.status_code == 200
-        assert r.json() == {"hello": "aio", "clients": 1}
-        r = await http.post("/api/notify", json={"text": "from http"})
-        assert r.status_code == 200 and r.json() == {"sent": True}
-        assert (await proc.expect("ev", type="notice"))["args"] == [{"text": "from http"}]
-        assert (await http.get("/nowhere")).status_code == 404
-        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
-        assert r.status_code == 400
-    await proc.send("emit", name="add", args=[1, 2], ack=True, id="after-http")
-    assert (await proc.expect("ack", id="after-http"))["args"] == [3]
-    assert sio.transport(sid) == "websocket"
+    await routes_beside_socketio(f"http://127.0.0.1:{port}", sio, sio_client, "aio", {"text": "from http"})
 
 
 @pytest.mark.timeout(180)

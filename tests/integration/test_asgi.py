@@ -17,6 +17,7 @@ from integration_support import (
     build_sio,
     client_scenario,
     raw_polling_client,
+    routes_beside_socketio,
     upgrades_promptly,
     uvicorn_server,
 )
@@ -63,26 +64,14 @@ async def test_socketio_client_over_uvicorn(asgi_env, sio_client, mode):
 @pytest.mark.timeout(60)
 async def test_fastapi_routes_beside_socketio(asgi_env, sio_client):
     sio, log, port = asgi_env
-    url = f"http://127.0.0.1:{port}"
-    proc = await sio_client(url, "websocket")
-    sid = (await proc.expect("connect", socket="/"))["id"]
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        r = await http.get("/api/hello", params={"name": "asgi"})
-        assert r.status_code == 200
-        assert r.json() == {"hello": "asgi", "clients": 1}
-        # a route broadcasting to the connected Socket.IO clients
-        r = await http.post("/api/notify", json={"text": "from http", "n": [1, 2]})
-        assert r.status_code == 200 and r.json() == {"sent": True}
-        assert (await proc.expect("ev", type="notice"))["args"] == [{"text": "from http", "n": [1, 2]}]
-        # unknown paths are FastAPI's 404, not Socket.IO's
-        r = await http.get("/nowhere")
-        assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
-        # a polling request with an unknown sid is answered by Engine.IO (400), not FastAPI
-        r = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
-        assert r.status_code == 400
-    await proc.send("emit", name="add", args=[1, 2], ack=True, id="after-http")
-    assert (await proc.expect("ack", id="after-http"))["args"] == [3]
-    assert sio.transport(sid) == "websocket"
+    await routes_beside_socketio(
+        f"http://127.0.0.1:{port}",
+        sio,
+        sio_client,
+        "asgi",
+        {"text": "from http", "n": [1, 2]},
+        not_found={"detail": "Not Found"},
+    )
 
 
 @pytest.mark.timeout(180)

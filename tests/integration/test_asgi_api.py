@@ -11,6 +11,7 @@ import httpx
 import pytest
 import socketio as pysio
 from integration_support import uvicorn_server
+from plain_asgi import complete_lifespan
 
 import fastio
 import fastio.engineio
@@ -39,11 +40,8 @@ async def roundtrip(url: str, **connect: object) -> None:
 async def other_app(scope, receive, send):
     """A plain ASGI app naming the path it was given."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            await send({"type": msg["type"] + ".complete"})
-            if msg["type"] == "lifespan.shutdown":
-                return
+        await complete_lifespan(receive, send)
+        return
     assert scope["type"] == "http"
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})

@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
 import socketio
-from integration_support import FASTIO_CLI, REPO_ROOT
+from integration_support import FASTIO_CLI, REPO_ROOT, run_to_exit
 
 import fastio
+
+
+async def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``fastio <args>`` to its end (killed, by its PID, if it takes over 20 s); returns its
+    exit status, stdout and stderr."""
+    return await run_to_exit([str(FASTIO_CLI), *args], 20, cwd=cwd)
 
 
 class Peer:
@@ -121,30 +128,13 @@ async def test_run_module_from_the_current_directory(fastio_command, peer, tmp_p
 
 @pytest.mark.timeout(30)
 async def test_run_bad_spec_fails():
-    proc = await asyncio.create_subprocess_exec(
-        str(FASTIO_CLI), "run", "tests.integration.example_app", "--port", "0",
-        cwd=str(REPO_ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode != 0
+    returncode, out, err = await run_cli("run", "tests.integration.example_app", "--port", "0", cwd=REPO_ROOT)
+    assert returncode != 0
     assert b"module:attr" in out + err
 
 
 @pytest.mark.timeout(30)
 async def test_version():
-    proc = await asyncio.create_subprocess_exec(
-        str(FASTIO_CLI), "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err
+    returncode, out, err = await run_cli("--version")
+    assert returncode == 0, err
     assert out.decode().strip() == f"fastio {fastio.__version__}"

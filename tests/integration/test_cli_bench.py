@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import fastio
-from integration_support import REPO_ROOT, check_node_modules, node_executable
+from integration_support import REPO_ROOT, check_node_modules, node_executable, run_to_exit
 
 SCENARIOS = ["echo", "ack", "broadcast", "connect", "idle"]
 SMALL = ["-c", "6", "-w", "2", "--clients", "40", "--concurrency", "8", "-d", "0.3", "--warmup", "0.1",
@@ -29,16 +29,10 @@ SMALL = ["-c", "6", "-w", "2", "--clients", "40", "--concurrency", "8", "-d", "0
 async def fastio_bench(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
     """Run ``python -m fastio.cli bench <args>`` from this checkout; (returncode, stdout, stderr)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fastio.cli", "bench", *args, cwd=str(REPO_ROOT), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return proc.returncode, out.decode(), err.decode()
+    returncode, out, err = await run_to_exit(
+        [sys.executable, "-m", "fastio.cli", "bench", *args], timeout, cwd=REPO_ROOT, env=env
+    )
+    return returncode, out.decode(), err.decode()
 
 
 def check_results(results: list[dict[str, Any]], receivers: int) -> dict[str, dict[str, Any]]:

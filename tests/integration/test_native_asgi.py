@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, AsyncIterator
 
 import httpx
 import pytest
@@ -79,10 +79,15 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def native(sio: Any, api: Api):
+async def native() -> AsyncIterator[tuple[Log, Any, Api, Any]]:
+    """build_sio's server and an Api served by ``fastio.serve`` on port 0; yields (log, sio,
+    api, server) and closes the server after."""
+    log = Log()
+    sio = build_sio(log)
+    api = Api(sio)
     server = await fastio.serve(sio, "127.0.0.1", 0, app=api.app)
     try:
-        yield server
+        yield log, sio, api, server
     finally:
         await asyncio.wait_for(server.close(), 15)
 
@@ -90,26 +95,19 @@ async def native(sio: Any, api: Api):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", MODES)
 async def test_socketio_client_beside_fastapi(sio_client, mode):
-    log = Log()
-    sio = build_sio(log)
-    api = Api(sio)
-    async with native(sio, api) as server:
+    async with native() as (log, sio, api, server):
         await client_scenario(server.url, sio, log, sio_client, mode, server.port)
 
 
 @pytest.mark.timeout(180)
 async def test_upgrades_complete_promptly():
-    sio = build_sio(Log())
-    async with native(sio, Api(sio)) as server:
+    async with native() as (log, sio, api, server):
         await upgrades_promptly(server.url)
 
 
 @pytest.mark.timeout(60)
 async def test_routes_answer_while_clients_exchange_messages(sio_client):
-    log = Log()
-    sio = build_sio(log)
-    api = Api(sio)
-    async with native(sio, api) as server:
+    async with native() as (log, sio, api, server):
         # the lifespan startup ran before the server took its first request
         assert api.events == ["startup"]
         url = server.url
@@ -178,10 +176,7 @@ async def test_routes_answer_while_clients_exchange_messages(sio_client):
 
 @pytest.mark.timeout(30)
 async def test_streaming_response(sio_client):
-    log = Log()
-    sio = build_sio(log)
-    api = Api(sio)
-    async with native(sio, api) as server:
+    async with native() as (log, sio, api, server):
         proc = await sio_client(server.url, "websocket")
         await proc.expect("connect", socket="/")
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
@@ -212,9 +207,7 @@ async def test_streaming_response_client_goes_away():
     """A client that closes the connection mid-stream: the app's receive() reports
     http.disconnect, so Starlette cancels the body generator while it waits (as under
     uvicorn) instead of leaving it waiting for data it can never send."""
-    sio = build_sio(Log())
-    api = Api(sio)
-    async with native(sio, api) as server:
+    async with native() as (log, sio, api, server):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(f"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
         data = b""

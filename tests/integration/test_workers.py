@@ -15,13 +15,12 @@ import os
 import signal
 
 import pytest
-from integration_support import NODE_DIR, TRANSPORTS
+from integration_support import MODES, NODE_DIR, TRANSPORTS
 from nodeproc import NodeProcess
 
 import fastio
 
 APP = "tests.integration.workers_app:sio"
-MODES = ["polling", "websocket", "upgrade"]
 
 
 @pytest.fixture

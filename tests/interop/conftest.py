@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nodeproc import NodeProcess, check_node_modules, node_executable  # noqa: E402
+from nodeproc import NodeProcess, NodeProcesses, check_node_modules, node_executable  # noqa: E402
 
 BACKEND = os.environ.get("FASTIO_INTEROP_BACKEND", "fastio")
 ENGINE_PATH = "/engine.io/"
@@ -261,14 +261,10 @@ async def node_client(make_eio_server):
     """Factory for Node scripts that are killed and reaped at teardown:
     ``proc = await node_client("eio_client.mjs", cfg)``. It depends on
     make_eio_server so that the clients always go before the servers."""
-    procs: list[NodeProcess] = []
+    procs = NodeProcesses()
 
     async def factory(script: str, config: dict[str, Any], **kwargs: Any) -> NodeProcess:
-        proc = NodeProcess(script, config, **kwargs)
-        procs.append(proc)
-        await proc.start()
-        return proc
+        return await procs.start(NodeProcess(script, config, **kwargs))
 
     yield factory
-    for proc in reversed(procs):
-        await proc.aclose()
+    await procs.aclose()

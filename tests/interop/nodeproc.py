@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -67,6 +67,38 @@ def script_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no Node interop script {path}")
     return path
+
+
+async def reap(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Wait up to ``grace`` seconds for ``proc`` to exit, then kill it (by its PID); reaps it."""
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def run_to_exit(
+    argv: list[str],
+    timeout: float,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` (in ``cwd``, with the environment ``env`` when given) until it exits; returns
+    its exit status, stdout and stderr. A process still running after ``timeout`` seconds is
+    killed (by its PID) and reaped, and the timeout raised."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=None if cwd is None else str(cwd), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out, err
 
 
 class NodeProcessError(AssertionError):
@@ -137,12 +169,7 @@ class NodeProcess:
                 os.kill(proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-            try:
-                await asyncio.wait_for(proc.wait(), 0.5)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await reap(proc, 0.5)
         elif proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
         self.returncode = proc.returncode
@@ -246,35 +273,19 @@ class NodeProcess:
         timeout, when the script reports a fatal error, or when it exits
         first. Waiting for ``"fatal"`` or ``"exit"`` themselves is allowed.
         """
-        if self._changed is None:
-            raise RuntimeError("start() the process first")
         names = (name,) if isinstance(name, str) else tuple(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with self._changed:
-            while True:
-                while self._cursor < len(self.events):
-                    event = self.events[self._cursor]
-                    self._cursor += 1
-                    if self._matches(event, names, fields):
-                        return event
-                    if event.get("event") == "fatal" and "fatal" not in names:
-                        raise NodeProcessError(
-                            f"script failed while waiting for {names} {fields}\n{self.describe()}"
-                        )
-                if self._eof:
-                    raise NodeProcessError(
-                        f"script ended before printing {names} {fields}\n{self.describe()}"
-                    )
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise NodeProcessError(
-                        f"no {names} {fields} within {timeout} s\n{self.describe()}"
-                    )
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+
+        def next_match() -> dict[str, Any] | None:
+            while self._cursor < len(self.events):
+                event = self.events[self._cursor]
+                self._cursor += 1
+                if self._matches(event, names, fields):
+                    return event
+                if event.get("event") == "fatal" and "fatal" not in names:
+                    raise NodeProcessError(f"script failed while waiting for {names} {fields}\n{self.describe()}")
+            return None
+
+        return await self._wait_for(next_match, names, fields, timeout)
 
     async def first(
         self,
@@ -286,16 +297,32 @@ class NodeProcess:
         """Like :meth:`expect`, but look at the whole history (the earliest
         match wins, waiting for one if there is none yet) and leave the
         :meth:`expect` position alone."""
+        names = (name,) if isinstance(name, str) else tuple(name)
+
+        def earliest_match() -> dict[str, Any] | None:
+            return next((event for event in self.events if self._matches(event, names, fields)), None)
+
+        return await self._wait_for(earliest_match, names, fields, timeout)
+
+    async def _wait_for(
+        self,
+        find: Callable[[], dict[str, Any] | None],
+        names: tuple[str, ...],
+        fields: dict[str, Any],
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Call ``find`` now and each time the script prints more, until it returns an event.
+        Raises :class:`NodeProcessError` (with the script's whole output) when the script ended
+        or ``timeout`` passed first; ``names`` and ``fields`` say what was awaited."""
         if self._changed is None:
             raise RuntimeError("start() the process first")
-        names = (name,) if isinstance(name, str) else tuple(name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:
             while True:
-                for event in self.events:
-                    if self._matches(event, names, fields):
-                        return event
+                event = find()
+                if event is not None:
+                    return event
                 if self._eof:
                     raise NodeProcessError(
                         f"script ended before printing {names} {fields}\n{self.describe()}"
@@ -371,6 +398,24 @@ async def run_node(script: str, config: dict[str, Any], **kwargs: Any) -> AsyncI
         yield proc
     finally:
         await proc.aclose()
+
+
+class NodeProcesses:
+    """The Node scripts started for one test: :meth:`aclose` stops (by PID) and reaps them all,
+    the last started first."""
+
+    def __init__(self) -> None:
+        self.procs: list[NodeProcess] = []
+
+    async def start(self, proc: NodeProcess) -> NodeProcess:
+        """Start ``proc`` and keep it to stop later; returns it."""
+        self.procs.append(proc)
+        await proc.start()
+        return proc
+
+    async def aclose(self) -> None:
+        for proc in reversed(self.procs):
+            await proc.aclose()
 
 
 class UnorderedNodeProcess(NodeProcess):

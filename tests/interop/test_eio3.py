@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import fastio
-from nodeproc import UnorderedNodeProcess, script_path, node_executable
+from nodeproc import UnorderedNodeProcess, node_executable, run_to_exit, script_path
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,16 +84,9 @@ def build_server(seen: dict[str, Any], **options: Any) -> fastio.AsyncServer:
 
 async def run_v2_client(url: str, **config: Any) -> dict[str, dict[str, Any]]:
     """Run the scenario; the events it printed, by name (it must end with "exit" code 0)."""
-    proc = await asyncio.create_subprocess_exec(
-        node_executable(), str(script_path("sio_v2_client.mjs")),
-        json.dumps({"url": url, "timeoutMs": 30000, **config}),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 40)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    argv = [node_executable(), str(script_path("sio_v2_client.mjs")),
+            json.dumps({"url": url, "timeoutMs": 30000, **config})]
+    _, out, err = await run_to_exit(argv, 40)
     events: dict[str, dict[str, Any]] = {}
     for line in out.decode().splitlines():
         ev = json.loads(line)
@@ -211,15 +204,8 @@ CODEC_PACKETS = [
 
 
 async def run_parser(config: dict[str, Any]) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        node_executable(), str(script_path("eio3_parser.mjs")), json.dumps(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    argv = [node_executable(), str(script_path("eio3_parser.mjs")), json.dumps(config)]
+    _, out, err = await run_to_exit(argv, 30)
     for line in out.decode().splitlines():
         ev = json.loads(line)
         if ev["event"] == "result":

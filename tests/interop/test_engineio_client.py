@@ -25,16 +25,11 @@ import base64
 import os
 
 import pytest
+from clientkit import MODES, client_config
 
 pytestmark = pytest.mark.timeout(30)
 
 SCRIPT = "eio_client.mjs"
-MODES = ["polling", "websocket", "upgrade"]
-TRANSPORTS = {
-    "polling": ["polling"],
-    "websocket": ["websocket"],
-    "upgrade": ["polling", "websocket"],
-}
 FAST_HEARTBEAT = dict(ping_interval=0.3, ping_timeout=0.3)
 
 # FASTIO_INTEROP_BACKEND=python-engineio runs this file against
@@ -54,22 +49,15 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def client_config(srv, mode: str, **extra):
-    cfg = {
-        "url": srv.url,
-        "path": "/engine.io",
-        "transports": TRANSPORTS[mode],
-        "upgrade": mode == "upgrade",
-        "timeoutMs": 20000,
-    }
-    cfg.update(extra)
-    return cfg
+def eio_client_config(srv, mode: str, **extra):
+    """The config of eio_client.mjs in ``mode`` for the Engine.IO server ``srv``."""
+    return client_config(srv.url, mode, 20000, **{"path": "/engine.io", **extra})
 
 
 async def connect(node_client, srv, mode: str, **extra):
     """Start a client, wait until it is open (and upgraded, in "upgrade"
     mode), and return (process, sid)."""
-    proc = await node_client(SCRIPT, client_config(srv, mode, **extra))
+    proc = await node_client(SCRIPT, eio_client_config(srv, mode, **extra))
     first = "websocket" if mode == "websocket" else "polling"
     hs = await proc.expect("handshake")
     opened = await proc.expect("open")
@@ -136,7 +124,7 @@ async def test_handshake_and_transport(eio_server, node_client, mode):
 
 @pytest.mark.eio_server(allow_upgrades=False)
 async def test_no_upgrade_when_server_disallows(eio_server, node_client):
-    proc = await node_client(SCRIPT, client_config(eio_server, "upgrade"))
+    proc = await node_client(SCRIPT, eio_client_config(eio_server, "upgrade"))
     hs = await proc.expect("handshake")
     assert hs["upgrades"] == []
     await proc.expect("open", transport="polling")
@@ -153,7 +141,7 @@ async def test_no_upgrade_when_server_disallows(eio_server, node_client):
 async def test_messages_continue_across_upgrade(eio_server, node_client):
     # "before" is sent on "open", while the client is still on polling
     proc = await node_client(
-        SCRIPT, client_config(eio_server, "upgrade", onOpen=[{"data": "before"}])
+        SCRIPT, eio_client_config(eio_server, "upgrade", onOpen=[{"data": "before"}])
     )
     await proc.expect("open", transport="polling")
     sid = await eio_server.expect_connect()
@@ -203,7 +191,7 @@ async def test_ping_pong_traffic_across_upgrade(eio_server, node_client, binary)
 
     eio_server.on_message = on_message
     eio_server.on_connect = lambda sid: eio_server.eio.send(sid, encode(0))
-    proc = await node_client(SCRIPT, client_config(eio_server, "upgrade", echo=True))
+    proc = await node_client(SCRIPT, eio_client_config(eio_server, "upgrade", echo=True))
     sid = await eio_server.expect_connect()
     got = [decode(await eio_server.expect_message(sid)) for _ in range(n)]
     assert got == list(range(n))
@@ -353,7 +341,7 @@ async def test_send_from_connect_handler(eio_server, node_client, mode):
 @pytest.mark.parametrize("mode", ["polling", "websocket"])
 async def test_refused_connection(eio_server, node_client, mode):
     eio_server.refuse = True
-    proc = await node_client(SCRIPT, client_config(eio_server, mode))
+    proc = await node_client(SCRIPT, eio_client_config(eio_server, mode))
     await eio_server.expect_connect()
     closed = await proc.expect("close")
     assert closed["reason"] == "transport error"
@@ -365,7 +353,7 @@ async def test_refused_connection(eio_server, node_client, mode):
 
 async def test_concurrent_clients(eio_server, node_client):
     modes = ["polling", "websocket", "upgrade", "polling", "websocket"]
-    procs = [await node_client(SCRIPT, client_config(eio_server, m)) for m in modes]
+    procs = [await node_client(SCRIPT, eio_client_config(eio_server, m)) for m in modes]
     sids = {}
     for i, proc in enumerate(procs):
         opened = await proc.expect("open")

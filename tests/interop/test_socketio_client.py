@@ -16,50 +16,19 @@ What socket.io-client reports, as these tests expect it:
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any
 
 import pytest
 
 import fastio
-from nodeproc import UnorderedNodeProcess
+from clientkit import FINAL_TRANSPORT, MODES, answer_clients, client_config, from_wire, to_wire
+from nodeproc import NodeProcesses, UnorderedNodeProcess
 from eventlog import EventLog as Log
 
 pytestmark = pytest.mark.timeout(60)
 
 SCRIPT = "sio_client.mjs"
-MODES = ["polling", "websocket", "upgrade"]
-TRANSPORTS = {
-    "polling": ["polling"],
-    "websocket": ["websocket"],
-    "upgrade": ["polling", "websocket"],
-}
-FINAL_TRANSPORT = {"polling": "polling", "websocket": "websocket", "upgrade": "websocket"}
 EVENT_TIMEOUT = 10.0
-
-
-def b64(data: bytes) -> dict[str, str]:
-    return {"$bin": base64.b64encode(data).decode("ascii")}
-
-
-def unb64(value: Any) -> Any:
-    if isinstance(value, list):
-        return [unb64(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return base64.b64decode(value["$bin"])
-        return {k: unb64(v) for k, v in value.items()}
-    return value
-
-
-def to_wire(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return b64(bytes(value))
-    if isinstance(value, (list, tuple)):
-        return [to_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
-    return value
 
 
 SioProc = UnorderedNodeProcess
@@ -80,18 +49,7 @@ def build_server(log: Log, **options: Any) -> Any:
     async def disconnect(sid, reason):
         log.add("disconnect", ns="/", sid=sid, reason=reason)
 
-    @sio.event
-    async def add(sid, a, b):
-        return a + b
-
-    @sio.event
-    async def pair(sid, x):
-        return x, "second", {"third": 3}
-
-    @sio.event
-    async def nested(sid, data):
-        log.add("nested", sid=sid, data=data)
-        return data
+    answer_clients(sio, log, three="pair", echo="nested", shout=("ping_me", "pong_you"))
 
     @sio.event
     async def join(sid, room):
@@ -102,11 +60,6 @@ def build_server(log: Log, **options: Any) -> Any:
     async def shout(sid, room, text):
         await sio.emit("shouted", {"from": sid, "text": text}, room=room, skip_sid=sid)
         return "ok"
-
-    @sio.event
-    async def ping_me(sid, text):
-        log.add("ping_me", sid=sid, text=text)
-        await sio.emit("pong_you", text.upper(), to=sid)
 
     @sio.on("connect", namespace="/chat")
     async def chat_connect(sid, environ, auth):
@@ -136,7 +89,7 @@ class Env:
         self.log = Log()
         self.sio: Any = None
         self.server: Any = None
-        self.procs: list[SioProc] = []
+        self.procs = NodeProcesses()
 
     @property
     def url(self) -> str:
@@ -148,17 +101,7 @@ class Env:
         return self
 
     async def client(self, mode: str = "websocket", **config: Any) -> SioProc:
-        cfg = {
-            "url": self.url,
-            "transports": TRANSPORTS[mode],
-            "upgrade": mode == "upgrade",
-            "timeoutMs": 40000,
-            **config,
-        }
-        proc = SioProc(SCRIPT, cfg)
-        self.procs.append(proc)
-        await proc.start()
-        return proc
+        return await self.procs.start(SioProc(SCRIPT, client_config(self.url, mode, 40000, **config)))
 
     async def connected(self, mode: str = "websocket", ns: str = "/", **config: Any) -> tuple[SioProc, str]:
         """A client whose socket on ``ns`` is connected (and upgraded in "upgrade" mode)."""
@@ -169,8 +112,7 @@ class Env:
         return proc, ev["id"]
 
     async def stop(self) -> None:
-        for proc in reversed(self.procs):
-            await proc.aclose()
+        await self.procs.aclose()
         if self.server is not None:
             await asyncio.wait_for(self.server.close(), 10)
 
@@ -335,12 +277,12 @@ async def nested_binary_round_trips(env: Env, mode: str, **client_config: Any) -
     seen = await env.log.expect("nested", sid=sid)
     assert seen["data"] == NESTED
     assert isinstance(seen["data"]["parts"][1]["deep"], bytes)
-    assert unb64(back["args"]) == [NESTED]
+    assert from_wire(back["args"]) == [NESTED]
 
     # server -> client as an event, binary at several depths and arguments
     await env.sio.emit("files", (NESTED, [b"\x01\x02", {"b": b"\x03"}]), to=sid)
     ev = await proc.expect("ev", type="files")
-    assert unb64(ev["args"]) == [NESTED, [b"\x01\x02", {"b": b"\x03"}]]
+    assert from_wire(ev["args"]) == [NESTED, [b"\x01\x02", {"b": b"\x03"}]]
 
     # server -> client with an ack carrying the binary back (client echoes)
     payload = {"img": b"\x89PNG\r\n\x1a\n" * 512, "list": [b"a", b"b"]}
@@ -581,11 +523,11 @@ async def test_binary_in_a_custom_namespace(env, mode):
     chat_sid = (await proc.expect("connect", socket="/chat"))["id"]
     await proc.send("emit", socket="/chat", name="nested", args=[to_wire(NESTED)], ack=True, callback=True, id="c1")
     reply = await proc.expect("ack", socket="/chat", id="c1")
-    assert unb64(reply["args"]) == [NESTED, {"ns": "/chat", "bin": b"\x00chat"}]
+    assert from_wire(reply["args"]) == [NESTED, {"ns": "/chat", "bin": b"\x00chat"}]
     assert (await env.log.expect("nested", ns="/chat", sid=chat_sid))["data"] == NESTED
     await env.sio.emit("files", [b"\x01", {"k": b"\x02"}], to=chat_sid, namespace="/chat")
     ev = await proc.expect("ev", socket="/chat", type="files")
-    assert unb64(ev["args"]) == [[b"\x01", {"k": b"\x02"}]]
+    assert from_wire(ev["args"]) == [[b"\x01", {"k": b"\x02"}]]
     answer = await env.sio.call("echo_bin", {"b": b"\xfe" * 3000}, to=chat_sid, namespace="/chat", timeout=5)
     assert answer == {"b": b"\xfe" * 3000}
     assert not proc.seen("ev", socket="/", type="files")
@@ -596,12 +538,7 @@ async def test_heartbeat_keeps_the_connection(node_ready, mode):
     log = Log()
     sio = build_server(log, ping_interval=0.2, ping_timeout=0.5)
     server = await fastio.serve(sio, "127.0.0.1", 0)
-    proc = SioProc(SCRIPT, {
-        "url": f"http://127.0.0.1:{server.port}",
-        "transports": TRANSPORTS[mode],
-        "upgrade": mode == "upgrade",
-        "timeoutMs": 40000,
-    })
+    proc = SioProc(SCRIPT, client_config(f"http://127.0.0.1:{server.port}", mode, 40000))
     try:
         await proc.start()
         sid = (await proc.expect("connect", socket="/"))["id"]

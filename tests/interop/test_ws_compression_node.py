@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import fastio
-from nodeproc import NodeProcess
+from clientkit import from_wire, to_wire
+from nodeproc import NodeProcess, NodeProcesses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,7 +28,7 @@ class Env:
     def __init__(self) -> None:
         self.sio: Any = None
         self.server: Any = None
-        self.procs: list[NodeProcess] = []
+        self.procs = NodeProcesses()
         self.received: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     async def start(self, **options: Any) -> "Env":
@@ -50,15 +51,13 @@ class Env:
         return self
 
     async def client(self, per_message_deflate: Any = True) -> tuple[NodeProcess, dict[str, Any]]:
-        proc = NodeProcess(SCRIPT, {"url": f"http://127.0.0.1:{self.server.port}",
-                                    "perMessageDeflate": per_message_deflate, "timeoutMs": 40000})
-        self.procs.append(proc)
-        await proc.start()
+        proc = await self.procs.start(NodeProcess(SCRIPT, {"url": f"http://127.0.0.1:{self.server.port}",
+                                                           "perMessageDeflate": per_message_deflate,
+                                                           "timeoutMs": 40000}))
         return proc, await proc.expect("ready")
 
     async def stop(self) -> None:
-        for proc in reversed(self.procs):
-            await proc.aclose()
+        await self.procs.aclose()
         if self.server is not None:
             await asyncio.wait_for(self.server.close(), 10)
 
@@ -153,7 +152,7 @@ async def test_socketio_client_binary_and_text(node_ready, mode):
     """socket.io-client (engine.io-client offers perMessageDeflate with its 1,024-byte
     threshold), straight to WebSocket and upgraded from polling: a big event with a binary
     attachment both ways, acknowledged."""
-    from test_socketio_client import Env as SioEnv, to_wire, unb64
+    from test_socketio_client import Env as SioEnv
 
     env = SioEnv()
     await env.start(websocket_compression=True)
@@ -162,6 +161,6 @@ async def test_socketio_client_binary_and_text(node_ready, mode):
         data = {"text": "t" * 50_000, "blob": bytes(range(256)) * 200, "small": "s"}
         await proc.send("emit", name="nested", args=[to_wire(data)], ack=True, id="n1")
         ack = await proc.expect("ack", id="n1")
-        assert unb64(ack["args"]) == [data]
+        assert from_wire(ack["args"]) == [data]
     finally:
         await env.stop()

@@ -29,59 +29,17 @@
 //   {"event":"page_error","message":..}, {"event":"console_error","text":..,"url":..}
 //   {"event":"done"}, then {"event":"exit","code":0}; {"event":"fatal",..} on failure
 
-import { mkdirSync } from "node:fs";
-import { stat } from "node:fs/promises";
-import { chromium } from "playwright-core";
-import {
-  armTimeout,
-  emit,
-  fail,
-  finish,
-  installCrashHandlers,
-  parseConfig,
-  EXIT_BAD_CONFIG,
-} from "../../interop/node/common.mjs";
+import { reportPageErrors, runBrowserScript, saveScreenshot, withBrowser } from "./browser_common.mjs";
+import { emit } from "../../interop/node/common.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) {
-  const missing = ["url", "serverUrl", "namespace", "userDataDir", "screenshot", "serverId"].filter(
-    (key) => typeof cfg[key] !== "string" || !cfg[key],
-  );
-  if (missing.length || !Array.isArray(cfg.socketIds) || !Array.isArray(cfg.rooms)) {
-    fail(`config needs ${missing.concat(["socketIds", "rooms"]).join(", ")}`, EXIT_BAD_CONFIG);
-  } else {
-    armTimeout(cfg.timeoutMs || 60000);
-    main(cfg).then(
-      () => finish(0),
-      (err) => fail(err),
-    );
-  }
-}
+runBrowserScript(
+  main,
+  ["url", "serverUrl", "namespace", "userDataDir", "screenshot", "serverId"],
+  ["socketIds", "rooms"],
+);
 
 async function main(cfg) {
-  mkdirSync(cfg.userDataDir, { recursive: true });
-  const context = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.executablePath || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 800 },
-    timeout: 30000,
-  });
-  try {
-    const browser = context.browser();
-    emit("launched", { version: browser ? browser.version() : null });
+  await withBrowser(cfg, { viewport: { width: 1280, height: 800 } }, async (context) => {
     context.setDefaultTimeout(15000);
     // The page links web fonts and icons from CDNs: the test runs offline, so only the test
     // server is reachable (the UI works without them).
@@ -94,10 +52,7 @@ async function main(cfg) {
     });
 
     const page = await context.newPage();
-    page.on("pageerror", (err) => emit("page_error", { message: String(err && err.message) }));
-    page.on("console", (msg) => {
-      if (msg.type() === "error") emit("console_error", { text: msg.text(), url: msg.location().url || null });
-    });
+    reportPageErrors(page);
     await page.goto(cfg.url, { waitUntil: "load" });
 
     // The connection form opens by itself on a first visit.
@@ -129,13 +84,9 @@ async function main(cfg) {
     }
 
     emit("sockets", { text: await pageShowing("/sockets/", cfg.socketIds) });
-    await page.screenshot({ path: cfg.screenshot, fullPage: true });
-    const st = await stat(cfg.screenshot);
-    emit("screenshot", { path: cfg.screenshot, bytes: st.size });
+    await saveScreenshot(page, cfg.screenshot);
     emit("rooms", { text: await pageShowing("/rooms/", cfg.rooms) });
     emit("servers", { text: await pageShowing("/servers/", [cfg.serverId]) });
     emit("done");
-  } finally {
-    await context.close().catch(() => {});
-  }
+  });
 }

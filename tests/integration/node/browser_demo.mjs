@@ -30,72 +30,20 @@
 //   {"event":"console_error","who":..,"text":..,"url":..}
 //   {"event":"done"}, then {"event":"exit","code":0}; {"event":"fatal",..} on failure
 
-import { mkdirSync } from "node:fs";
-import { stat } from "node:fs/promises";
-import { chromium } from "playwright-core";
-import {
-  armTimeout,
-  emit,
-  fail,
-  finish,
-  installCrashHandlers,
-  parseConfig,
-  EXIT_BAD_CONFIG,
-} from "../../interop/node/common.mjs";
+import { reportPageErrors, runBrowserScript, saveScreenshot, withBrowser } from "./browser_common.mjs";
+import { emit } from "../../interop/node/common.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) {
-  const missing = ["url", "userDataDir", "pngPath", "screenshot"].filter(
-    (key) => typeof cfg[key] !== "string" || !cfg[key],
-  );
-  if (missing.length) {
-    fail(`config needs ${missing.join(", ")}`, EXIT_BAD_CONFIG);
-  } else {
-    armTimeout(cfg.timeoutMs || 60000);
-    main(cfg).then(
-      () => finish(0),
-      (err) => fail(err),
-    );
-  }
-}
-
+runBrowserScript(main, ["url", "userDataDir", "pngPath", "screenshot"]);
 
 async function main(cfg) {
   const room = cfg.room || "r1";
   const text = cfg.text || "hello bob";
-  mkdirSync(cfg.userDataDir, { recursive: true });
-  const context = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.executablePath || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 900, height: 640 },
-    timeout: 30000,
-  });
-  try {
-    const browser = context.browser();
-    emit("launched", { version: browser ? browser.version() : null });
+  await withBrowser(cfg, { viewport: { width: 900, height: 640 } }, async (context) => {
     context.setDefaultTimeout(15000);
 
     async function open(nick) {
       const page = await context.newPage();
-      page.on("pageerror", (err) => emit("page_error", { who: nick, message: String(err && err.message) }));
-      page.on("console", (msg) => {
-        if (msg.type() === "error") {
-          emit("console_error", { who: nick, text: msg.text(), url: msg.location().url || null });
-        }
-      });
+      reportPageErrors(page, { who: nick });
       const url = new URL(cfg.url);
       url.searchParams.set("nick", nick);
       url.searchParams.set("room", room);
@@ -109,6 +57,13 @@ async function main(cfg) {
         window.chatSocket && window.chatSocket.io.engine ? window.chatSocket.io.engine.transport.name : null,
       );
       emit("joined", { who, room: await page.evaluate(() => document.body.dataset.room), transport });
+    }
+
+    // the nick and text of the last log line of `lines`, once it shows
+    async function messageShown(lines) {
+      const line = lines.last();
+      await line.waitFor();
+      return { nick: await line.locator(".nick").textContent(), text: await line.locator(".text").textContent() };
     }
 
     const alice = await open("alice");
@@ -143,20 +98,8 @@ async function main(cfg) {
 
     // alice submits: the message shows on bob's page, and the indicator goes away
     await alice.locator("#text").press("Enter");
-    const seen = bob.locator("#log .msg", { hasText: text }).last();
-    await seen.waitFor();
-    emit("message_seen", {
-      who: "bob",
-      nick: await seen.locator(".nick").textContent(),
-      text: await seen.locator(".text").textContent(),
-    });
-    const own = alice.locator("#log .msg.mine", { hasText: text }).last();
-    await own.waitFor();
-    emit("own_message", {
-      who: "alice",
-      nick: await own.locator(".nick").textContent(),
-      text: await own.locator(".text").textContent(),
-    });
+    emit("message_seen", { who: "bob", ...(await messageShown(bob.locator("#log .msg", { hasText: text }))) });
+    emit("own_message", { who: "alice", ...(await messageShown(alice.locator("#log .msg.mine", { hasText: text }))) });
     await bob.waitForFunction(() => document.getElementById("typing").textContent === "");
     emit("typing_cleared", { who: "bob" });
 
@@ -182,12 +125,7 @@ async function main(cfg) {
     });
     emit("image_seen", { who: "bob", ...info });
 
-    await bob.screenshot({ path: cfg.screenshot, fullPage: true });
-    const st = await stat(cfg.screenshot);
-    emit("screenshot", { path: cfg.screenshot, bytes: st.size });
+    await saveScreenshot(bob, cfg.screenshot);
     emit("done");
-  } finally {
-    // closing the context ends Chromium and reaps it
-    await context.close().catch(() => {});
-  }
+  });
 }

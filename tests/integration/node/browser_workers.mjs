@@ -14,41 +14,21 @@
 //   timeoutMs       hard stop, default 60000
 //
 // Events:
+//   {"event":"launched","version":..}
 //   {"event":"result","pids":[..],"sids":[..],"acks":N,"told":N,"errors":[..]}
-//   {"event":"page_error","message":..}
+//   {"event":"page_error","message":..}, {"event":"console_error","text":..,"url":..}
 //   {"event":"exit","code":0} / {"event":"fatal",..}
 
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { armTimeout, emit, fail, finish, installCrashHandlers, parseConfig, EXIT_BAD_CONFIG } from "../../interop/node/common.mjs";
+import { reportPageErrors, runBrowserScript, withBrowser } from "./browser_common.mjs";
+import { emit } from "../../interop/node/common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) {
-  const missing = ["url", "clientScript", "userDataDir"].filter((k) => typeof cfg[k] !== "string" || !cfg[k]);
-  if (missing.length) {
-    fail(`config needs ${missing.join(", ")}`, EXIT_BAD_CONFIG);
-  } else {
-    armTimeout(cfg.timeoutMs || 60000);
-    main(cfg).then(
-      () => finish(0),
-      (err) => fail(err),
-    );
-  }
-}
+runBrowserScript(main, ["url", "clientScript", "userDataDir"]);
 
 async function main(cfg) {
-  mkdirSync(cfg.userDataDir, { recursive: true });
-  const context = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.executablePath || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-    timeout: 30000,
-  });
-  try {
+  await withBrowser(cfg, {}, async (context) => {
     context.setDefaultTimeout(30000);
     const page = await context.newPage();
-    page.on("pageerror", (err) => emit("page_error", { message: String(err && err.message) }));
+    reportPageErrors(page);
     // Same origin as the Socket.IO server: the page itself is the server's 404.
     await page.goto(cfg.url + "/", { waitUntil: "load" });
     await page.addScriptTag({ path: cfg.clientScript });
@@ -95,7 +75,5 @@ async function main(cfg) {
       { url: cfg.url, count: cfg.count || 4, rounds: cfg.rounds || 5 },
     );
     emit("result", result);
-  } finally {
-    await context.close();
-  }
+  });
 }

@@ -4,39 +4,18 @@
 //
 // Config: url ("ws://127.0.0.1:PORT/socket.io/?EIO=4&transport=websocket"), executablePath,
 //         userDataDir, sizes (letters per echoed message), timeoutMs
-// Events: {"event":"launched"}, {"event":"opened","extensions":..},
+// Events: {"event":"launched","version":..}, {"event":"opened","extensions":..},
 //         {"event":"echo","size":N,"ok":bool}, {"event":"done"}
 
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-import {
-  armTimeout, emit, fail, finish, installCrashHandlers, parseConfig,
-} from "../../interop/node/common.mjs";
+import { reportPageErrors, runBrowserScript, withBrowser } from "./browser_common.mjs";
+import { emit } from "../../interop/node/common.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) {
-  armTimeout(cfg.timeoutMs || 60000);
-  main(cfg).then(() => finish(0), (err) => fail(err));
-}
+runBrowserScript(main, ["url", "userDataDir"], ["sizes"]);
 
 async function main(cfg) {
-  mkdirSync(cfg.userDataDir, { recursive: true });
-  const context = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.executablePath || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30000,
-  });
-  try {
-    emit("launched");
+  await withBrowser(cfg, {}, async (context) => {
     const page = await context.newPage();
-    page.on("pageerror", (err) => emit("page_error", { message: String(err && err.message) }));
+    reportPageErrors(page);
     const result = await page.evaluate(async ({ url, sizes }) => {
       const ws = new WebSocket(url);
       const inbox = [];
@@ -68,7 +47,5 @@ async function main(cfg) {
     emit("opened", { extensions: result.extensions });
     for (const e of result.echoes) emit("echo", e);
     emit("done");
-  } finally {
-    await context.close();
-  }
+  });
 }

@@ -15,21 +15,9 @@
 //   {"event":"exit","code":0} / {"event":"fatal","error":..}
 
 import { io } from "socket.io-client";
-import { armTimeout, emit, fail, finish, installCrashHandlers, parseConfig, EXIT_BAD_CONFIG } from "../../interop/node/common.mjs";
+import { emit, startScript } from "../../interop/node/common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) {
-  if (typeof cfg.url !== "string" || !cfg.url) {
-    fail("config.url is required", EXIT_BAD_CONFIG);
-  } else {
-    armTimeout(cfg.timeoutMs || 120000);
-    main(cfg).then(
-      () => finish(0),
-      (err) => fail(err),
-    );
-  }
-}
+startScript(main, { strings: ["url"], defaultTimeoutMs: 120000, exitWhenDone: true });
 
 function once(cfg, i) {
   const limit = cfg.upgradeTimeoutMs || 3000;

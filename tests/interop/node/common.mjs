@@ -89,6 +89,42 @@ export function installCrashHandlers() {
   process.stdout.on("error", () => process.exit(EXIT_FATAL));
 }
 
+// The start of a script: the crash handlers, then the config of argv[2]. Returns the config,
+// or null (having failed with EXIT_BAD_CONFIG) when it is not a JSON object, when a key of
+// `strings` is not a non-empty string, or when a key of `lists` is not an array.
+export function loadConfig(strings = [], lists = []) {
+  installCrashHandlers();
+  const cfg = parseConfig();
+  if (!cfg) return null;
+  const missing = strings
+    .filter((key) => typeof cfg[key] !== "string" || !cfg[key])
+    .concat(lists.filter((key) => !Array.isArray(cfg[key])));
+  if (missing.length) {
+    fail(`config needs ${missing.join(", ")}`, EXIT_BAD_CONFIG);
+    return null;
+  }
+  return cfg;
+}
+
+// Starts a script: loadConfig(strings, lists), the hard stop at cfg.timeoutMs (defaultTimeoutMs
+// when it is not set, else armTimeout's own default), then main(cfg). A promise that main
+// returns fails the script when it rejects; with exitWhenDone, the script also exits 0 once it
+// resolves.
+export function startScript(main, { strings = [], lists = [], defaultTimeoutMs, exitWhenDone = false } = {}) {
+  const cfg = loadConfig(strings, lists);
+  if (!cfg) return;
+  armTimeout(cfg.timeoutMs || defaultTimeoutMs);
+  const result = main(cfg);
+  if (exitWhenDone) {
+    result.then(
+      () => finish(0),
+      (err) => fail(err),
+    );
+  } else if (result && typeof result.catch === "function") {
+    result.catch(fail);
+  }
+}
+
 // Reads JSON commands from stdin; `handler(cmd)` may be async. Commands run
 // one after another, in arrival order. When stdin ends (the parent closed
 // it or died) `onEnd` runs. Returns a function that stops reading (without
@@ -118,6 +154,16 @@ export function readCommands(handler, onEnd) {
     rl.close();
     process.stdin.destroy();
   };
+}
+
+// The last case of a script's command switch: {"cmd":"exit"} ends the script at once (status
+// 0); any other command is an error.
+export function exitOrUnknown(cmd) {
+  if (cmd.cmd === "exit") {
+    finish(0);
+    return;
+  }
+  throw new Error(`unknown command ${JSON.stringify(cmd)}`);
 }
 
 // Binary payloads travel as base64 inside the JSON lines.

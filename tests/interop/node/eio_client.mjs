@@ -47,31 +47,22 @@
 
 import { Socket } from "engine.io-client";
 import {
-  armTimeout,
   describe,
   emit,
+  exitOrUnknown,
   fail,
   finish,
   finishWhenIdle,
   fromBase64,
-  installCrashHandlers,
   isBinary,
-  parseConfig,
   readCommands,
+  startScript,
   toBase64,
-  EXIT_BAD_CONFIG,
 } from "./common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg);
+startScript(main, { strings: ["url"] });
 
 function main(cfg) {
-  if (typeof cfg.url !== "string" || !cfg.url) {
-    fail("config.url is required", EXIT_BAD_CONFIG);
-    return;
-  }
-  armTimeout(cfg.timeoutMs);
 
   const opts = {
     path: cfg.path || "/engine.io",
@@ -205,11 +196,8 @@ function main(cfg) {
             pings,
           });
           break;
-        case "exit":
-          finish(0);
-          break;
         default:
-          throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+          exitOrUnknown(cmd);
       }
     },
     () => {

@@ -19,15 +19,12 @@ import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish } from "./common.mjs";
+import { emit, fail, finish, readCommands, startScript } from "./common.mjs";
 import { commandArgs, connectClient, fleetCommand, target } from "./fleet_common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg).catch(fail);
+startScript(main, { defaultTimeoutMs: 30000 });
 
 async function main(cfg) {
-  armTimeout(cfg.timeoutMs || 30000);
   const pub = createClient({ url: cfg.redisUrl });
   const sub = pub.duplicate();
   const emitterClient = pub.duplicate();

@@ -60,23 +60,9 @@
 
 import { Manager } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
-import {
-  armTimeout,
-  describe,
-  emit,
-  fail,
-  finish,
-  installCrashHandlers,
-  isBinary,
-  parseConfig,
-  readCommands,
-  toBase64,
-  EXIT_BAD_CONFIG,
-} from "./common.mjs";
+import { describe, emit, exitOrUnknown, fail, finish, isBinary, readCommands, startScript, toBase64 } from "./common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg);
+startScript(main, { strings: ["url"] });
 
 // Binary values -> {"$bin": base64}, recursively.
 function encode(value) {
@@ -103,11 +89,6 @@ function decode(value) {
 }
 
 function main(cfg) {
-  if (typeof cfg.url !== "string" || !cfg.url) {
-    fail("config.url is required", EXIT_BAD_CONFIG);
-    return;
-  }
-  armTimeout(cfg.timeoutMs);
 
   const opts = {
     path: cfg.path || "/socket.io",
@@ -254,11 +235,8 @@ function main(cfg) {
           emit("state", { sockets: out, transport: transportName() });
           break;
         }
-        case "exit":
-          finish(0);
-          break;
         default:
-          throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+          exitOrUnknown(cmd);
       }
     },
     () => finish(0, { reason: "stdin closed" }),

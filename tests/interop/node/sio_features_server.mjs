@@ -5,14 +5,11 @@
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish } from "./common.mjs";
+import { emit, fail, finish, readCommands, startScript } from "./common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg);
+startScript(main, { defaultTimeoutMs: 30000 });
 
 function main(cfg) {
-  armTimeout(cfg.timeoutMs || 30000);
   const http = createServer();
   const io = new Server(http, { cors: { origin: "*" } });
   const steps = new Map();

@@ -25,27 +25,11 @@
 //   {"cmd":"exit"}
 
 import { io } from "socket.io-client";
-import {
-  armTimeout,
-  emit,
-  fail,
-  finish,
-  installCrashHandlers,
-  parseConfig,
-  readCommands,
-  EXIT_BAD_CONFIG,
-} from "./common.mjs";
+import { emit, fail, finish, readCommands, startScript } from "./common.mjs";
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg);
+startScript(main, { strings: ["url"] });
 
 function main(cfg) {
-  if (typeof cfg.url !== "string" || !cfg.url) {
-    fail("config.url is required", EXIT_BAD_CONFIG);
-    return;
-  }
-  armTimeout(cfg.timeoutMs);
   const delay = Number.isFinite(cfg.reconnectionDelay) ? cfg.reconnectionDelay : 50;
   const socket = io(cfg.url, {
     transports: cfg.transports || ["websocket"],

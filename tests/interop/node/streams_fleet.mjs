@@ -17,7 +17,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { io as connect } from "socket.io-client";
-import { armTimeout, emit, fail, installCrashHandlers, parseConfig, readCommands, finish } from "./common.mjs";
+import { emit, fail, finish, readCommands, startScript } from "./common.mjs";
 import { connectClient, fleetCommand, watch } from "./fleet_common.mjs";
 
 const require = createRequire(import.meta.url);
@@ -26,12 +26,9 @@ const { createAdapter } = require(adapterPath);
 // The redis client of the adapter's own installation (it passes that package's commandOptions).
 const { createClient } = createRequire(adapterPath)("redis");
 
-installCrashHandlers();
-const cfg = parseConfig();
-if (cfg) main(cfg).catch(fail);
+startScript(main, { defaultTimeoutMs: 30000 });
 
 async function main(cfg) {
-  armTimeout(cfg.timeoutMs || 30000);
   const redis = createClient({ url: cfg.redisUrl });
   await redis.connect();
   const http = createServer();
