@@ -103,18 +103,6 @@ def _continue_driven(coro: Any, yielded: Any, ctx: contextvars.Context) -> async
     return keep(ctx.run(asyncio.get_running_loop().create_task, _drive(coro, yielded)))
 
 
-def _start_eagerly_driven(result: Any) -> Any:
-    if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
-        return result
-    # In a context of its own, as a task would be: context variables a handler sets stay there.
-    ctx = contextvars.copy_context()
-    try:
-        yielded = ctx.run(result.send, None)
-    except StopIteration as stop:
-        return stop.value
-    return keep(ctx.run(asyncio.get_running_loop().create_task, _drive(result, yielded)))
-
-
 def _start_eagerly_task(result: Any) -> Any:
     if type(result) is not _Coroutine and not isinstance(result, _Coroutine):
         return result
@@ -133,8 +121,8 @@ else:
     # Before 3.12 there is no eager Task: the coroutine is driven by hand up to its first
     # suspension, then continued by a task. Before that first suspension there is no
     # current task (asyncio.timeout() and TaskGroup need one; asyncio.wait_for does not).
-    # The compiled start_coroutine does what _start_eagerly_driven does without a Python
-    # frame or a StopIteration per call.
+    # The compiled start_coroutine drives it (no Python frame or StopIteration per call) and
+    # hands a suspended one to _continue_driven.
     set_continuation(_continue_driven)
     start_eagerly = start_coroutine
 

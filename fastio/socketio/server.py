@@ -662,8 +662,8 @@ class AsyncServer(HandlerRegistry):
     # -- Socket.IO packets (hot path) ---------------------------------------------------------------
 
     def _on_eio_message(self, conn: Any, data: bytes, binary: bool) -> None:
-        # The Python path of every message; the compiled sink (self._sink) takes plain text
-        # events itself and hands everything else here or to the steps below.
+        # The Python path of every message; the compiled sink (self.eio.message_sink) takes
+        # plain text events itself and hands everything else here or to the steps below.
         client: _Client | None = conn.ext
         if client is None:
             return
@@ -759,7 +759,7 @@ class AsyncServer(HandlerRegistry):
                 result = start_eagerly(result)
         except (Exception, asyncio.CancelledError):
             # (a handler cancelled before its first await must not reach the transport)
-            self.logger.exception('error in handler of event "%s"', event)
+            self._handler_error(event)
             return
         ack_id = pkt.id
         if type(result) is _Task:
@@ -780,6 +780,7 @@ class AsyncServer(HandlerRegistry):
             task.add_done_callback(self._check_task)
 
     def _handler_error(self, event: str) -> None:
+        """Log the exception a handler of ``event`` raised (called from its except block)."""
         self.logger.exception('error in handler of event "%s"', event)
 
     def _event_with_hooks(self, client: _Client, sock: Socket, key: Any, pkt: Any, event: str,
