@@ -5,7 +5,7 @@ check that emits and acknowledgements cross between the two implementations."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 START_TIMEOUT = 10.0
 
@@ -93,3 +93,14 @@ async def until_heard(send: Callable[[], Awaitable[Any]], inbox: asyncio.Queue, 
         except asyncio.TimeoutError:
             pass
     return False
+
+
+async def fence(emit: Callable[[Any], Awaitable[Any]], inboxes: Sequence[asyncio.Queue], timeout: float) -> None:
+    """Emit a marker with ``emit`` and read each inbox up to it. One sender's messages arrive in
+    order, so whatever it sent before (late copies of ``until_heard``'s probe) is gone from
+    every inbox when this returns."""
+    marker = "fence"
+    await emit(marker)
+    for inbox in inboxes:
+        while await asyncio.wait_for(inbox.get(), timeout) != marker:
+            pass

@@ -6,7 +6,7 @@ import pytest
 import socketio as pysio
 
 import fastio
-from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, serve_room_server, stop_asgi,
+from pysio_peer import (check_emits_and_acks_cross, close_pubsub_manager, fence, serve_room_server, stop_asgi,
                         until_heard)
 from room_server import add_remote_control_handlers, add_room_handlers, disconnect_and_close
 
@@ -145,8 +145,7 @@ async def test_fastio_and_python_socketio_servers_share_a_channel():
     try:
         # python-socketio's listener starts with its first client; wait until it hears us
         await until_heard(lambda: fsio.emit("news", "probe", to="r"), p_inbox, "probe", 100, 0.1)
-        while not f_inbox.empty():
-            f_inbox.get_nowait()
+        await fence(lambda m: fsio.emit("news", m, to="r"), (f_inbox, p_inbox), 5)
         # room emits both ways, and an acknowledgement across the two implementations
         await check_emits_and_acks_cross(fsio, psio, f_inbox, p_client, p_inbox, 5)
     finally:
